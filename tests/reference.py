@@ -1,0 +1,234 @@
+"""Independent float64 NumPy reference implementations of the torchspectral metrics.
+
+Written directly from /work/shared/SPEC.md (sections 1, 2, 3, 4, 6 and 11), deliberately
+naive (n x n matrices where that is the natural definition, explicit loops where clearer),
+and independent of the package code. Tests compare the package against these functions.
+
+These references must NEVER be edited to match the package: if the two disagree, either the
+package is wrong or the SPEC is ambiguous, and the discrepancy must be resolved on its merits.
+"""
+import numpy as np
+
+
+def _as64(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def _check_pairs(x, y):
+    if x.ndim != 2 or y.ndim != 2:
+        raise ValueError("inputs must be 2-D (n, d) arrays")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"mismatched n: {x.shape[0]} vs {y.shape[0]}")
+
+
+def _normalize_rows(a):
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+def covariance(x):
+    """1/n covariance of the centred columns (SPEC Notation: Sigma_x = Xc^T Xc / n)."""
+    x = _as64(x)
+    xc = x - x.mean(axis=0)
+    return xc.T @ xc / x.shape[0]
+
+
+def _directional(anchor, other, q, eps, signed):
+    """SPEC section 1, steps 1-4, for one anchor; returns (score, eigenvalues, rho, active)."""
+    n = anchor.shape[0]
+    ac = anchor - anchor.mean(axis=0)
+    oc = other - other.mean(axis=0)
+    s_aa = ac.T @ ac / n
+    s_oo = oc.T @ oc / n
+    s_ao = ac.T @ oc / n  # cross-covariance, anchor rows x other columns
+    evals, evecs = np.linalg.eigh(s_aa)
+    order = np.argsort(evals)[::-1]  # descending
+    lam = evals[order]
+    vecs = evecs[:, order]
+    d = lam.shape[0]
+    rho = np.zeros(d)
+    for k in range(d):
+        v = vecs[:, k]
+        a_k = v @ s_ao @ v
+        sigma2_k = v @ s_oo @ v
+        rho[k] = a_k / np.sqrt(lam[k] * sigma2_k + eps)
+    t = np.quantile(lam, 1.0 - q)  # linear interpolation (numpy default)
+    active = lam >= t
+    weights = rho if signed else np.abs(rho)
+    score = np.sum(lam[active] * weights[active]) / np.sum(lam[active])
+    lo = -1.0 if signed else 0.0
+    score = float(min(max(score, lo), 1.0))
+    return score, lam, rho, active
+
+
+def spectral_alignment(x, y, q=0.1, eps=1e-8, signed=False):
+    """Spectral Alignment Score, both directions, symmetric mean and imbalance (SPEC section 1)."""
+    x = _as64(x)
+    y = _as64(y)
+    _check_pairs(x, y)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"SAS requires equal widths, got d_x={x.shape[1]}, d_y={y.shape[1]}")
+    sxy, lam_x, rho_x, act_x = _directional(x, y, q, eps, signed)
+    syx, lam_y, rho_y, act_y = _directional(y, x, q, eps, signed)
+    return {
+        "x_to_y": sxy,
+        "y_to_x": syx,
+        "symmetric": 0.5 * (sxy + syx),
+        "imbalance": sxy - syx,
+        "eigenvalues_x": lam_x,
+        "rho_x": rho_x,
+        "active_x": act_x,
+        "eigenvalues_y": lam_y,
+        "rho_y": rho_y,
+        "active_y": act_y,
+    }
+
+
+def sas(x, y, q=0.1, eps=1e-8, signed=False):
+    """Directional SAS_{X->Y} with X as the anchor (SPEC section 1)."""
+    return spectral_alignment(x, y, q=q, eps=eps, signed=signed)["x_to_y"]
+
+
+def _hsic_biased(k, l):
+    n = k.shape[0]
+    h = np.eye(n) - np.ones((n, n)) / n
+    return np.trace(k @ h @ l @ h)
+
+
+def _hsic_unbiased(k, l):
+    n = k.shape[0]
+    kt = k.copy()
+    lt = l.copy()
+    np.fill_diagonal(kt, 0.0)
+    np.fill_diagonal(lt, 0.0)
+    one = np.ones(n)
+    term1 = np.trace(kt @ lt)
+    term2 = (one @ kt @ one) * (one @ lt @ one) / ((n - 1) * (n - 2))
+    term3 = (2.0 / (n - 2)) * (one @ kt @ lt @ one)
+    return (term1 + term2 - term3) / (n * (n - 3))
+
+
+def cka_linear(x, y, unbiased=False):
+    """Linear CKA via explicit n x n Gram matrices; biased or Song et al. U-statistic (SPEC section 2)."""
+    x = _as64(x)
+    y = _as64(y)
+    _check_pairs(x, y)
+    if unbiased:
+        # HSIC_u is exactly translation invariant; centring the columns first changes nothing
+        # mathematically but avoids cancellation in raw Gram matrices with a large offset.
+        x = x - x.mean(axis=0)
+        y = y - y.mean(axis=0)
+    k = x @ x.T
+    l = y @ y.T
+    if unbiased:
+        if x.shape[0] < 4:
+            raise ValueError(f"unbiased CKA needs n >= 4, got n={x.shape[0]}")
+        hsic = _hsic_unbiased
+    else:
+        hsic = _hsic_biased
+    return float(hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l)))
+
+
+def _svcca_reduce(a, keep, standardize):
+    ac = a - a.mean(axis=0)
+    if standardize:
+        std = ac.std(axis=0)
+        std = np.where(std > 0, std, 1.0)  # leave zero-std columns as they are
+        ac = ac / std
+    _, s, vt = np.linalg.svd(ac, full_matrices=False)
+    if isinstance(keep, (int, np.integer)):
+        k = min(int(keep), s.shape[0])
+    else:
+        var = s ** 2
+        frac = np.cumsum(var) / np.sum(var)
+        k = s.shape[0]
+        for i in range(s.shape[0]):
+            if frac[i] >= keep:
+                k = i + 1
+                break
+    return ac @ vt[:k].T
+
+
+def svcca(x, y, keep=0.99, standardize=False):
+    """SVCCA: mean canonical correlation of the top-variance reductions (SPEC section 3).
+
+    Computed via SVD of the data and principal angles (QR), not via covariance eigendecomposition.
+    """
+    x = _as64(x)
+    y = _as64(y)
+    _check_pairs(x, y)
+    r = _svcca_reduce(x, keep, standardize)
+    s = _svcca_reduce(y, keep, standardize)
+    qr_, _ = np.linalg.qr(r)
+    qs_, _ = np.linalg.qr(s)
+    cors = np.linalg.svd(qr_.T @ qs_, compute_uv=False)
+    cors = np.clip(cors, 0.0, 1.0)
+    return float(np.mean(cors))
+
+
+def coral(x, y, scale="deep"):
+    """CORAL distance between 1/(n-1) covariances; 'deep' or 'frobenius' scale (SPEC section 4)."""
+    x = _as64(x)
+    y = _as64(y)
+    if x.ndim != 2 or y.ndim != 2:
+        raise ValueError("inputs must be 2-D (n, d) arrays")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"CORAL requires equal widths, got {x.shape[1]} and {y.shape[1]}")
+    diff = np.cov(x, rowvar=False) - np.cov(y, rowvar=False)
+    fro2 = np.sum(diff ** 2)
+    d = x.shape[1]
+    if scale == "deep":
+        return float(fro2 / (4.0 * d * d))
+    if scale == "frobenius":
+        return float(np.sqrt(fro2))
+    raise ValueError(f"unknown scale {scale!r}")
+
+
+def modality_gap(x, y):
+    """L2M gap ||mean x_hat - mean y_hat||_2 (SPEC section 6)."""
+    x = _normalize_rows(_as64(x))
+    y = _normalize_rows(_as64(y))
+    _check_pairs(x, y)
+    return float(np.linalg.norm(x.mean(axis=0) - y.mean(axis=0)))
+
+
+def l2i(x, y):
+    """L2I = mean_i ||x_hat_i - y_hat_i||_2 (SPEC section 6)."""
+    x = _normalize_rows(_as64(x))
+    y = _normalize_rows(_as64(y))
+    _check_pairs(x, y)
+    return float(np.mean(np.linalg.norm(x - y, axis=1)))
+
+
+def true_pair_cosine(x, y):
+    """Mean cosine of true pairs, mean_i <x_hat_i, y_hat_i> (SPEC section 6)."""
+    x = _normalize_rows(_as64(x))
+    y = _normalize_rows(_as64(y))
+    _check_pairs(x, y)
+    return float(np.mean(np.sum(x * y, axis=1)))
+
+
+def cosine_gap(x, y):
+    """Diagonal minus off-diagonal mean of the full n x n cosine matrix (SPEC section 6)."""
+    x = _normalize_rows(_as64(x))
+    y = _normalize_rows(_as64(y))
+    _check_pairs(x, y)
+    n = x.shape[0]
+    c = x @ y.T
+    off = ~np.eye(n, dtype=bool)
+    return float(np.mean(np.diag(c)) - np.mean(c[off]))
+
+
+def rmg(x, y):
+    """Relative modality gap with explicit n x n distances d = (1 - cos)/2 (SPEC section 6)."""
+    x = _normalize_rows(_as64(x))
+    y = _normalize_rows(_as64(y))
+    _check_pairs(x, y)
+    n = x.shape[0]
+    d_xy = (1.0 - x @ y.T) / 2.0
+    d_xx = (1.0 - x @ x.T) / 2.0
+    d_yy = (1.0 - y @ y.T) / 2.0
+    off = ~np.eye(n, dtype=bool)
+    m = np.mean(np.diag(d_xy))
+    dx = np.mean(d_xx[off])
+    dy = np.mean(d_yy[off])
+    return float(m / (m + 0.5 * (dx + dy)))

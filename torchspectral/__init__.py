@@ -1,0 +1,40 @@
+"""torchspectral: how well are two embedding spaces aligned? Differentiable, streaming, GPU-ready metrics.
+
+    >>> import torchspectral as ts
+    >>> sorted(ts.__all__)[:3]
+    ['Moments', 'SpectralAlignment', 'alignment_report']
+"""
+
+from torchspectral.functional import (
+    SpectralAlignment,
+    alignment_report,
+    cka,
+    coral,
+    cosine_gap,
+    l2i,
+    modality_gap,
+    rmg,
+    sas,
+    spectral_alignment,
+    svcca,
+    true_pair_cosine,
+)
+from torchspectral.moments import Moments
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Moments",
+    "SpectralAlignment",
+    "alignment_report",
+    "cka",
+    "coral",
+    "cosine_gap",
+    "l2i",
+    "modality_gap",
+    "rmg",
+    "sas",
+    "spectral_alignment",
+    "svcca",
+    "true_pair_cosine",
+]

@@ -1,0 +1,23 @@
+"""Stateless, differentiable alignment metrics; each takes tensors and returns tensors."""
+
+from torchspectral.functional.cka import cka
+from torchspectral.functional.coral import coral
+from torchspectral.functional.gap import cosine_gap, l2i, modality_gap, rmg, true_pair_cosine
+from torchspectral.functional.report import alignment_report
+from torchspectral.functional.sas import SpectralAlignment, sas, spectral_alignment
+from torchspectral.functional.svcca import svcca
+
+__all__ = [
+    "SpectralAlignment",
+    "alignment_report",
+    "cka",
+    "coral",
+    "cosine_gap",
+    "l2i",
+    "modality_gap",
+    "rmg",
+    "sas",
+    "spectral_alignment",
+    "svcca",
+    "true_pair_cosine",
+]
