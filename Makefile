@@ -1,0 +1,32 @@
+# One command each: `make test`, `make demo`, `make bench`. Each creates .venv if missing, installs the
+# pinned CPU torch first (constraints.txt; letting pip choose torch pulls GBs of CUDA wheels), then the
+# package with its extras, then runs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo bench install clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[test,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# pytest exits 5 when it collected no test: that is a failure here, never a silent pass.
+test: $(STAMP)
+	$(PY) -m pytest || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest collected no tests" >&2; exit $$rc; }
+
+demo: $(STAMP)
+	$(VENV)/bin/torchspectral demo
+
+bench: $(STAMP)
+	$(PY) -m pytest benchmarks -p no:cacheprovider --benchmark-only \
+		--benchmark-json=benchmarks/results/cpu-$$(uname -m)-$$(nproc)core.json
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .benchmarks
