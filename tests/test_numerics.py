@@ -1,0 +1,115 @@
+"""SPEC §11: no catastrophic cancellation, half-precision inputs, layouts, degenerate features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reference as R
+import torch
+from conftest import paired
+
+import torchspectral as ts
+
+TRANSLATION_INVARIANT = {
+    "sas": lambda x, y: ts.sas(x, y),
+    "sas_y_to_x": lambda x, y: ts.sas(y, x),
+    "sas_all_modes": lambda x, y: ts.sas(x, y, q=1.0),
+    "cka": ts.cka,
+    "cka_unbiased": lambda x, y: ts.cka(x, y, unbiased=True),
+    "svcca": ts.svcca,
+    "svcca_paper": lambda x, y: ts.svcca(x, y, keep=10, standardize=True),
+    "coral": ts.coral,
+}
+
+
+def unit_rows(a: np.ndarray) -> np.ndarray:
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("name", list(TRANSLATION_INVARIANT))
+def test_offset_1e3_in_float32(name: str) -> None:
+    """+1e3 on every coordinate of float32 embeddings leaves translation-invariant metrics within 1e-6."""
+    x, y = paired(3000, 32, seed=21)
+    x, y = unit_rows(x + 0.5), unit_rows(y - 0.2)  # CLIP-like: unit norm with a common offset
+    offset_x = torch.from_numpy(x + 1e3).float()
+    offset_y = torch.from_numpy(y + 1e3).float()
+    # Subtracting the offset again is exact in float32, so both calls see the same data up to translation.
+    plain_x = (offset_x.double() - 1e3).float()
+    plain_y = (offset_y.double() - 1e3).float()
+    metric = TRANSLATION_INVARIANT[name]
+    assert float(metric(offset_x, offset_y)) == pytest.approx(float(metric(plain_x, plain_y)), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_inputs_are_upcast(dtype: torch.dtype) -> None:
+    x, y = paired(500, 16, seed=22, offset=0.3)
+    hx, hy = torch.from_numpy(x).to(dtype), torch.from_numpy(y).to(dtype)
+    # Reference on exactly the half-precision values: the package must add no more than float32 error.
+    rx, ry = hx.double().numpy(), hy.double().numpy()
+    report = ts.alignment_report(hx, hy)
+    assert report["sas_x_to_y"] == pytest.approx(R.sas(rx, ry), rel=1e-5)
+    assert report["sas_y_to_x"] == pytest.approx(R.sas(ry, rx), rel=1e-5)
+    assert report["cka_linear"] == pytest.approx(R.cka_linear(rx, ry), rel=1e-5)
+    assert report["cka_linear_unbiased"] == pytest.approx(R.cka_linear(rx, ry, unbiased=True), rel=1e-5)
+    assert report["coral"] == pytest.approx(R.coral(rx, ry), rel=1e-5)
+    assert report["rmg"] == pytest.approx(R.rmg(rx, ry), rel=1e-5)
+    assert ts.sas(hx, hy).dtype == torch.float64
+
+
+def test_mixed_input_dtypes_promote() -> None:
+    x, y = paired(200, 8, seed=23)
+    got = ts.cka(torch.from_numpy(x).float(), torch.from_numpy(y))
+    assert float(got) == pytest.approx(R.cka_linear(np.float32(x).astype(np.float64), y), rel=1e-10)
+
+
+@pytest.mark.parametrize("layout", ["transposed", "strided_rows", "strided_columns", "expanded_slice"])
+def test_non_contiguous_inputs(layout: str) -> None:
+    x, y = paired(400, 20, seed=24)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    if layout == "transposed":
+        ax, ay = x.T.contiguous().T, y.T.contiguous().T
+    elif layout == "strided_rows":
+        ax = torch.stack([x, torch.full_like(x, 9.0)], dim=1).reshape(-1, 20)[::2]
+        ay = torch.stack([y, torch.full_like(y, 9.0)], dim=1).reshape(-1, 20)[::2]
+    elif layout == "strided_columns":
+        big_x, big_y = torch.repeat_interleave(x, 2, dim=1), torch.repeat_interleave(y, 2, dim=1)
+        ax, ay = big_x[:, ::2], big_y[:, ::2]
+    else:
+        ax, ay = x[:, :10], y[:, 5:15]
+        x, y = ax.contiguous(), ay.contiguous()
+    assert not (ax.is_contiguous() and ay.is_contiguous())
+    got, want = ts.alignment_report(ax, ay), ts.alignment_report(x, y)
+    for key in want:
+        assert got[key] == pytest.approx(want[key], rel=1e-12, abs=1e-14), key
+
+
+def test_constant_features_give_finite_values() -> None:
+    x, y = paired(300, 16, seed=25)
+    x[:, 3] = 2.5
+    y[:, [0, 7]] = -1.0
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    for preset in ("default", "paper"):
+        report = ts.alignment_report(x, y, preset=preset)
+        assert all(np.isfinite(v) for v in report.values()), report
+    assert float(ts.sas(x, y)) == pytest.approx(R.sas(x.numpy(), y.numpy()), rel=1e-10)
+
+
+def test_rank_deficient_data_gives_finite_values() -> None:
+    """n < d: the covariance has d − n + 1 zero eigenvalues; every metric stays finite."""
+    x, y = paired(12, 30, seed=26)
+    report = ts.alignment_report(torch.from_numpy(x), torch.from_numpy(y))
+    assert all(np.isfinite(v) for v in report.values()), report
+    assert report["sas_x_to_y"] == pytest.approx(R.sas(x, y), rel=1e-8)
+
+
+def test_all_constant_modality_is_refused() -> None:
+    x = torch.randn(50, 4, dtype=torch.float64)
+    y = torch.ones(50, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="zero variance"):
+        ts.sas(y, x)
+    with pytest.raises(ValueError, match="zero variance"):
+        ts.spectral_alignment(x, y)
+    with pytest.raises(ValueError, match="zero variance"):
+        ts.cka(x, y)
+    with pytest.raises(ValueError, match="zero variance"):
+        ts.svcca(x, y)
