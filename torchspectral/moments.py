@@ -54,6 +54,24 @@ def compute_dtype(x: torch.Tensor, y: torch.Tensor) -> torch.dtype:
     return torch.float64 if torch.float64 in (x.dtype, y.dtype) else torch.float32
 
 
+# Rows per chunk where a per-pair temporary is needed: about 16 MB of float32 whatever d is.
+CHUNK_ELEMENTS = 1 << 22
+
+
+def _sum_of_pair_distances(x: torch.Tensor, inv_x: torch.Tensor, y: torch.Tensor, inv_y: torch.Tensor) -> torch.Tensor:
+    """Σ_i ‖x̂_i − ŷ_i‖ in row chunks (bounded memory).
+
+    The difference is formed explicitly because sqrt(2 − 2cos) loses all precision for near pairs.
+    """
+    rows = max(1, CHUNK_ELEMENTS // x.shape[1])
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    for start in range(0, x.shape[0], rows):
+        end = start + rows
+        diff = x[start:end] * inv_x[start:end, None] - y[start:end] * inv_y[start:end, None]
+        total = total + torch.linalg.vector_norm(diff, dim=1).sum(dtype=torch.float64)
+    return total
+
+
 @dataclass
 class Moments:
     """Additive sufficient statistics of paired embeddings ``x`` (n, d_x) and ``y`` (n, d_y).
@@ -151,10 +169,7 @@ class Moments:
         if dx == dy:
             cos = torch.einsum("ij,ij->i", x, y) * inv_x * inv_y
             sums["sum_dot"] = cos.sum(dtype=torch.float64)
-            # The difference is formed explicitly: sqrt(2 − 2cos) loses all precision for near pairs.
-            diff = x * inv_x[:, None] - y * inv_y[:, None]
-            sums["sum_l2i"] = torch.linalg.vector_norm(diff, dim=1).sum(dtype=torch.float64)
-            del diff
+            sums["sum_l2i"] = _sum_of_pair_distances(x, inv_x, y, inv_y)
         else:
             sums["sum_dot"] = torch.zeros((), dtype=torch.float64, device=x.device)
             sums["sum_l2i"] = torch.zeros((), dtype=torch.float64, device=x.device)
@@ -167,8 +182,8 @@ class Moments:
         sums["sum_xx"] = (xc.T @ xc).double()
         sums["sum_xy"] = (xc.T @ yc).double()
         sums["sum_yy"] = (yc.T @ yc).double()
-        a = torch.einsum("ij,ij->i", xc, xc)
-        b = torch.einsum("ij,ij->i", yc, yc)
+        a = torch.linalg.vector_norm(xc, dim=1) ** 2  # one fused pass; several times faster than a row-wise einsum
+        b = torch.linalg.vector_norm(yc, dim=1) ** 2
         a64, b64 = a.double(), b.double()
         sums["sum_a"], sums["sum_b"] = a64.sum(), b64.sum()
         sums["sum_ab"], sums["sum_aa"], sums["sum_bb"] = (a64 * b64).sum(), (a64 * a64).sum(), (b64 * b64).sum()
