@@ -26,7 +26,8 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks -p no:cacheprovider --benchmark-only \
-		--benchmark-json=benchmarks/results/cpu-$$(uname -m)-$$(nproc)core.json
+		--benchmark-json=benchmarks/results/cpu-$$(nproc)core.json
+	$(PY) benchmarks/summarize.py benchmarks/results/cpu-$$(nproc)core.json
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .benchmarks
