@@ -116,7 +116,7 @@ def test_integer_dtypes(name: str, dtype: torch.dtype) -> None:
 
 
 def test_not_a_tensor() -> None:
-    with pytest.raises(TypeError, match="must be a torch.Tensor"):
+    with pytest.raises(TypeError, match=r"must be a torch\.Tensor"):
         ts.sas([[1.0, 2.0]], torch.randn(1, 2))
 
 

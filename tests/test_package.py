@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torchspectral
 import torchspectral.kernels
+
+import torchspectral
 
 REPO = Path(__file__).resolve().parents[1]
 

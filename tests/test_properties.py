@@ -105,7 +105,9 @@ def test_independent_modalities_have_small_rho() -> None:
 
 @pytest.mark.parametrize("d,expected", [(512, 52), (768, 77), (1152, 116)])
 def test_active_set_sizes_with_distinct_eigenvalues(d: int, expected: int) -> None:
-    eigenvalues = torch.sort(torch.rand(d, dtype=torch.float64, generator=torch.Generator().manual_seed(d)), descending=True)[0]
+    eigenvalues = torch.sort(
+        torch.rand(d, dtype=torch.float64, generator=torch.Generator().manual_seed(d)), descending=True
+    )[0]
     assert int(active_masks(eigenvalues, 0.1).sum()) == expected
     assert int(active_masks(eigenvalues, 1.0).sum()) == d
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -34,7 +36,7 @@ def data() -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
 def test_any_split_any_merge_order(data, cuts: list[int], order_seed: int) -> None:
     x, y, one_shot = data
     bounds = [0, *sorted(cuts), N]
-    parts = [ts.Moments.from_data(x[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    parts = [ts.Moments.from_data(x[a:b], y[a:b]) for a, b in itertools.pairwise(bounds)]
     rng = np.random.default_rng(order_seed)
     # Merge as a random binary tree: pick two, merge, put back.
     while len(parts) > 1:

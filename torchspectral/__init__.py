@@ -1,8 +1,8 @@
 """torchspectral: how well are two embedding spaces aligned? Differentiable, streaming, GPU-ready metrics.
 
-    >>> import torchspectral as ts
-    >>> sorted(ts.__all__)[:3]
-    ['Moments', 'SpectralAlignment', 'alignment_report']
+>>> import torchspectral as ts
+>>> sorted(ts.__all__)[:3]
+['Moments', 'SpectralAlignment', 'alignment_report']
 """
 
 from torchspectral.functional import (

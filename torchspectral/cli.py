@@ -46,8 +46,10 @@ def run_demo(n: int, seed: int) -> int:
     print("Planted: in 'text-lossy' the text tower misses 40% of the factors and carries a strong text-only")
     print("style subspace, so the image's dominant eigenspace should be recovered from text better than the")
     print("reverse (ΔSAS > 0); in 'balanced' both towers see the same factors (ΔSAS ≈ 0).")
-    print(f"Measured: ΔSAS(text-lossy) = {lossy:+.4f}, ΔSAS(balanced) = {balanced:+.4f} → planted direction "
-          f"{'RECOVERED' if recovered else 'NOT recovered'}.")
+    print(
+        f"Measured: ΔSAS(text-lossy) = {lossy:+.4f}, ΔSAS(balanced) = {balanced:+.4f} → planted direction "
+        f"{'RECOVERED' if recovered else 'NOT recovered'}."
+    )
     print(f"({time.perf_counter() - started:.1f} s)")
     return 0 if recovered else 1
 

@@ -52,7 +52,9 @@ def planted_pairs(
     text_mask[seen] = 1.0
     image = z @ directions.T + 0.05 * torch.randn(n, d, generator=g, dtype=f64)
     style = model.style_scale * torch.randn(n, model.style_dims, generator=g, dtype=f64)
-    text = (z * text_mask) @ directions.T + style @ style_directions.T + 0.05 * torch.randn(n, d, generator=g, dtype=f64)
+    text = (
+        (z * text_mask) @ directions.T + style @ style_directions.T + 0.05 * torch.randn(n, d, generator=g, dtype=f64)
+    )
     # A common offset per modality (in directions outside the factors), then unit norm: a modality gap.
     unused = basis[:, factors + model.style_dims :]
     offset = torch.randn(2, unused.shape[1], generator=g, dtype=f64) @ unused.T

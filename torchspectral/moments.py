@@ -104,7 +104,7 @@ class Moments:
     # ------------------------------------------------------------------ state
     def _zero_state(self, device: torch.device) -> None:
         dx, dy = self.d_x, self.d_y
-        f64 = dict(dtype=torch.float64, device=device)
+        f64 = {"dtype": torch.float64, "device": device}
         shapes = {
             "sum_x": (dx,), "sum_y": (dy,), "sum_xx": (dx, dx), "sum_xy": (dx, dy), "sum_yy": (dy, dy),
             "sum_a": (), "sum_b": (), "sum_ab": (), "sum_aa": (), "sum_bb": (),
@@ -190,9 +190,7 @@ class Moments:
         sums["sum_ab"], sums["sum_aa"], sums["sum_bb"] = (a64 * b64).sum(), (a64 * a64).sum(), (b64 * b64).sum()
         sums["sum_a_x"], sums["sum_a_y"] = (xc.T @ a).double(), (yc.T @ a).double()
         sums["sum_b_x"], sums["sum_b_y"] = (xc.T @ b).double(), (yc.T @ b).double()
-        return cls(
-            d_x=dx, d_y=dy, device=x.device, n=n, shift_x=mean_x.double(), shift_y=mean_y.double(), sums=sums
-        )
+        return cls(d_x=dx, d_y=dy, device=x.device, n=n, shift_x=mean_x.double(), shift_y=mean_y.double(), sums=sums)
 
     # ------------------------------------------------------------------ combining
     def reshifted(self, shift_x: torch.Tensor, shift_y: torch.Tensor) -> Moments:
@@ -214,9 +212,15 @@ class Moments:
         new = dict(s)
         new["sum_x"] = s["sum_x"] - n * dx
         new["sum_y"] = s["sum_y"] - n * dy
-        new["sum_xx"] = s["sum_xx"] - torch.outer(s["sum_x"], dx) - torch.outer(dx, s["sum_x"]) + n * torch.outer(dx, dx)
-        new["sum_xy"] = s["sum_xy"] - torch.outer(s["sum_x"], dy) - torch.outer(dx, s["sum_y"]) + n * torch.outer(dx, dy)
-        new["sum_yy"] = s["sum_yy"] - torch.outer(s["sum_y"], dy) - torch.outer(dy, s["sum_y"]) + n * torch.outer(dy, dy)
+        new["sum_xx"] = (
+            s["sum_xx"] - torch.outer(s["sum_x"], dx) - torch.outer(dx, s["sum_x"]) + n * torch.outer(dx, dx)
+        )
+        new["sum_xy"] = (
+            s["sum_xy"] - torch.outer(s["sum_x"], dy) - torch.outer(dx, s["sum_y"]) + n * torch.outer(dx, dy)
+        )
+        new["sum_yy"] = (
+            s["sum_yy"] - torch.outer(s["sum_y"], dy) - torch.outer(dy, s["sum_y"]) + n * torch.outer(dy, dy)
+        )
         A = s["sum_a"] - 2 * sum_u + n * c
         B = s["sum_b"] - 2 * sum_w + n * e
         new["sum_a"], new["sum_b"] = A, B
@@ -295,7 +299,8 @@ class Moments:
         return self
 
     # ------------------------------------------------------------------ derived statistics
-    def _require(self, metric: str, min_n: int, why: str) -> None:
+    def require_pairs(self, metric: str, min_n: int, why: str) -> None:
+        """Raise a ValueError naming `metric` unless at least `min_n` pairs have been accumulated."""
         if not self.sums or self.n < min_n:
             raise ValueError(f"{metric}: needs at least {min_n} pairs ({why}), got {self.n}")
 

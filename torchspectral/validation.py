@@ -19,8 +19,7 @@ def check_matrix(t: torch.Tensor, name: str, metric: str) -> None:
         raise ValueError(f"{metric}: {name} must be 2-D (n, d), got shape {tuple(t.shape)}")
     if not t.is_floating_point():
         raise TypeError(
-            f"{metric}: {name} has dtype {t.dtype}; embeddings must be floating point "
-            f"(convert with {name}.float())"
+            f"{metric}: {name} has dtype {t.dtype}; embeddings must be floating point (convert with {name}.float())"
         )
     if t.shape[0] == 0 or t.shape[1] == 0:
         raise ValueError(f"{metric}: {name} is empty (shape {tuple(t.shape)})")

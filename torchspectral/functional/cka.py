@@ -17,7 +17,9 @@ import torch
 from torchspectral.moments import Moments
 
 
-def _hsic_u(n: int, trace: torch.Tensor, ones_k: torch.Tensor, ones_l: torch.Tensor, ones_kl: torch.Tensor) -> torch.Tensor:
+def _hsic_u(
+    n: int, trace: torch.Tensor, ones_k: torch.Tensor, ones_l: torch.Tensor, ones_kl: torch.Tensor
+) -> torch.Tensor:
     return (trace + ones_k * ones_l / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * ones_kl) / (n * (n - 3))
 
 
@@ -33,15 +35,27 @@ def _unbiased_hsic_terms(m: Moments) -> tuple[torch.Tensor, torch.Tensor, torch.
         ones_l,
         sx @ s["sum_xy"] @ sy - sx @ s["sum_b_x"] - sy @ s["sum_a_y"] + s["sum_ab"],
     )
-    kk = _hsic_u(n, (s["sum_xx"] ** 2).sum() - s["sum_aa"], ones_k, ones_k, sx @ s["sum_xx"] @ sx - 2 * sx @ s["sum_a_x"] + s["sum_aa"])
-    ll = _hsic_u(n, (s["sum_yy"] ** 2).sum() - s["sum_bb"], ones_l, ones_l, sy @ s["sum_yy"] @ sy - 2 * sy @ s["sum_b_y"] + s["sum_bb"])
+    kk = _hsic_u(
+        n,
+        (s["sum_xx"] ** 2).sum() - s["sum_aa"],
+        ones_k,
+        ones_k,
+        sx @ s["sum_xx"] @ sx - 2 * sx @ s["sum_a_x"] + s["sum_aa"],
+    )
+    ll = _hsic_u(
+        n,
+        (s["sum_yy"] ** 2).sum() - s["sum_bb"],
+        ones_l,
+        ones_l,
+        sy @ s["sum_yy"] @ sy - 2 * sy @ s["sum_b_y"] + s["sum_bb"],
+    )
     return kl, kk, ll
 
 
 def linear_cka_from_moments(m: Moments, unbiased: bool = False) -> torch.Tensor:
     metric = "cka(unbiased=True)" if unbiased else "cka"
     if unbiased:
-        m._require(metric, 4, "the unbiased HSIC estimator divides by n(n−3)")
+        m.require_pairs(metric, 4, "the unbiased HSIC estimator divides by n(n−3)")
         kl, kk, ll = _unbiased_hsic_terms(m)
         if not bool(kk > 0) or not bool(ll > 0):
             raise ValueError(
@@ -50,7 +64,7 @@ def linear_cka_from_moments(m: Moments, unbiased: bool = False) -> torch.Tensor:
             )
         # May be negative for unrelated representations; not clamped (SPEC §2).
         return kl / torch.sqrt(kk * ll)
-    m._require(metric, 2, "a covariance needs two pairs")
+    m.require_pairs(metric, 2, "a covariance needs two pairs")
     s = m.centred().sums
     norm_xx, norm_yy = torch.linalg.matrix_norm(s["sum_xx"]), torch.linalg.matrix_norm(s["sum_yy"])
     if not bool(norm_xx > 0) or not bool(norm_yy > 0):
@@ -86,7 +100,9 @@ def cka(
     """
     if kernel != "linear":
         if kernel == "rbf":
-            raise NotImplementedError("cka: kernel='rbf' needs the pairwise (tile-streaming) engine, not in this release")
+            raise NotImplementedError(
+                "cka: kernel='rbf' needs the pairwise (tile-streaming) engine, not in this release"
+            )
         raise ValueError(f"cka: kernel must be 'linear' or 'rbf', got {kernel!r}")
     m = Moments.from_data(x, y, nan_policy=nan_policy, metric="cka")
     return linear_cka_from_moments(m, unbiased=unbiased)

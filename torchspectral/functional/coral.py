@@ -19,7 +19,7 @@ def coral_from_moments(m: Moments, scale: str = "deep") -> torch.Tensor:
         raise ValueError(f"coral: scale must be one of {SCALES}, got {scale!r}")
     if not m.same_dim:
         raise ValueError(f"coral: needs d_x = d_y ({SAME_DIM_REASON}), got d_x={m.d_x}, d_y={m.d_y}")
-    m._require("coral", 2, "the 1/(n−1) covariance needs two pairs")
+    m.require_pairs("coral", 2, "the 1/(n−1) covariance needs two pairs")
     diff = m.covariance("x", ddof=1) - m.covariance("y", ddof=1)
     squared = (diff**2).sum()
     if scale == "deep":

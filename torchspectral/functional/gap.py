@@ -21,7 +21,7 @@ SAME_DIM_REASON = "it compares x̂_i and ŷ_i in one space"
 def _check(m: Moments, metric: str, min_n: int = 1) -> None:
     if not m.same_dim:
         raise ValueError(f"{metric}: needs d_x = d_y ({SAME_DIM_REASON}), got d_x={m.d_x}, d_y={m.d_y}")
-    m._require(metric, min_n, "it averages over pairs of distinct rows" if min_n > 1 else "no pairs")
+    m.require_pairs(metric, min_n, "it averages over pairs of distinct rows" if min_n > 1 else "no pairs")
     zero_x, zero_y = int(m.sums["zero_norm_x"]), int(m.sums["zero_norm_y"])
     if zero_x or zero_y:
         raise ValueError(

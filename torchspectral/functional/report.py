@@ -72,7 +72,8 @@ def alignment_report(
     """
     if caption_to_image is not None:
         raise NotImplementedError(
-            "alignment_report: caption_to_image is used by retrieval, which needs the pairwise engine (not in this release)"
+            "alignment_report: caption_to_image is used by retrieval, which needs the pairwise engine "
+            "(not in this release)"
         )
     m = Moments.from_data(x, y, nan_policy=nan_policy, metric="alignment_report")
     return report_from_moments(m, preset=preset)

@@ -50,7 +50,7 @@ def _is_scalar(q: Q) -> bool:
 def _check(m: Moments, metric: str, q: Q) -> None:
     if not m.same_dim:
         raise ValueError(f"{metric}: needs d_x = d_y ({SAME_DIM_REASON}), got d_x={m.d_x}, d_y={m.d_y}")
-    m._require(metric, 2, "a covariance needs two pairs")
+    m.require_pairs(metric, 2, "a covariance needs two pairs")
     for value in torch.as_tensor(q, dtype=torch.float64).reshape(-1).tolist():
         check_q(value, metric)
 
@@ -144,7 +144,7 @@ def sas(
 def spectral_alignment(
     x: torch.Tensor, y: torch.Tensor, q: Q = 0.1, eps: float = 1e-8, *, nan_policy: str = "raise"
 ) -> SpectralAlignment:
-    """SAS in both directions, the symmetric mean, the imbalance ΔSAS = SAS_{X→Y} − SAS_{Y→X}, and per-mode λ, ρ, active.
+    """SAS in both directions, their mean, the imbalance ΔSAS = SAS_{X→Y} − SAS_{Y→X}, and per-mode λ, ρ, active.
 
     With x = image and y = text, ΔSAS > 0 means the image's dominant eigenspace is recovered from the
     text better than the reverse.

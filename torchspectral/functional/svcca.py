@@ -26,7 +26,9 @@ def _kept(eigenvalues: torch.Tensor, keep: float | int, which: str) -> int:
     if rank == 0:
         raise ValueError(f"svcca: {which} has zero variance; there is no principal subspace to compare")
     if isinstance(keep, bool) or not isinstance(keep, (int, float)):
-        raise TypeError(f"svcca: keep must be a variance fraction (float) or a number of directions (int), got {keep!r}")
+        raise TypeError(
+            f"svcca: keep must be a variance fraction (float) or a number of directions (int), got {keep!r}"
+        )
     if isinstance(keep, int):
         if keep < 1:
             raise ValueError(f"svcca: keep={keep} must keep at least one direction")
@@ -44,16 +46,14 @@ def _kept(eigenvalues: torch.Tensor, keep: float | int, which: str) -> int:
 
 
 def svcca_from_moments(m: Moments, keep: float | int = 0.99, standardize: bool = False) -> torch.Tensor:
-    m._require("svcca", 2, "a covariance needs two pairs")
+    m.require_pairs("svcca", 2, "a covariance needs two pairs")
     lam_x, vec_x = m.spectrum("x", standardize=standardize)
     lam_y, vec_y = m.spectrum("y", standardize=standardize)
     kx, ky = _kept(lam_x, keep, "x"), _kept(lam_y, keep, "y")
     cross = m.covariance("xy")
     if standardize:
         cross = cross * inverse_std(m.covariance("x"))[:, None] * inverse_std(m.covariance("y"))[None, :]
-    whitened = (
-        lam_x[:kx].rsqrt()[:, None] * (vec_x[:, :kx].T @ cross @ vec_y[:, :ky]) * lam_y[:ky].rsqrt()[None, :]
-    )
+    whitened = lam_x[:kx].rsqrt()[:, None] * (vec_x[:, :kx].T @ cross @ vec_y[:, :ky]) * lam_y[:ky].rsqrt()[None, :]
     return torch.linalg.svdvals(whitened).mean()
 
 
