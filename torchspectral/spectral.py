@@ -13,12 +13,52 @@ from collections.abc import Sequence
 import torch
 
 
+# Broadening of the eigenvector gradient, relative to the spectrum's scale (see StableEigh).
+DEGENERACY_REL = 1e-8
+
+
+class StableEigh(torch.autograd.Function):
+    """``torch.linalg.eigh`` whose backward stays finite for repeated eigenvalues.
+
+    The eigenvector part of the gradient is ``V (F ∘ skew(VᵀḡV)) Vᵀ`` with ``F_ij = 1/(λ_j − λ_i)``,
+    which torch evaluates literally: NaN/Inf as soon as two eigenvalues coincide (isotropic data,
+    n < d, duplicated rows). Here ``F_ij = Δ/(Δ² + δ²)`` with ``Δ = λ_j − λ_i`` and
+    ``δ = DEGENERACY_REL · max|λ|``: identical to ``1/Δ`` (to relative ``(δ/Δ)²``) for separated
+    eigenvalues, and going smoothly to 0 — the limit for a degenerate pair, whose eigenvectors are
+    only defined up to a rotation inside their common eigenspace — instead of diverging.
+    """
+
+    @staticmethod
+    def forward(ctx, matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        eigenvalues, eigenvectors = torch.linalg.eigh(matrix)
+        ctx.save_for_backward(eigenvalues, eigenvectors)
+        return eigenvalues, eigenvectors
+
+    @staticmethod
+    def backward(ctx, grad_values: torch.Tensor | None, grad_vectors: torch.Tensor | None) -> torch.Tensor:  # type: ignore[override]
+        eigenvalues, eigenvectors = ctx.saved_tensors
+        vt = eigenvectors.mT
+        inner = torch.zeros_like(eigenvectors)
+        if grad_vectors is not None:
+            projected = vt @ grad_vectors
+            skew = (projected - projected.mT) / 2
+            gap = eigenvalues.unsqueeze(-2) - eigenvalues.unsqueeze(-1)  # Δ_ij = λ_j − λ_i
+            scale = eigenvalues.abs().amax(dim=-1, keepdim=True).unsqueeze(-1)
+            delta = DEGENERACY_REL * torch.where(scale > 0, scale, torch.ones_like(scale))
+            inner = skew * gap / (gap**2 + delta**2)
+        if grad_values is not None:
+            inner = inner + torch.diag_embed(grad_values)
+        return eigenvectors @ inner @ vt
+
+
 def eigh_descending(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Eigenvalues (descending) and eigenvectors (columns, same order) of a symmetric matrix, in float64.
 
+    Differentiable, with a backward that stays finite for repeated eigenvalues (:class:`StableEigh`).
+
     Shape: (..., d, d) → (..., d), (..., d, d).
     """
-    eigenvalues, eigenvectors = torch.linalg.eigh(matrix.to(torch.float64))
+    eigenvalues, eigenvectors = StableEigh.apply(matrix.to(torch.float64))
     return eigenvalues.flip(-1), eigenvectors.flip(-1)
 
 
