@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import torch
 
-
 # Broadening of the eigenvector gradient, relative to the spectrum's scale (see StableEigh).
 DEGENERACY_REL = 1e-8
 
