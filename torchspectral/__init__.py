@@ -20,12 +20,14 @@ from torchspectral.functional import (
     true_pair_cosine,
 )
 from torchspectral.moments import Moments
+from torchspectral.prior import SpectralPrior
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Moments",
     "SpectralAlignment",
+    "SpectralPrior",
     "alignment_report",
     "cka",
     "coral",

@@ -1,0 +1,273 @@
+"""Instance-level SAS (SPEC §1.1): a spectral prior fitted on a population, scoring any number of pairs.
+
+Fitting freezes, per direction (anchor x or anchor y), the means μ_x, μ_y, the active eigenvectors
+V_A and eigenvalues λ_A of the anchor's covariance, the other modality's variance σ²_k = v_kᵀΣv_k,
+and the population signs s_k = sign(ρ_k). A pair (x, y) projects to ``zx = (x − μ_x)V``,
+``zy = (y − μ_y)V`` and gets per-mode correlations ``ρ_k(x, y) = zx_k zy_k / sqrt(λ_k σ²_k + ε)``.
+
+* ``mode="decompose"`` (default): ``Σ_A λ_k s_k ρ_k(x, y) / Σ_A λ_k`` — a bilinear form
+  ``(x − μ_x)ᵀ M (y − μ_y)`` whose mean over the fitting population *is* the population SAS
+  (before clamping). Unbounded per pair; it says which pairs carry the shared structure.
+* ``mode="abs"``: the paper-literal ``Σ_A λ_k |ρ_k(x, y)| / Σ_A λ_k``.
+
+Scoring is one batched pass: a fused Triton kernel on CUDA (no (n, |A|) projections in memory), a
+chunked torch path elsewhere; both differentiable in x and y (the prior itself is frozen).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from torchspectral.functional.sas import SAME_DIM_REASON
+from torchspectral.moments import Moments
+from torchspectral.spectral import active_masks
+from torchspectral.validation import check_pair, check_q
+
+DIRECTIONS = ("x_to_y", "y_to_x")
+MODES = ("decompose", "abs")
+BACKENDS = ("auto", "torch", "triton")
+# Rows per chunk on the torch path: the (rows, |A|) projections stay around 16 MB.
+CHUNK_ELEMENTS = 1 << 22
+
+
+@dataclass(frozen=True)
+class FrozenDirection:
+    """The frozen spectral parameters of one direction (anchor → other)."""
+
+    vectors: torch.Tensor  # (d, |A|) active eigenvectors of the anchor's covariance, descending λ
+    eigenvalues: torch.Tensor  # (|A|,)
+    other_variance: torch.Tensor  # (|A|,) σ²_k = v_kᵀ Σ_other v_k
+    signs: torch.Tensor  # (|A|,) population sign of ρ_k
+    population_sas: torch.Tensor  # () the population SAS of this direction (clamped, as ts.sas)
+
+
+class _InstanceScore(torch.autograd.Function):
+    """score_i = Σ_k w_k · f(zx_ik · zy_ik), f = identity or |·|; backward recomputes projections in chunks."""
+
+    @staticmethod
+    def forward(ctx, x, y, mean_x, mean_y, vectors, weights, absolute: bool, use_triton: bool):  # type: ignore[override]
+        ctx.save_for_backward(x, y, mean_x, mean_y, vectors, weights)
+        ctx.absolute = absolute
+        if use_triton:
+            from torchspectral.kernels.instance_score import instance_score
+
+            return instance_score(x, y, mean_x, mean_y, vectors, weights, absolute=absolute)
+        out = torch.empty(x.shape[0], dtype=vectors.dtype, device=x.device)
+        for rows, zx, zy in _projections(x, y, mean_x, mean_y, vectors):
+            product = zx * zy
+            out[rows] = (product.abs() if absolute else product) @ weights
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        x, y, mean_x, mean_y, vectors, weights = ctx.saved_tensors
+        grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        grad_y = torch.empty_like(y) if ctx.needs_input_grad[1] else None
+        grad_out = grad_out.to(vectors.dtype)
+        for rows, zx, zy in _projections(x, y, mean_x, mean_y, vectors):
+            # d score_i / d zx_ik = w_k · zy_ik (times sign(zx·zy) for |·|), and likewise for zy.
+            coefficient = grad_out[rows, None] * weights
+            if ctx.absolute:
+                coefficient = coefficient * torch.sign(zx * zy)
+            if grad_x is not None:
+                grad_x[rows] = ((coefficient * zy) @ vectors.T).to(x.dtype)
+            if grad_y is not None:
+                grad_y[rows] = ((coefficient * zx) @ vectors.T).to(y.dtype)
+        return grad_x, grad_y, None, None, None, None, None, None
+
+
+def _projections(x, y, mean_x, mean_y, vectors):
+    """Yield (row slice, zx, zy) chunk by chunk, in the prior's compute dtype."""
+    rows_per_chunk = max(1, CHUNK_ELEMENTS // max(x.shape[1], vectors.shape[1]))
+    for start in range(0, x.shape[0], rows_per_chunk):
+        rows = slice(start, start + rows_per_chunk)
+        zx = (x[rows].to(vectors.dtype) - mean_x) @ vectors
+        zy = (y[rows].to(vectors.dtype) - mean_y) @ vectors
+        yield rows, zx, zy
+
+
+class SpectralPrior:
+    """A frozen spectral basis fitted on a reference population, for per-pair SAS scores.
+
+    Example:
+        >>> import torch, torchspectral as ts
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(2000, 32, generator=g, dtype=torch.float64)
+        >>> y = x + torch.randn(2000, 32, generator=g, dtype=torch.float64)
+        >>> prior = ts.SpectralPrior.fit(x, y, q=0.25)
+        >>> scores = prior.score(x, y)                       # (2000,) one score per pair
+        >>> bool(torch.isclose(scores.mean(), ts.sas(x, y, q=0.25)))
+        True
+        >>> prior.per_mode(x[:5], y[:5]).shape               # contribution of each active mode
+        torch.Size([5, 8])
+    """
+
+    def __init__(self, mean_x: torch.Tensor, mean_y: torch.Tensor, q: float, eps: float, directions: dict) -> None:
+        self.mean_x, self.mean_y, self.q, self.eps = mean_x, mean_y, float(q), float(eps)
+        self.directions: dict[str, FrozenDirection] = directions
+
+    # ------------------------------------------------------------------ fitting
+    @classmethod
+    def fit(
+        cls, x: torch.Tensor, y: torch.Tensor, q: float = 0.1, eps: float = 1e-8, *, nan_policy: str = "raise"
+    ) -> SpectralPrior:
+        """Fit on paired embeddings x, y (n, d). The fitted parameters are detached (the prior is frozen)."""
+        check_q(q, "SpectralPrior.fit")
+        moments = Moments.from_data(
+            x.detach(), y.detach(), nan_policy=nan_policy, metric="SpectralPrior.fit", same_dim=SAME_DIM_REASON
+        )
+        return cls.from_moments(moments, q=q, eps=eps)
+
+    @classmethod
+    def from_moments(cls, m: Moments, q: float = 0.1, eps: float = 1e-8) -> SpectralPrior:
+        """Fit from accumulated statistics (e.g. a population streamed in batches)."""
+        check_q(q, "SpectralPrior.fit")
+        if not m.same_dim:
+            raise ValueError(f"SpectralPrior.fit: needs d_x = d_y ({SAME_DIM_REASON}), got {m.d_x}, {m.d_y}")
+        m.require_pairs("SpectralPrior.fit", 2, "a covariance needs two pairs")
+        directions = {}
+        for name, anchor, other in (("x_to_y", "x", "y"), ("y_to_x", "y", "x")):
+            if not bool(torch.trace(m.covariance(anchor)) > 0):
+                raise ValueError(f"SpectralPrior.fit: {anchor} has zero variance; its spectrum is empty")
+            eigenvalues, eigenvectors = (t.detach() for t in m.spectrum(anchor))
+            active = active_masks(eigenvalues, q)[0]
+            vectors = eigenvectors[:, active]
+            cross = ((m.covariance("xy").detach() @ vectors) * vectors).sum(0)
+            other_variance = ((m.covariance(other).detach() @ vectors) * vectors).sum(0)
+            rho = cross / torch.sqrt(eigenvalues[active] * other_variance + eps)
+            lam = eigenvalues[active]
+            directions[name] = FrozenDirection(
+                vectors=vectors,
+                eigenvalues=lam,
+                other_variance=other_variance,
+                # A mode with ρ_k = 0 exactly contributes 0 either way; count it as positive.
+                signs=torch.where(rho < 0, -1.0, 1.0).to(rho.dtype),
+                population_sas=((lam * rho.abs()).sum() / lam.sum()).clamp(0.0, 1.0),
+            )
+        return cls(m.mean_x.detach(), m.mean_y.detach(), q, eps, directions)
+
+    # ------------------------------------------------------------------ scoring
+    def weights(self, direction: str = "x_to_y", mode: str = "decompose") -> torch.Tensor:
+        """Per-mode coefficients w_k with score = Σ_k w_k · zx_k zy_k (decompose) or Σ_k w_k |zx_k zy_k| (abs)."""
+        frozen = self._direction(direction)
+        if mode not in MODES:
+            raise ValueError(f"SpectralPrior: mode must be one of {MODES}, got {mode!r}")
+        lam = frozen.eigenvalues
+        w = lam / (torch.sqrt(lam * frozen.other_variance + self.eps) * lam.sum())
+        return w * frozen.signs if mode == "decompose" else w
+
+    def score(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        mode: str = "decompose",
+        direction: str = "x_to_y",
+        backend: str = "auto",
+    ) -> torch.Tensor:
+        """Per-pair SAS scores, shape (n,). `direction` is "x_to_y", "y_to_x" or "symmetric" (their mean).
+
+        `backend`: "auto" (Triton on CUDA float32/half inputs when installed, chunked torch otherwise),
+        "torch" or "triton". Float64 inputs are scored in float64 on the torch path.
+        """
+        if direction == "symmetric":
+            return (self.score(x, y, mode, "x_to_y", backend) + self.score(x, y, mode, "y_to_x", backend)) / 2
+        weights = self.weights(direction, mode)
+        x, y = self._check(x, y, "SpectralPrior.score")
+        frozen = self._direction(direction)
+        use_triton = self._use_triton(x, y, backend)
+        dtype = torch.float64 if torch.float64 in (x.dtype, y.dtype) else torch.float32
+        device = x.device
+        return _InstanceScore.apply(
+            x,
+            y,
+            self.mean_x.to(device, dtype),
+            self.mean_y.to(device, dtype),
+            frozen.vectors.to(device, dtype),
+            weights.to(device, dtype),
+            mode == "abs",
+            use_triton,
+        )
+
+    def per_mode(self, x: torch.Tensor, y: torch.Tensor, direction: str = "x_to_y") -> torch.Tensor:
+        """Contribution of each active eigenmode to the decompose score, shape (n, |A|); rows sum to `score`.
+
+        Column k is ``λ_k s_k ρ_k(x, y) / Σλ``: a pair that lacks direction v_k (or has it with the
+        opposite sign to the population) shows a small or negative entry there.
+        """
+        weights = self.weights(direction, "decompose")
+        x, y = self._check(x, y, "SpectralPrior.per_mode")
+        frozen = self._direction(direction)
+        dtype = torch.float64 if torch.float64 in (x.dtype, y.dtype) else torch.float32
+        vectors = frozen.vectors.to(x.device, dtype)
+        zx = (x.to(dtype) - self.mean_x.to(x.device, dtype)) @ vectors
+        zy = (y.to(dtype) - self.mean_y.to(x.device, dtype)) @ vectors
+        return zx * zy * weights.to(x.device, dtype)
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Plain tensors (safetensors- and ``torch.load(weights_only=True)``-friendly)."""
+        state = {
+            "mean_x": self.mean_x,
+            "mean_y": self.mean_y,
+            "q": torch.tensor(self.q, dtype=torch.float64),
+            "eps": torch.tensor(self.eps, dtype=torch.float64),
+        }
+        for name, frozen in self.directions.items():
+            for field in ("vectors", "eigenvalues", "other_variance", "signs", "population_sas"):
+                state[f"{name}.{field}"] = getattr(frozen, field)
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Replace this prior's parameters with those of `state` (from :meth:`state_dict`)."""
+        loaded = self.from_state_dict(state)
+        self.__dict__.update(loaded.__dict__)
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> SpectralPrior:
+        fields = ("vectors", "eigenvalues", "other_variance", "signs", "population_sas")
+        expected = {"mean_x", "mean_y", "q", "eps"} | {f"{n}.{f}" for n in DIRECTIONS for f in fields}
+        missing, unexpected = expected - set(state), set(state) - expected
+        if missing or unexpected:
+            raise KeyError(
+                f"SpectralPrior.load_state_dict: missing keys {sorted(missing)}, unexpected keys {sorted(unexpected)}"
+            )
+        directions = {n: FrozenDirection(**{f: state[f"{n}.{f}"] for f in fields}) for n in DIRECTIONS}
+        return cls(state["mean_x"], state["mean_y"], float(state["q"]), float(state["eps"]), directions)
+
+    # ------------------------------------------------------------------ helpers
+    def _direction(self, direction: str) -> FrozenDirection:
+        if direction not in self.directions:
+            raise ValueError(f"SpectralPrior: direction must be one of {(*DIRECTIONS, 'symmetric')}, got {direction!r}")
+        return self.directions[direction]
+
+    def _check(self, x: torch.Tensor, y: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = check_pair(x, y, metric, same_dim=SAME_DIM_REASON)
+        d = self.mean_x.shape[0]
+        if x.shape[1] != d:
+            raise ValueError(f"{metric}: the prior was fitted on d={d} features, got d={x.shape[1]}")
+        return x, y
+
+    @staticmethod
+    def _use_triton(x: torch.Tensor, y: torch.Tensor, backend: str) -> bool:
+        if backend not in BACKENDS:
+            raise ValueError(f"SpectralPrior.score: backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "torch":
+            return False
+        from torchspectral import kernels
+
+        float64 = torch.float64 in (x.dtype, y.dtype)
+        if backend == "triton":
+            if float64:
+                raise TypeError(
+                    "SpectralPrior.score: the Triton kernel computes in float32; use backend='torch' for float64"
+                )
+            if not kernels.available():
+                raise RuntimeError("SpectralPrior.score: backend='triton' needs the triton package")
+            return True
+        return x.is_cuda and not float64 and kernels.available()
+
+    def __repr__(self) -> str:
+        sizes = {n: int(f.eigenvalues.numel()) for n, f in self.directions.items()}
+        return f"SpectralPrior(d={self.mean_x.shape[0]}, q={self.q}, active_modes={sizes})"
