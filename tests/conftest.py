@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import os
 
+import torch
+
+# Triton kernels run on CPU tensors in its interpreter; Triton reads this once, at its first import,
+# so it is set here, before any test module can import triton.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import numpy as np
 import pytest
-import torch
 from hypothesis import settings
 
 # Parity tolerances assume exact float32 matmuls (SPEC: TF32 off).

@@ -5,6 +5,7 @@
 ['Moments', 'SpectralAlignment', 'alignment_report']
 """
 
+from torchspectral.bootstrap import BootstrapResult, PermutationResult, bootstrap, permutation_test
 from torchspectral.functional import (
     SpectralAlignment,
     alignment_report,
@@ -25,15 +26,19 @@ from torchspectral.prior import SpectralPrior
 __version__ = "0.1.0"
 
 __all__ = [
+    "BootstrapResult",
     "Moments",
+    "PermutationResult",
     "SpectralAlignment",
     "SpectralPrior",
     "alignment_report",
+    "bootstrap",
     "cka",
     "coral",
     "cosine_gap",
     "l2i",
     "modality_gap",
+    "permutation_test",
     "rmg",
     "sas",
     "spectral_alignment",

@@ -1,0 +1,299 @@
+"""Bootstrap confidence intervals for the moment metrics, and a permutation null for ΔSAS (SPEC §9).
+
+Bootstrap: resampling n pairs with replacement is a vector of multiplicities w (Σw = n), and every
+sufficient statistic of the resample is a w-weighted sum over the original rows. So each replicate
+is one weighted Gram (only over the ≈63% of rows drawn at least once) plus weighted GEMVs over
+quantities computed once (centred rows, squared norms, normalised rows, true-pair cosines) — the
+raw rows are never gathered, validated, normalised or centred again. The replicate spectra are then
+decomposed in batches of B×d×d. Same seed ⇒ the same resamples as the naive loop
+``alignment_report(x[idx], y[idx])``, and the same replicate values up to rounding.
+
+Permutation null for ΔSAS: shuffling the pairing leaves Σ_x, Σ_y and so every eigenbasis, active set
+and σ²_k unchanged; only the cross-moments ``v_kᵀΣ_xy v_k`` change, and those are means of products
+of projections computed once. Each permutation therefore costs O(n·|A|), not a new decomposition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from torchspectral.moments import Moments, compute_dtype
+from torchspectral.spectral import active_masks, eigh_descending
+from torchspectral.validation import check_pair, check_q
+
+MOMENT_METRICS = (
+    "sas_x_to_y", "sas_y_to_x", "sas_symmetric", "sas_imbalance", "cka_linear", "cka_linear_unbiased",
+    "svcca", "coral", "modality_gap", "l2i", "true_pair_cosine", "cosine_gap", "rmg",
+)  # fmt: skip
+SAME_DIM_METRICS = frozenset(MOMENT_METRICS) - {"cka_linear", "cka_linear_unbiased", "svcca"}
+INTERVAL_METHODS = ("percentile", "basic")
+# Replicates whose covariances are decomposed together: B×d×d float64 at d=768 is 4.7 MB per matrix.
+EIGH_BATCH = 32
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Point estimates and percentile intervals per metric; `replicates[name]` holds all B values."""
+
+    estimate: dict[str, float]
+    low: dict[str, float]
+    high: dict[str, float]
+    replicates: dict[str, torch.Tensor]
+    confidence: float
+    n_boot: int
+    seed: int
+    method: str
+
+    def table(self) -> str:
+        """A markdown table: metric | estimate | CI low | CI high."""
+        level = f"{100 * self.confidence:g}%"
+        lines = [f"| metric | estimate | {level} CI low | {level} CI high |", "|---|---|---|---|"]
+        for name, value in self.estimate.items():
+            lines.append(f"| {name} | {value:.4g} | {self.low[name]:.4g} | {self.high[name]:.4g} |")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    """Observed ΔSAS, its null distribution under shuffled pairs, and the two-sided p-value."""
+
+    observed: float
+    null: torch.Tensor
+    p_value: float
+
+
+def resample_indices(n: int, n_boot: int, seed: int) -> Iterator[torch.Tensor]:
+    """The row indices of each bootstrap resample (the naive loop and `bootstrap` share them)."""
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(n_boot):
+        yield torch.randint(n, (n,), generator=generator)
+
+
+class _WeightedRows:
+    """Per-row quantities computed once, from which any weighted Moments follows by weighted sums."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        m = Moments.from_data(x, y, metric="bootstrap")
+        cdt = compute_dtype(x, y)
+        self.d_x, self.d_y, self.n = x.shape[1], y.shape[1], x.shape[0]
+        self.shift_x, self.shift_y = m.mean_x, m.mean_y
+        self.xc = x.to(cdt) - self.shift_x.to(cdt)
+        self.yc = y.to(cdt) - self.shift_y.to(cdt)
+        self.a = (torch.linalg.vector_norm(self.xc, dim=1) ** 2).double()
+        self.b = (torch.linalg.vector_norm(self.yc, dim=1) ** 2).double()
+        norm_x, norm_y = torch.linalg.vector_norm(x.to(cdt), dim=1), torch.linalg.vector_norm(y.to(cdt), dim=1)
+        self.zero_x, self.zero_y = (norm_x == 0).double(), (norm_y == 0).double()
+        self.x_hat = x.to(cdt) / torch.where(norm_x > 0, norm_x, 1.0)[:, None]
+        self.y_hat = y.to(cdt) / torch.where(norm_y > 0, norm_y, 1.0)[:, None]
+        if self.d_x == self.d_y:
+            self.cos = (self.x_hat * self.y_hat).sum(1).double()
+            self.l2i = torch.linalg.vector_norm(self.x_hat - self.y_hat, dim=1).double()
+        else:
+            self.cos = self.l2i = torch.zeros(self.n, dtype=torch.float64, device=x.device)
+        self.point = m
+
+    def moments(self, weights: torch.Tensor) -> Moments:
+        """The Moments of the resample with these multiplicities (float64, length n, summing to n)."""
+        drawn = torch.nonzero(weights).squeeze(1)
+        pick = lambda t: torch.index_select(t, 0, drawn)  # noqa: E731  (faster than t[drawn] on CPU)
+        w = pick(weights)
+        xc, yc = pick(self.xc), pick(self.yc)
+        wc = w.to(xc.dtype)
+        a, b = pick(self.a), pick(self.b)
+        xw, yw = xc * wc[:, None], yc * wc[:, None]
+        sums = {
+            "sum_x": (xc.T @ wc).double(),
+            "sum_y": (yc.T @ wc).double(),
+            "sum_xx": (xc.T @ xw).double(),
+            "sum_xy": (xw.T @ yc).double(),
+            "sum_yy": (yc.T @ yw).double(),
+            "sum_a": w @ a,
+            "sum_b": w @ b,
+            "sum_ab": w @ (a * b),
+            "sum_aa": w @ (a * a),
+            "sum_bb": w @ (b * b),
+            "sum_a_x": (xw.T @ a.to(xw.dtype)).double(),
+            "sum_a_y": (yw.T @ a.to(yw.dtype)).double(),
+            "sum_b_x": (xw.T @ b.to(xw.dtype)).double(),
+            "sum_b_y": (yw.T @ b.to(yw.dtype)).double(),
+            "sum_xhat": (pick(self.x_hat).T @ wc).double(),
+            "sum_yhat": (pick(self.y_hat).T @ wc).double(),
+            "sum_dot": w @ pick(self.cos),
+            "sum_l2i": w @ pick(self.l2i),
+            "zero_norm_x": w @ pick(self.zero_x),
+            "zero_norm_y": w @ pick(self.zero_y),
+        }
+        return Moments(
+            d_x=self.d_x, d_y=self.d_y, device=self.xc.device, n=self.n,
+            shift_x=self.shift_x, shift_y=self.shift_y, sums=sums,
+        )  # fmt: skip
+
+
+def evaluate(m: Moments, names: Sequence[str], q: float = 0.1) -> dict[str, torch.Tensor]:
+    """The named moment metrics of one Moments (SVCCA, CORAL with their default settings)."""
+    out: dict[str, torch.Tensor] = {}
+    if any(name.startswith("sas_") for name in names):
+        sa = m.spectral_alignment(q=q)
+        sas = {"sas_x_to_y": sa.x_to_y, "sas_y_to_x": sa.y_to_x, "sas_symmetric": sa.symmetric}
+        sas["sas_imbalance"] = sa.imbalance
+        out.update({k: v for k, v in sas.items() if k in names})
+    single = {
+        "cka_linear": lambda: m.cka(),
+        "cka_linear_unbiased": lambda: m.cka(unbiased=True),
+        "svcca": m.svcca,
+        "coral": m.coral,
+        "modality_gap": m.modality_gap,
+        "l2i": m.l2i,
+        "true_pair_cosine": m.true_pair_cosine,
+        "cosine_gap": m.cosine_gap,
+        "rmg": m.rmg,
+    }
+    out.update({name: single[name]() for name in names if name in single})
+    return {name: out[name] for name in names}
+
+
+def _decompose_together(batch: list[Moments], names: Sequence[str]) -> None:
+    """Fill each replicate's spectrum cache from one batched eigendecomposition per block."""
+    blocks = []
+    if any(name.startswith("sas_") or name == "svcca" for name in names):
+        blocks = ["x", "y"]
+    for block in blocks:
+        values, vectors = eigh_descending(torch.stack([m.covariance(block) for m in batch]))
+        for i, m in enumerate(batch):
+            m._cache[("spectrum", block, False)] = (values[i], vectors[i])
+
+
+def bootstrap(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    metrics: Sequence[str] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    q: float = 0.1,
+    method: str = "percentile",
+    *,
+    nan_policy: str = "raise",
+) -> BootstrapResult:
+    """Percentile bootstrap intervals (resampling pairs) for moment metrics of x (n, d_x), y (n, d_y).
+
+    Args:
+        metrics: names among ``MOMENT_METRICS`` (default: all that apply to these shapes).
+        n_boot: number of resamples B. seed: makes the resamples (and the result) deterministic.
+        confidence: central interval mass; the interval is the (1 ± confidence)/2 quantiles.
+        q: SAS active-set fraction.
+        method: "percentile" (SPEC §9 default): the (1 ± confidence)/2 quantiles of the replicates;
+            "basic": ``2·estimate −`` those quantiles, which removes the estimator's first-order bias
+            (SAS is biased low by O(1/n) through eigenvector noise; see the README's CI section).
+
+    Example:
+        >>> import torch, torchspectral as ts
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(500, 8, generator=g, dtype=torch.float64)
+        >>> r = ts.bootstrap(x, x + torch.randn(500, 8, generator=g, dtype=torch.float64), ["cka_linear"], n_boot=50)
+        >>> r.low["cka_linear"] < r.estimate["cka_linear"] < r.high["cka_linear"]
+        True
+    """
+    x, y = check_pair(x, y, "bootstrap", nan_policy=nan_policy)
+    check_q(q, "bootstrap")
+    if not isinstance(n_boot, int) or n_boot < 2:
+        raise ValueError(f"bootstrap: n_boot must be an integer ≥ 2, got {n_boot!r}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"bootstrap: confidence must lie in (0, 1), got {confidence}")
+    if method not in INTERVAL_METHODS:
+        raise ValueError(f"bootstrap: method must be one of {INTERVAL_METHODS}, got {method!r}")
+    same_dim = x.shape[1] == y.shape[1]
+    names = (
+        list(metrics) if metrics is not None else [n for n in MOMENT_METRICS if same_dim or n not in SAME_DIM_METRICS]
+    )
+    unknown = [n for n in names if n not in MOMENT_METRICS]
+    if unknown:
+        raise ValueError(f"bootstrap: unknown metrics {unknown}; choose from {MOMENT_METRICS}")
+    if not same_dim and any(n in SAME_DIM_METRICS for n in names):
+        raise ValueError(f"bootstrap: {sorted(set(names) & SAME_DIM_METRICS)} need d_x = d_y")
+    with torch.no_grad():
+        rows = _WeightedRows(x, y)
+        estimate = {k: float(v) for k, v in evaluate(rows.point, names, q).items()}
+        values: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+        batch: list[Moments] = []
+
+        def flush() -> None:
+            _decompose_together(batch, names)
+            for m in batch:
+                for name, value in evaluate(m, names, q).items():
+                    values[name].append(value)
+            batch.clear()
+
+        for idx in resample_indices(rows.n, n_boot, seed):
+            weights = torch.bincount(idx, minlength=rows.n).to(torch.float64).to(x.device)
+            batch.append(rows.moments(weights))
+            if len(batch) == EIGH_BATCH:
+                flush()
+        flush()
+    replicates = {name: torch.stack(v) for name, v in values.items()}
+    tails = torch.tensor([(1 - confidence) / 2, (1 + confidence) / 2], dtype=torch.float64)
+    bounds = {name: torch.quantile(r, tails.to(r.device)) for name, r in replicates.items()}
+    if method == "basic":
+        bounds = {name: (2 * estimate[name] - b).flip(0) for name, b in bounds.items()}
+    return BootstrapResult(
+        estimate=estimate,
+        low={name: float(b[0]) for name, b in bounds.items()},
+        high={name: float(b[1]) for name, b in bounds.items()},
+        replicates=replicates,
+        confidence=confidence,
+        n_boot=n_boot,
+        seed=seed,
+        method=method,
+    )
+
+
+def permutation_test(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_perm: int = 1000,
+    seed: int = 0,
+    q: float = 0.1,
+    eps: float = 1e-8,
+    *,
+    nan_policy: str = "raise",
+) -> PermutationResult:
+    """Permutation null for ΔSAS = SAS_{X→Y} − SAS_{Y→X}: shuffle the pairing, recompute, compare.
+
+    p-value (two-sided) = (1 + #{|ΔSAS_π| ≥ |ΔSAS|}) / (1 + n_perm).
+
+    Example:
+        >>> import torch, torchspectral as ts
+        >>> x = torch.randn(400, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        >>> r = ts.permutation_test(x, x @ torch.diag(torch.arange(1.0, 7.0, dtype=torch.float64)), n_perm=99)
+        >>> r.null.shape, r.p_value
+        (torch.Size([99]), 0.01)
+    """
+    x, y = check_pair(x, y, "permutation_test", same_dim="SAS needs one shared space", nan_policy=nan_policy)
+    check_q(q, "permutation_test")
+    if not isinstance(n_perm, int) or n_perm < 1:
+        raise ValueError(f"permutation_test: n_perm must be a positive integer, got {n_perm!r}")
+    with torch.no_grad():
+        m = Moments.from_data(x, y, metric="permutation_test")
+        observed = float(m.spectral_alignment(q=q, eps=eps).imbalance)
+        xc, yc = x.double() - m.mean_x, y.double() - m.mean_y
+        directions = []
+        for anchor, other in (("x", "y"), ("y", "x")):
+            eigenvalues, eigenvectors = m.spectrum(anchor)
+            active = active_masks(eigenvalues, q)[0]
+            vectors, lam = eigenvectors[:, active], eigenvalues[active]
+            other_variance = ((m.covariance(other) @ vectors) * vectors).sum(0)
+            directions.append((xc @ vectors, yc @ vectors, lam, torch.sqrt(lam * other_variance + eps)))
+        generator = torch.Generator().manual_seed(seed)
+        null = torch.empty(n_perm, dtype=torch.float64)
+        for i in range(n_perm):
+            perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
+            scores = []
+            for zx, zy, lam, denominator in directions:
+                rho = (zx * zy[perm]).mean(0) / denominator
+                scores.append(((lam * rho.abs()).sum() / lam.sum()).clamp(0.0, 1.0))
+            null[i] = scores[0] - scores[1]
+    exceed = int((null.abs() >= abs(observed)).sum())
+    return PermutationResult(observed=observed, null=null, p_value=(1 + exceed) / (1 + n_perm))
