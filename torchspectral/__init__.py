@@ -1,8 +1,10 @@
 """torchspectral: how well are two embedding spaces aligned? Differentiable, streaming, GPU-ready metrics.
 
->>> import torchspectral as ts
->>> sorted(ts.__all__)[:3]
-['Moments', 'SpectralAlignment', 'alignment_report']
+>>> import torch, torchspectral as ts
+>>> x = torch.randn(1000, 16, generator=torch.Generator().manual_seed(0))
+>>> r = ts.spectral_alignment(x, x)
+>>> round(float(r.symmetric), 6), float(r.imbalance)
+(1.0, 0.0)
 """
 
 from torchspectral.bootstrap import BootstrapResult, PermutationResult, bootstrap, permutation_test
