@@ -119,12 +119,13 @@ class _WeightedRows:
             "sum_a_y": (yw.T @ a.to(yw.dtype)).double(),
             "sum_b_x": (xw.T @ b.to(xw.dtype)).double(),
             "sum_b_y": (yw.T @ b.to(yw.dtype)).double(),
-            "sum_xhat": (pick(self.x_hat).T @ wc).double(),
-            "sum_yhat": (pick(self.y_hat).T @ wc).double(),
-            "sum_dot": w @ pick(self.cos),
-            "sum_l2i": w @ pick(self.l2i),
-            "zero_norm_x": w @ pick(self.zero_x),
-            "zero_norm_y": w @ pick(self.zero_y),
+            # Full-length products here: a GEMV over all rows is cheaper than gathering the drawn ones.
+            "sum_xhat": (self.x_hat.T @ weights.to(self.x_hat.dtype)).double(),
+            "sum_yhat": (self.y_hat.T @ weights.to(self.y_hat.dtype)).double(),
+            "sum_dot": weights @ self.cos,
+            "sum_l2i": weights @ self.l2i,
+            "zero_norm_x": weights @ self.zero_x,
+            "zero_norm_y": weights @ self.zero_y,
         }
         return Moments(
             d_x=self.d_x, d_y=self.d_y, device=self.xc.device, n=self.n,
