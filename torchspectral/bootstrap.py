@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from torchspectral.functional.sas import anchor_modes
 from torchspectral.moments import Moments, compute_dtype
 from torchspectral.spectral import active_masks, eigh_descending
 from torchspectral.validation import check_pair, check_q
@@ -281,12 +282,12 @@ def permutation_test(
         observed = float(m.spectral_alignment(q=q, eps=eps).imbalance)
         xc, yc = x.double() - m.mean_x, y.double() - m.mean_y
         directions = []
-        for anchor, other in (("x", "y"), ("y", "x")):
-            eigenvalues, eigenvectors = m.spectrum(anchor)
-            active = active_masks(eigenvalues, q)[0]
-            vectors, lam = eigenvectors[:, active], eigenvalues[active]
-            other_variance = ((m.covariance(other) @ vectors) * vectors).sum(0)
-            directions.append((xc @ vectors, yc @ vectors, lam, torch.sqrt(lam * other_variance + eps)))
+        for anchor in ("x", "y"):
+            modes = anchor_modes(m, anchor, eps)
+            active = active_masks(modes.eigenvalues, q)[0]
+            vectors, lam = modes.eigenvectors[:, active], modes.eigenvalues[active]
+            denominator = torch.sqrt(lam * modes.other_variance[active] + eps)
+            directions.append((xc @ vectors, yc @ vectors, lam, denominator))
         generator = torch.Generator().manual_seed(seed)
         null = torch.empty(n_perm, dtype=torch.float64)
         for i in range(n_perm):

@@ -60,23 +60,39 @@ def _require_variance(m: Moments, which: str, metric: str) -> None:
         raise ValueError(f"{metric}: {which} has zero variance (every feature is constant); its spectrum is empty")
 
 
-def _direction(
-    m: Moments, anchor: str, q: Q, eps: float, signed: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Score, eigenvalues, ρ and active masks (Q, d) with `anchor` ("x" or "y") as the anchor."""
+@dataclass(frozen=True)
+class AnchorModes:
+    """Every eigenmode of one anchor's covariance: λ (d,) descending, V (d, d), σ²_k and ρ_k (d,)."""
+
+    eigenvalues: torch.Tensor
+    eigenvectors: torch.Tensor
+    other_variance: torch.Tensor
+    rho: torch.Tensor
+
+
+def anchor_modes(m: Moments, anchor: str, eps: float = 1e-8) -> AnchorModes:
+    """Per-mode statistics with `anchor` ("x" or "y") as the anchor (SPEC §1 steps 1–2)."""
     eigenvalues, eigenvectors = m.spectrum(anchor)
     other = "y" if anchor == "x" else "x"
     # v_kᵀ Σ_xy v_k equals v_kᵀ Σ_yx v_k (a quadratic form ignores transposition), so one cross block serves both.
     cross = ((m.covariance("xy") @ eigenvectors) * eigenvectors).sum(0)
-    other_var = ((m.covariance(other) @ eigenvectors) * eigenvectors).sum(0)
-    rho = cross / torch.sqrt(eigenvalues * other_var + eps)
-    masks = active_masks(eigenvalues, q)
-    weights = eigenvalues * masks
-    per_mode = rho if signed else rho.abs()
+    other_variance = ((m.covariance(other) @ eigenvectors) * eigenvectors).sum(0)
+    rho = cross / torch.sqrt(eigenvalues * other_variance + eps)
+    return AnchorModes(eigenvalues, eigenvectors, other_variance, rho)
+
+
+def _direction(
+    m: Moments, anchor: str, q: Q, eps: float, signed: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Score, eigenvalues, ρ and active masks (Q, d) with `anchor` ("x" or "y") as the anchor."""
+    modes = anchor_modes(m, anchor, eps)
+    masks = active_masks(modes.eigenvalues, q)
+    weights = modes.eigenvalues * masks
+    per_mode = modes.rho if signed else modes.rho.abs()
     score = (weights * per_mode).sum(-1) / weights.sum(-1)
     # |ρ_k| ≤ 1 by Cauchy–Schwarz; the clamp only removes rounding beyond the bounds (SPEC §1).
     score = score.clamp(-1.0 if signed else 0.0, 1.0)
-    return score, eigenvalues, rho, masks
+    return score, modes.eigenvalues, modes.rho, masks
 
 
 def sas_from_moments(m: Moments, q: Q = 0.1, eps: float = 1e-8, signed: bool = False) -> torch.Tensor:
