@@ -2,17 +2,20 @@
 
 >>> import torchspectral as ts
 >>> sorted(ts.__all__)[:3]
-['Moments', 'SpectralAlignment', 'alignment_report']
+['Moments', 'Retrieval', 'SpectralAlignment']
 """
 
 from torchspectral.functional import (
+    Retrieval,
     SpectralAlignment,
     alignment_report,
     cka,
     coral,
     cosine_gap,
     l2i,
+    mmd,
     modality_gap,
+    retrieval,
     rmg,
     sas,
     spectral_alignment,
@@ -25,13 +28,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Moments",
+    "Retrieval",
     "SpectralAlignment",
     "alignment_report",
     "cka",
     "coral",
     "cosine_gap",
     "l2i",
+    "mmd",
     "modality_gap",
+    "retrieval",
     "rmg",
     "sas",
     "spectral_alignment",
