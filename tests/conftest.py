@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-import pytest
 import torch
-from hypothesis import settings
+
+# The Triton kernels run on CPU tensors in Triton's interpreter; it must be chosen before triton is
+# imported (kernels are bound to it when their module is imported). On a CUDA machine they run compiled.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 # Parity tolerances assume exact float32 matmuls (SPEC: TF32 off).
 torch.backends.cuda.matmul.allow_tf32 = False
