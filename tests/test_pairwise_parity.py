@@ -77,6 +77,7 @@ def test_median_bandwidth_uses_the_documented_subsample() -> None:
     x, y = rng.normal(size=(3000, 3)), rng.normal(size=(1500, 3)) + 0.2
     got = float(pairwise.median_pairwise_distance(torch.cat([t(x), t(y)])))
     assert got == pytest.approx(R.mmd_median_sigma(x, y), rel=1e-12)
+    assert float(ts.mmd(t(x), t(y))) == pytest.approx(R.mmd(x, y), rel=1e-10)  # the metric takes the same σ
     x = rng.normal(size=(4500, 2))
     got = float(pairwise.median_squared_distance_all_pairs(t(x)))
     assert got == pytest.approx(R.kornblith_sigma(x) ** 2, rel=1e-12)

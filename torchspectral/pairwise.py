@@ -205,8 +205,9 @@ def rbf_mmd_sums(x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float], back
         [9.0, 4.0, 6.0]
     """
     dtype = compute_dtype(x, y)
-    # One shift for both samples: S_xy needs them in the same coordinates.
-    mean = torch.cat([x.detach(), y.detach()]).double().mean(0)
+    # One shift for both samples: S_xy needs them in the same coordinates. Summed in float64 without a
+    # float64 copy of the data (the memory beyond the inputs stays one shifted copy plus the tiles).
+    mean = (x.detach().sum(0, dtype=torch.float64) + y.detach().sum(0, dtype=torch.float64)) / (x.shape[0] + y.shape[0])
     coefs = tuple(1.0 / (2.0 * float(s) ** 2) for s in sigmas)
     return _RBFMMDSums.apply(_shift(x, mean, dtype), _shift(y, mean, dtype), coefs, backend)
 
@@ -294,8 +295,8 @@ def rbf_cka_sums(
         ([16.0, 16.0, 16.0], [4.0, 4.0, 4.0, 4.0])
     """
     dtype = compute_dtype(x, y)
-    x0 = _shift(x, x.detach().double().mean(0), dtype)
-    y0 = _shift(y, y.detach().double().mean(0), dtype)
+    x0 = _shift(x, x.detach().sum(0, dtype=torch.float64) / x.shape[0], dtype)
+    y0 = _shift(y, y.detach().sum(0, dtype=torch.float64) / y.shape[0], dtype)
     cx, cy = 1.0 / (2.0 * float(sigma_x) ** 2), 1.0 / (2.0 * float(sigma_y) ** 2)
     return _RBFCKASums.apply(x0, y0, cx, cy, backend)
 
@@ -324,7 +325,7 @@ def median_subsample(n: int, device: torch.device | None = None) -> torch.Tensor
 def _upper_squared_distances(z: torch.Tensor) -> torch.Tensor:
     """The P = n(n−1)/2 squared distances ‖z_i − z_j‖², i < j, filled tile row by tile row (no n×n)."""
     n = z.shape[0]
-    z = z - z.double().mean(0).to(z.dtype)
+    z = z - (z.sum(0, dtype=torch.float64) / n).to(z.dtype)
     z_sq = (z * z).sum(1)
     out = z.new_empty(n * (n - 1) // 2)
     side = max(16, tile_side(z.dtype) // 4)
@@ -341,6 +342,14 @@ def _upper_squared_distances(z: torch.Tensor) -> torch.Tensor:
 
 def _kth(values: torch.Tensor, k: int) -> torch.Tensor:
     return torch.kthvalue(values, k + 1).values  # kthvalue is 1-based
+
+
+def pooled_subsample(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The rows of [x; y] at :func:`median_subsample` positions, without stacking the whole pooled sample."""
+    idx = median_subsample(x.shape[0] + y.shape[0], x.device)
+    from_x = idx < x.shape[0]
+    dtype = compute_dtype(x, y)
+    return torch.cat([x[idx[from_x]].to(dtype), y[idx[~from_x] - x.shape[0]].to(dtype)])
 
 
 def median_pairwise_distance(z: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,7 @@ def resolve_sigmas(sigma: float | Sequence[float] | str, x: torch.Tensor, y: tor
     if isinstance(sigma, str):
         if sigma != "median":
             raise ValueError(f"{metric}: sigma must be a positive number, a list of them, or 'median', got {sigma!r}")
-        median = float(pairwise.median_pairwise_distance(torch.cat([x.detach(), y.detach()])))
+        median = float(pairwise.median_pairwise_distance(pairwise.pooled_subsample(x.detach(), y.detach())))
         if not median > 0:
             raise ValueError(
                 f"{metric}: the median pairwise distance of the pooled sample is 0 (most rows coincide); "
