@@ -396,6 +396,10 @@ def median_squared_distance_all_pairs(z: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------------------
 
 
+# Captions per ground-truth block: its x̂[c(J)] ŷ_Jᵀ product costs |J|/N of the score GEMM.
+GROUND_TRUTH_CHUNK = 256
+
+
 def ground_truth_scores(x_hat: torch.Tensor, y_hat: torch.Tensor, caption_to_image: torch.Tensor, side: int):
     """Cosine of every caption with its own image, ``S[c(j), j]``, computed with the same tile GEMM as the
     rank counting (a square ``x̂[c(J)] ŷ_Jᵀ`` block per caption chunk, its diagonal), so that a tie between a
@@ -414,10 +418,16 @@ def _ranks_torch(x_hat, y_hat, caption_to_image, gt, best, pessimistic, side):
     ahead = torch.ge if pessimistic else torch.gt
     for rows, cols, _ in _tiles(n_img, n_cap, side):
         s = x_hat[rows] @ y_hat[cols].T
-        # A ground-truth pair is never "ahead" of its own query (other captions of the same image neither).
-        is_gt = caption_to_image[None, cols] == torch.arange(rows.start, rows.stop, device=s.device)[:, None]
-        i2t[rows] += (ahead(s, best[rows, None]) & ~is_gt).sum(1)
-        t2i[cols] += (ahead(s, gt[None, cols]) & ~is_gt).sum(0)
+        i2t[rows] += ahead(s, best[rows, None]).sum(1)
+        t2i[cols] += ahead(s, gt[None, cols]).sum(0)
+        # A ground-truth pair is never "ahead" of its own query (nor another caption of the same image):
+        # take back what the tile's ground-truth entries added, judged on the tile's own values. There are
+        # at most |cols| of them, so this costs O(|cols|), not another pass over the tile.
+        images = caption_to_image[cols]
+        j = torch.nonzero((images >= rows.start) & (images < rows.stop)).squeeze(1)
+        values = s[images[j] - rows.start, j]
+        t2i[cols.start + j] -= ahead(values, gt[cols.start + j]).long()
+        i2t.index_add_(0, images[j], -ahead(values, best[images[j]]).long())
     return i2t, t2i
 
 
@@ -444,7 +454,7 @@ def retrieval_ranks(
 
         return retrieval_ranks_triton(x_hat, y_hat, caption_to_image, pessimistic)
     side = tile_side(x_hat.dtype)
-    gt = ground_truth_scores(x_hat, y_hat, caption_to_image, side)
+    gt = ground_truth_scores(x_hat, y_hat, caption_to_image, GROUND_TRUTH_CHUNK)
     best = torch.full((x_hat.shape[0],), -math.inf, dtype=gt.dtype, device=gt.device)
     best.scatter_reduce_(0, caption_to_image, gt, reduce="amax")
     return _ranks_torch(x_hat, y_hat, caption_to_image, gt, best, pessimistic, side)
