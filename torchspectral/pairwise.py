@@ -2,10 +2,16 @@
 
 Three quantities need every pair of rows, and each reduces to sums over tiles of the pair grid:
 
-* MMD: ``S_xx = Σ_ij k(x_i, x_j)``, ``S_yy``, ``S_xy = Σ_ij k(x_i, y_j)`` with ``k`` a sum of RBF kernels
-  ``exp(−c_σ‖u − v‖²)``, ``c_σ = 1/(2σ²)`` (:func:`rbf_mmd_sums`).
-* RBF CKA: with ``K = k_x(X, X)``, ``L = k_y(Y, Y)`` over the same pairs, ``Σ K∘L``, ``Σ K∘K``, ``Σ L∘L``
-  and the row sums ``K1``, ``L1`` (:func:`rbf_cka_sums`); every HSIC estimator is a function of these.
+* MMD: ``S_xx = Σ_ij k'(x_i, x_j)``, ``S_yy``, ``S_xy = Σ_ij k'(x_i, y_j)`` (:func:`rbf_mmd_sums`).
+* RBF CKA: with ``K' = k'_x(X, X)``, ``L' = k'_y(Y, Y)`` over the same pairs, ``Σ K'∘L'``, ``Σ K'∘K'``,
+  ``Σ L'∘L'`` and the row sums ``K'1``, ``L'1`` (:func:`rbf_cka_sums`); every HSIC estimator is a function
+  of these.
+
+Here ``k'(u, v) = Σ_σ expm1(−c_σ‖u − v‖²) = k(u, v) − k(u, u)``, ``c_σ = 1/(2σ²)``: the RBF kernel (or sum of
+RBF kernels) shifted by its constant diagonal value. MMD and every HSIC estimator are unchanged by a constant
+added to the kernel, and the shifted values keep their relative precision when k ≈ 1 (a bandwidth wide
+compared with the distances, as the median heuristic gives in high dimension), where float32 sums of k
+itself cancel catastrophically.
 * Retrieval: the rank of each ground truth, by counting the items whose cosine beats it
   (:func:`retrieval_ranks`).
 
@@ -99,14 +105,34 @@ def _squared_distances(a: torch.Tensor, a_sq: torch.Tensor, b: torch.Tensor, b_s
     return d2
 
 
-def _rbf(d2: torch.Tensor, coefs: Sequence[float], grad_weight: bool = False) -> torch.Tensor:
-    """Σ_σ exp(−c_σ d²) or, with ``grad_weight``, Σ_σ 2c_σ exp(−c_σ d²) (= −∂k/∂d² · 2). Consumes d2."""
+def _shifted_rbf(d2: torch.Tensor, coefs: Sequence[float], shift: float, diagonal: bool) -> torch.Tensor:
+    """k − shift with k = Σ_σ exp(−c_σ d²), and exact zeros on the diagonal of a diagonal tile. Consumes d2.
+
+    Near k ≈ len(coefs) (wide bandwidths) it is formed as Σ expm1(−c_σ d²) + (len − shift), which keeps
+    the relative precision of the small differences; elsewhere as Σ exp(−c_σ d²) − shift.
+    """
+    top = float(len(coefs))
+    use_expm1 = shift >= top / 2
     if len(coefs) == 1:
-        out = d2.mul_(-coefs[0]).exp_()
-        return out.mul_(2.0 * coefs[0]) if grad_weight else out
+        out = d2.mul_(-coefs[0])
+        out = out.expm1_().add_(top - shift) if use_expm1 else out.exp_().sub_(shift)
+    else:
+        out = torch.zeros_like(d2)
+        for c in coefs:
+            out.add_(torch.expm1(d2 * -c) if use_expm1 else torch.exp(d2 * -c))
+        out.add_(top - shift if use_expm1 else -shift)
+    if diagonal:
+        out.diagonal().zero_()
+    return out
+
+
+def _rbf_grad_weight(d2: torch.Tensor, coefs: Sequence[float]) -> torch.Tensor:
+    """Σ_σ 2c_σ exp(−c_σ d²) = −2 ∂k/∂d². Consumes d2."""
+    if len(coefs) == 1:
+        return d2.mul_(-coefs[0]).exp_().mul_(2.0 * coefs[0])
     out = torch.zeros_like(d2)
     for c in coefs:
-        out.add_(torch.exp(d2 * -c), alpha=2.0 * c if grad_weight else 1.0)
+        out.add_(torch.exp(d2 * -c), alpha=2.0 * c)
     return out
 
 
@@ -114,22 +140,51 @@ def _sum64(t: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     return (t.sum() if dim is None else t.sum(dim)).double()
 
 
+# Rows of the deterministic subsample the kernel level (the shift) is estimated on.
+LEVEL_SUBSAMPLE = 256
+
+
+@torch.no_grad()
+def kernel_level(z: torch.Tensor, coefs: Sequence[float]) -> float:
+    """The mean off-diagonal value of k = Σ_σ exp(−c_σ‖u − v‖²) over ≤ 256 evenly spaced rows of z (float64).
+
+    Used as the shift of the kernel sums: any constant works (the estimators do not depend on it), and
+    the typical kernel value makes the shifted entries small on both sides, so that their float32 sums do
+    not cancel, whether the bandwidth is wide (k ≈ 1) or narrow (k ≈ 0).
+
+    Example:
+        >>> round(kernel_level(torch.tensor([[0.0], [1.0]]), [0.5]), 6)  # exp(−0.5)
+        0.606531
+    """
+    z = z[median_subsample(z.shape[0], z.device, LEVEL_SUBSAMPLE)].double()
+    if z.shape[0] < 2:
+        return 0.0
+    z = z - z.mean(0)
+    z_sq = (z * z).sum(1)
+    d2 = _squared_distances(z, z_sq, z, z_sq, True)
+    k = sum(torch.exp(d2 * -c) for c in coefs)
+    n = z.shape[0]
+    return float((k.sum() - k.diagonal().sum()) / (n * (n - 1)))
+
+
 # ----------------------------------------------------------------------------------------------------------
 # RBF MMD sums
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _mmd_sums_torch(x: torch.Tensor, y: torch.Tensor, coefs: Sequence[float], side: int) -> torch.Tensor:
-    """[S_xx, S_yy, S_xy] in float64; the within-sample sums visit each unordered block pair once."""
+def _mmd_sums_torch(x: torch.Tensor, y: torch.Tensor, coefs: Sequence[float], shift: float, side: int):
+    """[S_xx, S_yy, S_xy] of k − shift over the off-diagonal pairs, in float64; the within-sample sums visit
+    each unordered block pair once."""
     x_sq, y_sq = (x * x).sum(1), (y * y).sum(1)
     sums = torch.zeros(3, dtype=torch.float64, device=x.device)
     for slot, (a, a_sq) in enumerate(((x, x_sq), (y, y_sq))):
         for rows, cols, diag in _tiles(a.shape[0], a.shape[0], side, upper=True):
-            k = _rbf(_squared_distances(a[rows], a_sq[rows], a[cols], a_sq[cols], diag), coefs)
+            k = _shifted_rbf(_squared_distances(a[rows], a_sq[rows], a[cols], a_sq[cols], diag), coefs, shift, diag)
             # An off-diagonal block stands for itself and its mirror image.
             sums[slot] += _sum64(k) * (1.0 if diag else 2.0)
     for rows, cols, _ in _tiles(x.shape[0], y.shape[0], side):
-        sums[2] += _sum64(_rbf(_squared_distances(x[rows], x_sq[rows], y[cols], y_sq[cols], False), coefs))
+        d2 = _squared_distances(x[rows], x_sq[rows], y[cols], y_sq[cols], False)
+        sums[2] += _sum64(_shifted_rbf(d2, coefs, shift, False))
     return sums
 
 
@@ -140,6 +195,7 @@ def _rbf_sum_grads(
 
     With ``G_ij = Σ_σ 2c_σ k_σ(a_i, b_j)``: ``∂S/∂a_i = −(Σ_j G_ij) a_i + Σ_j G_ij b_j`` and
     ``∂S/∂b_j = Σ_i G_ij a_i − (Σ_i G_ij) b_j``; within one sample the two roles add up (a factor 2).
+    A constant shift of k and the (constant) diagonal terms do not change these gradients.
     """
     within = b is None
     b = a if within else b
@@ -148,7 +204,7 @@ def _rbf_sum_grads(
     g_b, col_b = (None, None) if within else (torch.zeros_like(b), b.new_zeros(b.shape[0]))
     for rows, cols, _ in _tiles(a.shape[0], b.shape[0], side):
         diag = within and rows == cols
-        g = _rbf(_squared_distances(a[rows], a_sq[rows], b[cols], b_sq[cols], diag), coefs, grad_weight=True)
+        g = _rbf_grad_weight(_squared_distances(a[rows], a_sq[rows], b[cols], b_sq[cols], diag), coefs)
         g_a[rows] += g @ b[cols]
         row_a[rows] += g.sum(1)
         if not within:
@@ -162,14 +218,14 @@ def _rbf_sum_grads(
 
 class _RBFMMDSums(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, y, coefs, backend):  # type: ignore[override]
+    def forward(ctx, x, y, coefs, shift, backend):  # type: ignore[override]
         ctx.coefs = coefs
         ctx.save_for_backward(x, y)
         if backend == "triton":
             from torchspectral.kernels.rbf_mmd_sums import rbf_mmd_sums_triton
 
-            return rbf_mmd_sums_triton(x, y, coefs)
-        return _mmd_sums_torch(x, y, coefs, tile_side(x.dtype))
+            return rbf_mmd_sums_triton(x, y, coefs, shift)
+        return _mmd_sums_torch(x, y, coefs, shift, tile_side(x.dtype))
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
@@ -185,31 +241,37 @@ class _RBFMMDSums(torch.autograd.Function):
             cross_x, cross_y = _rbf_sum_grads(x, y, ctx.coefs, side)
             grad_x = None if grad_x is None else grad_x + g_xy * cross_x
             grad_y = None if grad_y is None else grad_y + g_xy * cross_y
-        return grad_x, grad_y, None, None
+        return grad_x, grad_y, None, None, None
 
 
 def _shift(t: torch.Tensor, mean: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return t.to(dtype) - mean.to(dtype)
 
 
-def rbf_mmd_sums(x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float], backend: str = "torch") -> torch.Tensor:
-    """``[Σ_ij k(x_i,x_j), Σ_ij k(y_i,y_j), Σ_ij k(x_i,y_j)]`` (float64, differentiable), k = Σ_σ RBF_σ.
+def rbf_mmd_sums(
+    x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float], backend: str = "torch"
+) -> tuple[torch.Tensor, float]:
+    """``([S_xx, S_yy, S_xy], a)``: sums of ``k − a`` over the pairs i ≠ j of x, of y, and all pairs (x_i, y_j).
 
-    All ordered pairs, diagonal included (each diagonal term is exactly ``len(sigmas)``).
+    ``k = Σ_σ exp(−‖u − v‖²/(2σ²))`` and ``a`` = :func:`kernel_level` of the pooled sample (a constant the
+    MMD estimators do not depend on, chosen so that the sums do not cancel). float64, differentiable.
 
-    Shape: x (n, d), y (m, d) → (3,).
+    Shape: x (n, d), y (m, d) → (3,), float.
 
     Example:
-        >>> x, y = torch.zeros(3, 2), torch.zeros(2, 2)
-        >>> rbf_mmd_sums(x, y, [1.0]).tolist()
-        [9.0, 4.0, 6.0]
+        >>> x, y = torch.zeros(3, 2), torch.ones(1, 2)  # ‖x_i − y_j‖² = 2, k = e⁻¹ between the samples
+        >>> sums, level = rbf_mmd_sums(x, y, [1.0])
+        >>> [round(v + level * count, 6) for v, count in zip(sums.tolist(), (6, 0, 3))]  # Σ k back
+        [6.0, 0.0, 1.103638]
     """
     dtype = compute_dtype(x, y)
     # One shift for both samples: S_xy needs them in the same coordinates. Summed in float64 without a
     # float64 copy of the data (the memory beyond the inputs stays one shifted copy plus the tiles).
     mean = (x.detach().sum(0, dtype=torch.float64) + y.detach().sum(0, dtype=torch.float64)) / (x.shape[0] + y.shape[0])
     coefs = tuple(1.0 / (2.0 * float(s) ** 2) for s in sigmas)
-    return _RBFMMDSums.apply(_shift(x, mean, dtype), _shift(y, mean, dtype), coefs, backend)
+    level = kernel_level(pooled_subsample(x.detach(), y.detach(), LEVEL_SUBSAMPLE), coefs)
+    sums = _RBFMMDSums.apply(_shift(x, mean, dtype), _shift(y, mean, dtype), coefs, level, backend)
+    return sums, level
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -217,15 +279,15 @@ def rbf_mmd_sums(x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float], back
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _cka_sums_torch(x: torch.Tensor, y: torch.Tensor, cx: float, cy: float, side: int):
+def _cka_sums_torch(x: torch.Tensor, y: torch.Tensor, cx: float, cy: float, ax: float, ay: float, side: int):
     n = x.shape[0]
     x_sq, y_sq = (x * x).sum(1), (y * y).sum(1)
     sums = torch.zeros(3, dtype=torch.float64, device=x.device)
     row_k = torch.zeros(n, dtype=torch.float64, device=x.device)
     row_l = torch.zeros(n, dtype=torch.float64, device=x.device)
     for rows, cols, diag in _tiles(n, n, side, upper=True):
-        k = _rbf(_squared_distances(x[rows], x_sq[rows], x[cols], x_sq[cols], diag), (cx,))
-        l = _rbf(_squared_distances(y[rows], y_sq[rows], y[cols], y_sq[cols], diag), (cy,))
+        k = _shifted_rbf(_squared_distances(x[rows], x_sq[rows], x[cols], x_sq[cols], diag), (cx,), ax, diag)
+        l = _shifted_rbf(_squared_distances(y[rows], y_sq[rows], y[cols], y_sq[cols], diag), (cy,), ay, diag)
         weight = 1.0 if diag else 2.0  # an off-diagonal block also stands for its mirror image
         sums[0] += weight * _sum64(k * l)
         sums[1] += weight * _sum64(k * k)
@@ -238,20 +300,23 @@ def _cka_sums_torch(x: torch.Tensor, y: torch.Tensor, cx: float, cy: float, side
     return sums, row_k, row_l
 
 
-def _cka_grad(a, own_c, other, other_c, g_cross, g_self, g_rows, side):
-    """Gradient w.r.t. ``a`` of ``g_cross·Σ K∘L + g_self·Σ K∘K + g_rowsᵀ K1`` with K = RBF(a), L = RBF(other).
+def _cka_grad(a, own_c, own_shift, other, other_c, other_shift, g_cross, g_self, g_rows, side):
+    """Gradient w.r.t. ``a`` of ``g_cross·Σ K'∘L' + g_self·Σ K'∘K' + g_rowsᵀ K'1``, K' = RBF(a) − shift off the
+    diagonal and 0 on it (L' likewise on ``other``).
 
-    ``∂/∂K_ij`` symmetrised over (i, j) gives ``W_ij = 2g_cross L_ij + 4g_self K_ij + g_rows_i + g_rows_j``;
-    with ``G = 2c·W∘K``: ``∂/∂a_i = −(Σ_j G_ij) a_i + Σ_j G_ij a_j``.
+    ``∂/∂K'_ij`` symmetrised over (i, j) gives ``W_ij = 2g_cross L'_ij + 4g_self K'_ij + g_rows_i + g_rows_j``;
+    with ``G = 2c·W∘K`` (∂K/∂d² = −cK): ``∂/∂a_i = −(Σ_j G_ij) a_i + Σ_j G_ij a_j`` (the j = i term is 0).
     """
     a_sq, o_sq = (a * a).sum(1), (other * other).sum(1)
     grad, row = torch.zeros_like(a), a.new_zeros(a.shape[0])
     for rows, cols, _ in _tiles(a.shape[0], a.shape[0], side):
         diag = rows == cols
-        k = _rbf(_squared_distances(a[rows], a_sq[rows], a[cols], a_sq[cols], diag), (own_c,))
-        w = _rbf(_squared_distances(other[rows], o_sq[rows], other[cols], o_sq[cols], diag), (other_c,))
-        w.mul_(2.0 * g_cross).add_(k, alpha=4.0 * g_self).add_(g_rows[rows, None]).add_(g_rows[None, cols])
-        g = w.mul_(k).mul_(2.0 * own_c)
+        d2 = _squared_distances(a[rows], a_sq[rows], a[cols], a_sq[cols], diag)
+        k = torch.exp(d2 * -own_c)
+        w = _shifted_rbf(_squared_distances(other[rows], o_sq[rows], other[cols], o_sq[cols], diag), (other_c,),
+                         other_shift, diag)  # fmt: skip
+        w.mul_(2.0 * g_cross).add_(_shifted_rbf(d2, (own_c,), own_shift, diag), alpha=4.0 * g_self)
+        g = w.add_(g_rows[rows, None]).add_(g_rows[None, cols]).mul_(k).mul_(2.0 * own_c)
         grad[rows] += g @ a[cols]
         row[rows] += g.sum(1)
     return grad - row[:, None] * a
@@ -259,46 +324,53 @@ def _cka_grad(a, own_c, other, other_c, g_cross, g_self, g_rows, side):
 
 class _RBFCKASums(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, y, cx, cy, backend):  # type: ignore[override]
-        ctx.coefs = (cx, cy)
+    def forward(ctx, x, y, cx, cy, ax, ay, backend):  # type: ignore[override]
+        ctx.constants = (cx, cy, ax, ay)
         ctx.save_for_backward(x, y)
         if backend == "triton":
             from torchspectral.kernels.rbf_cka_sums import rbf_cka_sums_triton
 
-            return rbf_cka_sums_triton(x, y, cx, cy)
-        return _cka_sums_torch(x, y, cx, cy, tile_side(x.dtype))
+            return rbf_cka_sums_triton(x, y, cx, cy, ax, ay)
+        return _cka_sums_torch(x, y, cx, cy, ax, ay, tile_side(x.dtype))
 
     @staticmethod
     def backward(ctx, g_sums, g_row_k, g_row_l):  # type: ignore[override]
         x, y = ctx.saved_tensors
-        cx, cy = ctx.coefs
+        cx, cy, ax, ay = ctx.constants
         side = tile_side(x.dtype)
         g_kl, g_kk, g_ll = (float(v) for v in g_sums)
         grad_x = grad_y = None
         if ctx.needs_input_grad[0]:
-            grad_x = _cka_grad(x, cx, y, cy, g_kl, g_kk, g_row_k.to(x.dtype), side)
+            grad_x = _cka_grad(x, cx, ax, y, cy, ay, g_kl, g_kk, g_row_k.to(x.dtype), side)
         if ctx.needs_input_grad[1]:
-            grad_y = _cka_grad(y, cy, x, cx, g_kl, g_ll, g_row_l.to(y.dtype), side)
-        return grad_x, grad_y, None, None, None
+            grad_y = _cka_grad(y, cy, ay, x, cx, ax, g_kl, g_ll, g_row_l.to(y.dtype), side)
+        return grad_x, grad_y, None, None, None, None, None
 
 
 def rbf_cka_sums(
     x: torch.Tensor, y: torch.Tensor, sigma_x: float, sigma_y: float, backend: str = "torch"
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``([Σ K∘L, Σ K∘K, Σ L∘L], K1, L1)`` in float64 (differentiable), K = RBF_σx(X, X), L = RBF_σy(Y, Y).
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float, float]:
+    """``([Σ K'∘L', Σ K'∘K', Σ L'∘L'], K'1, L'1, a_x, a_y)`` (float64, differentiable).
 
-    Shape: x (n, d_x), y (n, d_y) → (3,), (n,), (n,).
+    ``K' = RBF_σx(X, X) − a_x`` off the diagonal and 0 on it, ``L'`` likewise with ``a_y``; the shifts are
+    :func:`kernel_level` of each modality (HSIC estimators do not depend on them; they keep the sums
+    from cancelling).
+
+    Shape: x (n, d_x), y (n, d_y) → (3,), (n,), (n,), float, float.
 
     Example:
-        >>> sums, row_k, row_l = rbf_cka_sums(torch.zeros(4, 3), torch.zeros(4, 1), 1.0, 2.0)
-        >>> sums.tolist(), row_k.tolist()
-        ([16.0, 16.0, 16.0], [4.0, 4.0, 4.0, 4.0])
+        >>> x = torch.tensor([[0.0], [0.0], [2.0]])  # K = e⁻² between the third row and the others
+        >>> sums, row_k, row_l, a_x, a_y = rbf_cka_sums(x, x, 1.0, 1.0)
+        >>> [round(v + a_x * 2, 6) for v in row_k.tolist()]  # K1 − 1 (two off-diagonal entries per row)
+        [1.135335, 1.135335, 0.270671]
     """
     dtype = compute_dtype(x, y)
     x0 = _shift(x, x.detach().sum(0, dtype=torch.float64) / x.shape[0], dtype)
     y0 = _shift(y, y.detach().sum(0, dtype=torch.float64) / y.shape[0], dtype)
     cx, cy = 1.0 / (2.0 * float(sigma_x) ** 2), 1.0 / (2.0 * float(sigma_y) ** 2)
-    return _RBFCKASums.apply(x0, y0, cx, cy, backend)
+    ax, ay = kernel_level(x0.detach(), (cx,)), kernel_level(y0.detach(), (cy,))
+    sums, row_k, row_l = _RBFCKASums.apply(x0, y0, cx, cy, ax, ay, backend)
+    return sums, row_k, row_l, ax, ay
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -308,8 +380,9 @@ def rbf_cka_sums(
 MEDIAN_SUBSAMPLE = 4096
 
 
-def median_subsample(n: int, device: torch.device | None = None) -> torch.Tensor:
-    """Rows the bandwidth median is taken on: all when n ≤ 4096, else ``floor(k·n/4096)`` for k = 0…4095.
+def median_subsample(n: int, device: torch.device | None = None, size: int = MEDIAN_SUBSAMPLE) -> torch.Tensor:
+    """Rows the bandwidth median is taken on: all when n ≤ 4096, else ``floor(k·n/4096)`` for k = 0…4095
+    (``size`` replaces 4096 for other subsamples).
 
     Evenly spaced and independent of any random state, so the bandwidth (and the metric) is reproducible.
 
@@ -317,9 +390,9 @@ def median_subsample(n: int, device: torch.device | None = None) -> torch.Tensor
         >>> median_subsample(10_000)[:4].tolist()
         [0, 2, 4, 7]
     """
-    if n <= MEDIAN_SUBSAMPLE:
+    if n <= size:
         return torch.arange(n, device=device)
-    return torch.arange(MEDIAN_SUBSAMPLE, device=device) * n // MEDIAN_SUBSAMPLE
+    return torch.arange(size, device=device) * n // size
 
 
 def _upper_squared_distances(z: torch.Tensor) -> torch.Tensor:
@@ -344,9 +417,9 @@ def _kth(values: torch.Tensor, k: int) -> torch.Tensor:
     return torch.kthvalue(values, k + 1).values  # kthvalue is 1-based
 
 
-def pooled_subsample(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def pooled_subsample(x: torch.Tensor, y: torch.Tensor, size: int = MEDIAN_SUBSAMPLE) -> torch.Tensor:
     """The rows of [x; y] at :func:`median_subsample` positions, without stacking the whole pooled sample."""
-    idx = median_subsample(x.shape[0] + y.shape[0], x.device)
+    idx = median_subsample(x.shape[0] + y.shape[0], x.device, size)
     from_x = idx < x.shape[0]
     dtype = compute_dtype(x, y)
     return torch.cat([x[idx[from_x]].to(dtype), y[idx[~from_x] - x.shape[0]].to(dtype)])

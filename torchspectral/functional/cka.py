@@ -9,11 +9,18 @@ kernels each term is a feature-space sum (a_i = ‖x_i‖², b_i = ‖y_i‖², 
 ``1ᵀK̃L̃1 = S_xᵀ XᵀY S_y − S_xᵀ Σ b_i x_i − S_yᵀ Σ a_i y_i + Σ a_i b_i``.
 The estimator is translation invariant, so it is evaluated about the mean, where it is best conditioned.
 
-RBF kernel ``K_ij = exp(−‖x_i − x_j‖²/(2σ_x²))``, ``L_ij`` likewise on y (K_ii = L_ii = 1). Every HSIC term is
-a function of ``Σ K∘L``, ``Σ K∘K``, ``Σ L∘L`` and the row sums ``r_K = K1``, ``r_L = L1``, which the pairwise
-engine streams over tiles (no n×n matrix):
-``HSIC_b = [Σ K∘L − (2/n) r_Kᵀr_L + (1ᵀr_K)(1ᵀr_L)/n²] / n²`` (= tr(KHLH)/n², H = I − 11ᵀ/n; the 1/n² cancels
-in CKA) and, with K̃ = K − I: ``tr(K̃L̃) = Σ K∘L − n``, ``1ᵀK̃1 = 1ᵀr_K − n``, ``1ᵀK̃L̃1 = (r_K − 1)ᵀ(r_L − 1)``.
+RBF kernel ``K_ij = exp(−‖x_i − x_j‖²/(2σ_x²))``, ``L_ij`` likewise on y. Both estimators are unchanged by a
+constant added to the off-diagonal entries of K or L (the biased one by any constant added to K), so the
+engine sums ``K' = K − a_x`` off the diagonal, 0 on it (``L'`` likewise), with ``a`` the typical kernel value
+(:func:`torchspectral.pairwise.kernel_level`): small entries on both sides, float32 sums that do not cancel.
+From ``Σ K'∘L'``, ``Σ K'∘K'``, ``Σ L'∘L'`` and the row sums ``r_K = K'1``, ``r_L = L'1``, streamed over tiles
+(no n×n matrix):
+
+* unbiased: K' is K̃ up to the constant, so ``tr(K̃L̃) → Σ K'∘L'``, ``1ᵀK̃1 → 1ᵀr_K``, ``1ᵀK̃L̃1 → r_Kᵀr_L``;
+* biased: ``tr(KHLH) = tr(K°HL°H)`` with ``K° = K' + (1 − a_x)I`` (K minus the constant a_x): with
+  ``δ = 1 − a``, ``Σ K°∘L° = Σ K'∘L' + nδ_xδ_y`` and ``K°1 = r_K + δ_x``, and
+  ``tr(AHBH) = Σ A∘B − (2/n)(A1)ᵀ(B1) + (1ᵀA1)(1ᵀB1)/n²`` for symmetric A, B.
+
 Default bandwidth (Kornblith et al.): ``σ² = threshold² · median`` of the squared distances over all n²
 pairs of the modality (its n zero self-distances included), on the deterministic subsample of
 :func:`torchspectral.pairwise.median_subsample` above 4096 rows; it is a constant for gradients.
@@ -117,19 +124,24 @@ def rbf_cka(
     else:
         sigma_x = sigma_y = check_bandwidth(sigma, metric)
     chosen = pairwise.resolve_backend(backend, metric, x, y)
-    sums, r_k, r_l = pairwise.rbf_cka_sums(x, y, sigma_x, sigma_y, backend=chosen)
+    sums, r_k, r_l, a_x, a_y = pairwise.rbf_cka_sums(x, y, sigma_x, sigma_y, backend=chosen)
     s_kl, s_kk, s_ll = sums[0], sums[1], sums[2]
+    # Sums of K' = K − a off the diagonal, 0 on it (see the module docstring).
     if unbiased:
-        ones_k, ones_l = r_k.sum() - n, r_l.sum() - n
-        rk, rl = r_k - 1.0, r_l - 1.0
-        kl = _hsic_u(n, s_kl - n, ones_k, ones_l, rk @ rl)
-        kk = _hsic_u(n, s_kk - n, ones_k, ones_k, rk @ rk)
-        ll = _hsic_u(n, s_ll - n, ones_l, ones_l, rl @ rl)
+        ones_k, ones_l = r_k.sum(), r_l.sum()
+        kl = _hsic_u(n, s_kl, ones_k, ones_l, r_k @ r_l)
+        kk = _hsic_u(n, s_kk, ones_k, ones_k, r_k @ r_k)
+        ll = _hsic_u(n, s_ll, ones_l, ones_l, r_l @ r_l)
     else:
-        tk, tl = r_k.sum(), r_l.sum()
-        kl = s_kl - 2.0 / n * (r_k @ r_l) + tk * tl / n**2
-        kk = s_kk - 2.0 / n * (r_k @ r_k) + tk * tk / n**2
-        ll = s_ll - 2.0 / n * (r_l @ r_l) + tl * tl / n**2
+        delta_x, delta_y = 1.0 - a_x, 1.0 - a_y
+        r_k, r_l = r_k + delta_x, r_l + delta_y
+
+        def centred_trace(s_ab: torch.Tensor, r_a: torch.Tensor, r_b: torch.Tensor) -> torch.Tensor:
+            return s_ab - 2.0 / n * (r_a @ r_b) + r_a.sum() * r_b.sum() / n**2
+
+        kl = centred_trace(s_kl + n * delta_x * delta_y, r_k, r_l)
+        kk = centred_trace(s_kk + n * delta_x**2, r_k, r_k)
+        ll = centred_trace(s_ll + n * delta_y**2, r_l, r_l)
     if not bool(kk > 0) or not bool(ll > 0):
         raise ValueError(
             f"{metric}: the self-HSIC of {'x' if not bool(kk > 0) else 'y'} is not positive "

@@ -1,11 +1,19 @@
 """Maximum Mean Discrepancy with the RBF kernel (SPEC §5), streamed over tiles of pairs (never n×m).
 
 With ``k(u, v) = Σ_σ exp(−‖u − v‖²/(2σ²))`` (one σ, or the sum of the kernels of several), samples
-x (n rows) and y (m rows), and the pair sums ``S_xx = Σ_ij k(x_i, x_j)``, ``S_yy``, ``S_xy = Σ_ij k(x_i, y_j)``:
+x (n rows) and y (m rows):
 
-* biased (V-statistic): ``MMD² = S_xx/n² + S_yy/m² − 2 S_xy/(nm)`` (≥ 0);
-* unbiased (U-statistic): ``MMD² = (S_xx − n·k₀)/(n(n−1)) + (S_yy − m·k₀)/(m(m−1)) − 2 S_xy/(nm)``, with
-  ``k₀ = k(u, u)`` = the number of σ (the diagonal terms removed exactly). May be negative; never clamped.
+* biased (V-statistic, all n² / m² / nm terms): ``MMD² = mean_ij k(x_i,x_j) + mean_ij k(y_i,y_j) − 2 mean_ij k(x_i,y_j)``
+  (≥ 0);
+* unbiased (U-statistic): the within-sample means exclude i = j (divide by n(n−1), m(m−1)); the cross mean
+  divides by n·m. May be negative; never clamped.
+
+Both are unchanged by a constant added to k, so the pair sums are taken of ``k − a`` with ``a`` the typical
+kernel value (:func:`torchspectral.pairwise.kernel_level`): the shifted entries are small on both sides and
+their float32 sums do not cancel, however wide or narrow σ is. With ``S_xx = Σ_{i≠j} (k(x_i,x_j) − a)``,
+``S_yy`` likewise, ``S_xy = Σ_ij (k(x_i,y_j) − a)`` and ``k₀ = k(u,u)`` = the number of σ:
+unbiased ``MMD² = S_xx/(n(n−1)) + S_yy/(m(m−1)) − 2S_xy/(nm)``, biased
+``MMD² = (S_xx + n(k₀−a))/n² + (S_yy + m(k₀−a))/m² − 2S_xy/(nm)``.
 
 The value returned is the squared MMD times ``scale``.
 
@@ -101,10 +109,12 @@ def mmd(
     if isinstance(scale, bool) or not isinstance(scale, int | float) or not torch.isfinite(torch.tensor(scale)):
         raise ValueError(f"{metric}: scale must be a finite number, got {scale!r}")
     sigmas = resolve_sigmas(sigma, x, y, metric)
-    s_xx, s_yy, s_xy = pairwise.rbf_mmd_sums(x, y, sigmas, backend=pairwise.resolve_backend(backend, metric, x, y))
+    chosen = pairwise.resolve_backend(backend, metric, x, y)
+    (s_xx, s_yy, s_xy), level = pairwise.rbf_mmd_sums(x, y, sigmas, backend=chosen)
+    # Off-diagonal sums of k − level (see the module docstring); the diagonal k(u,u) − level is exact here.
     if estimator == "biased":
-        value = s_xx / n**2 + s_yy / m**2 - 2.0 * s_xy / (n * m)
+        diagonal = len(sigmas) - level
+        value = (s_xx + n * diagonal) / n**2 + (s_yy + m * diagonal) / m**2 - 2.0 * s_xy / (n * m)
     else:
-        k0 = float(len(sigmas))
-        value = (s_xx - n * k0) / (n * (n - 1)) + (s_yy - m * k0) / (m * (m - 1)) - 2.0 * s_xy / (n * m)
+        value = s_xx / (n * (n - 1)) + s_yy / (m * (m - 1)) - 2.0 * s_xy / (n * m)
     return scale * value
