@@ -25,14 +25,18 @@ def cka_rbf(x: torch.Tensor, y: torch.Tensor, sigma: float) -> torch.Tensor:
     """Biased RBF CKA from the dense K and L: HSIC = Σ K∘L − (2/n) r_Kᵀr_L + (1ᵀK1)(1ᵀL1)/n²."""
     n = x.shape[0]
     k = torch.cdist(x, x).square_().mul_(-1.0 / (2.0 * sigma**2)).exp_()
-    l = torch.cdist(y, y).square_().mul_(-1.0 / (2.0 * sigma**2)).exp_()
-    r_k, r_l = k.sum(1, dtype=torch.float64), l.sum(1, dtype=torch.float64)
+    ell = torch.cdist(y, y).square_().mul_(-1.0 / (2.0 * sigma**2)).exp_()
+    r_k, r_l = k.sum(1, dtype=torch.float64), ell.sum(1, dtype=torch.float64)
     t_k, t_l = r_k.sum(), r_l.sum()
 
     def hsic(s, ra, rb, ta, tb):
         return s - 2.0 / n * (ra @ rb) + ta * tb / n**2
 
-    s_kl, s_kk, s_ll = (k * l).sum(dtype=torch.float64), (k * k).sum(dtype=torch.float64), (l * l).sum(dtype=torch.float64)
+    s_kl, s_kk, s_ll = (
+        (k * ell).sum(dtype=torch.float64),
+        (k * k).sum(dtype=torch.float64),
+        (ell * ell).sum(dtype=torch.float64),
+    )
     return hsic(s_kl, r_k, r_l, t_k, t_l) / torch.sqrt(hsic(s_kk, r_k, r_k, t_k, t_k) * hsic(s_ll, r_l, r_l, t_l, t_l))
 
 

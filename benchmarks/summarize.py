@@ -15,7 +15,10 @@ def main(path: str) -> None:
     for bench in data["benchmarks"]:
         info = bench["extra_info"]
         if "fn" in info:
-            pairwise_rows[(info["fn"], info["n"], info["d"])][info["impl"]] = {**info, "median": bench["stats"]["median"]}
+            pairwise_rows[(info["fn"], info["n"], info["d"])][info["impl"]] = {
+                **info,
+                "median": bench["stats"]["median"],
+            }
         elif "impl" in info:
             rows[(info["n"], info["d"])][info["impl"]] = {**info, "median": bench["stats"]["median"]}
     machine = data["machine_info"]

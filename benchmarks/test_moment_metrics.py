@@ -76,7 +76,9 @@ def test_torch(benchmark, pairs) -> None:
         assert got[key] == pytest.approx(value, rel=1e-4, abs=1e-7), key
     benchmark.group = f"n={n} d={d}"
     benchmark.extra_info.update(peak_beyond_inputs_mb(n, d, "report"), n=n, d=d, impl="torch")
-    benchmark.pedantic(ts.alignment_report, args=(x, y), kwargs={"pairwise": False}, rounds=7, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(
+        ts.alignment_report, args=(x, y), kwargs={"pairwise": False}, rounds=7, iterations=1, warmup_rounds=1
+    )
 
 
 def test_floor(benchmark, pairs) -> None:

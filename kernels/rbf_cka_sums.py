@@ -1,4 +1,4 @@
-"""RBF kernel sums for CKA in one tiled pass over the n×n pairs: ``Σ K'∘L'``, ``Σ K'∘K'``, ``Σ L'∘L'``, ``K'1``, ``L'1``.
+"""RBF kernel sums for CKA in one tiled pass over the n×n pairs: ``Σ K'∘L'``, ``Σ K'∘K'``, ``Σ L'∘L'``, K'1, L'1.
 
 ``K'_ij = exp(−c_x‖x_i − x_j‖²) − a_x`` for i ≠ j and 0 on the diagonal, ``L'`` likewise on y with ``a_y``
 (constants chosen by the caller: the HSIC estimators do not depend on them, and the shifted values are
@@ -17,7 +17,6 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-
 from torchspectral.kernels.expm1 import expm1
 from torchspectral.kernels.tuning import BLOCK_K, bucket, configs
 
@@ -89,12 +88,12 @@ def _rbf_cka_sums_kernel(
         k = _rbf_tile(dx, row_xsq, col_xsq, rows, cols, valid, coef_x, offset_x, EXPM1_X)
         dy = _gram_tile(y_ptr, rows, cols, row_ok, col_ok, DY, stride_y, BLOCK, BLOCK_K)
         col_ysq = tl.load(y_sq_ptr + cols, mask=col_ok, other=0.0)
-        l = _rbf_tile(dy, row_ysq, col_ysq, rows, cols, valid, coef_y, offset_y, EXPM1_Y)
-        acc_kl += tl.sum(k * l, axis=1)
+        ell = _rbf_tile(dy, row_ysq, col_ysq, rows, cols, valid, coef_y, offset_y, EXPM1_Y)
+        acc_kl += tl.sum(k * ell, axis=1)
         acc_kk += tl.sum(k * k, axis=1)
-        acc_ll += tl.sum(l * l, axis=1)
+        acc_ll += tl.sum(ell * ell, axis=1)
         acc_rk += tl.sum(k, axis=1)
-        acc_rl += tl.sum(l, axis=1)
+        acc_rl += tl.sum(ell, axis=1)
     tl.store(row_k_ptr + rows, acc_rk, mask=row_ok)
     tl.store(row_l_ptr + rows, acc_rl, mask=row_ok)
     tl.store(part_ptr + pid * 3 + 0, tl.sum(acc_kl))

@@ -23,7 +23,6 @@ from collections.abc import Sequence
 import torch
 import triton
 import triton.language as tl
-
 from torchspectral.kernels.expm1 import expm1
 from torchspectral.kernels.tuning import BLOCK_K, bucket, configs
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-
 from torchspectral.kernels.tuning import BLOCK_K, bucket, configs
 
 

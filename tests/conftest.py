@@ -11,9 +11,9 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import settings  # noqa: E402
+import numpy as np
+import pytest
+from hypothesis import settings
 
 # Parity tolerances assume exact float32 matmuls (SPEC: TF32 off).
 torch.backends.cuda.matmul.allow_tf32 = False

@@ -216,3 +216,18 @@ def test_report_with_caption_to_image() -> None:
     assert report["cka_linear"] == pytest.approx(R.cka_linear(images[c], captions), rel=1e-10)
     assert report["cka_rbf"] == pytest.approx(R.cka_rbf(images[c], captions), rel=1e-10)
     assert report["mmd"] == pytest.approx(R.mmd(images, captions), rel=1e-10)
+
+
+@pytest.mark.parametrize("width", [0.3, 1.0, 5.0])
+def test_float32_kernel_sums_do_not_cancel(width: float) -> None:
+    """Wide bandwidths (k ≈ 1 everywhere) and narrow ones (k ≈ 0) in high dimension, float32 input."""
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=(300, 256))
+    y = x + 8.0 * rng.normal(size=(300, 256))
+    sigma = width * R.mmd_median_sigma(x, y)
+    x32, y32 = seen(x, torch.float32), seen(y, torch.float32)
+    got = float(ts.mmd(t(x32, torch.float32), t(y32, torch.float32), sigma=sigma))
+    assert got == pytest.approx(R.mmd(x32, y32, sigma=sigma), rel=1e-5)
+    for unbiased in (False, True):
+        got = float(ts.cka(t(x32, torch.float32), t(y32, torch.float32), kernel="rbf", sigma=sigma, unbiased=unbiased))
+        assert got == pytest.approx(R.cka_rbf(x32, y32, sigma=sigma, unbiased=unbiased), rel=1e-5)

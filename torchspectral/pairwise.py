@@ -59,7 +59,7 @@ def tile_side(dtype: torch.dtype, budget_bytes: int | None = None) -> int:
     """
     budget = TILE_BUDGET_BYTES if budget_bytes is None else budget_bytes
     itemsize = torch.empty((), dtype=dtype).element_size()
-    side = int(math.isqrt(budget // (itemsize * _TILE_TEMPORARIES)))
+    side = math.isqrt(budget // (itemsize * _TILE_TEMPORARIES))
     return max(16, side - side % 16)
 
 
@@ -287,16 +287,16 @@ def _cka_sums_torch(x: torch.Tensor, y: torch.Tensor, cx: float, cy: float, ax: 
     row_l = torch.zeros(n, dtype=torch.float64, device=x.device)
     for rows, cols, diag in _tiles(n, n, side, upper=True):
         k = _shifted_rbf(_squared_distances(x[rows], x_sq[rows], x[cols], x_sq[cols], diag), (cx,), ax, diag)
-        l = _shifted_rbf(_squared_distances(y[rows], y_sq[rows], y[cols], y_sq[cols], diag), (cy,), ay, diag)
+        ell = _shifted_rbf(_squared_distances(y[rows], y_sq[rows], y[cols], y_sq[cols], diag), (cy,), ay, diag)
         weight = 1.0 if diag else 2.0  # an off-diagonal block also stands for its mirror image
-        sums[0] += weight * _sum64(k * l)
+        sums[0] += weight * _sum64(k * ell)
         sums[1] += weight * _sum64(k * k)
-        sums[2] += weight * _sum64(l * l)
+        sums[2] += weight * _sum64(ell * ell)
         row_k[rows] += _sum64(k, 1)
-        row_l[rows] += _sum64(l, 1)
+        row_l[rows] += _sum64(ell, 1)
         if not diag:
             row_k[cols] += _sum64(k, 0)
-            row_l[cols] += _sum64(l, 0)
+            row_l[cols] += _sum64(ell, 0)
     return sums, row_k, row_l
 
 

@@ -94,7 +94,9 @@ def check_sample(t: torch.Tensor, name: str, metric: str, nan_policy: str = "rai
             )
         t = t[finite]
         if t.shape[0] == 0:
-            raise ValueError(f"{metric}: every row of {name} contains NaN or Inf; nothing is left after nan_policy='omit'")
+            raise ValueError(
+                f"{metric}: every row of {name} contains NaN or Inf; nothing is left after nan_policy='omit'"
+            )
     return t
 
 

@@ -3,8 +3,8 @@
 With ``k(u, v) = Σ_σ exp(−‖u − v‖²/(2σ²))`` (one σ, or the sum of the kernels of several), samples
 x (n rows) and y (m rows):
 
-* biased (V-statistic, all n² / m² / nm terms): ``MMD² = mean_ij k(x_i,x_j) + mean_ij k(y_i,y_j) − 2 mean_ij k(x_i,y_j)``
-  (≥ 0);
+* biased (V-statistic, all n² / m² / nm terms):
+  ``MMD² = mean_ij k(x_i,x_j) + mean_ij k(y_i,y_j) − 2 mean_ij k(x_i,y_j)`` (≥ 0);
 * unbiased (U-statistic): the within-sample means exclude i = j (divide by n(n−1), m(m−1)); the cross mean
   divides by n·m. May be negative; never clamped.
 

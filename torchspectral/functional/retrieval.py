@@ -83,8 +83,7 @@ def _caption_map(caption_to_image, n_img: int, n_cap: int, device: torch.device,
         raise TypeError(f"{metric}: caption_to_image must hold integer image indices, got dtype {c.dtype}")
     if c.dim() != 1 or c.shape[0] != n_cap:
         raise ValueError(
-            f"{metric}: caption_to_image must have one image index per caption, shape ({n_cap},), "
-            f"got {tuple(c.shape)}"
+            f"{metric}: caption_to_image must have one image index per caption, shape ({n_cap},), got {tuple(c.shape)}"
         )
     c = c.to(device=device, dtype=torch.int64)
     if bool((c < 0).any()) or bool((c >= n_img).any()):
@@ -115,9 +114,7 @@ def clean_retrieval_inputs(
                 n_bad = int((~(ok_img & ok_cap)).sum())
                 message = f"{n_bad} of {x.shape[0]} pairs contain NaN or Inf"
             else:
-                message = (
-                    f"{bad_img} of {x.shape[0]} images and {bad_cap} of {y.shape[0]} captions contain NaN or Inf"
-                )
+                message = f"{bad_img} of {x.shape[0]} images and {bad_cap} of {y.shape[0]} captions contain NaN or Inf"
             raise ValueError(f"{metric}: {message} (pass nan_policy='omit' to drop them)")
         keep_cap = ok_cap & ok_img[c]
         if caption_to_image is None:  # paired rows: drop the pair
