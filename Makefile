@@ -29,7 +29,7 @@ bench: $(STAMP)
 		--benchmark-json=benchmarks/results/cpu-$$(nproc)core.json
 	$(PY) benchmarks/summarize.py benchmarks/results/cpu-$$(nproc)core.json
 
-# The pairwise metrics alone (n = 2,000 and 20,000, d = 768; about 20 minutes on 2 cores).
+# The pairwise metrics (n = 2,000 and 20,000, d = 768; about 10 minutes on 2 cores).
 bench-pairwise: $(STAMP)
 	$(PY) -m pytest benchmarks/test_pairwise.py -p no:cacheprovider --benchmark-only \
 		--benchmark-json=benchmarks/results/cpu-$$(nproc)core-pairwise.json
