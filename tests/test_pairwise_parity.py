@@ -231,3 +231,27 @@ def test_float32_kernel_sums_do_not_cancel(width: float) -> None:
     for unbiased in (False, True):
         got = float(ts.cka(t(x32, torch.float32), t(y32, torch.float32), kernel="rbf", sigma=sigma, unbiased=unbiased))
         assert got == pytest.approx(R.cka_rbf(x32, y32, sigma=sigma, unbiased=unbiased), rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_inputs_are_upcast(dtype) -> None:
+    """Half-precision input is computed in float32: the same as float32 input holding the same values."""
+    x, y = paired(120, 10, seed=31, offset=0.3)
+    hx, hy = t(x, dtype), t(y, dtype)
+    fx, fy = hx.float(), hy.float()
+    torch.testing.assert_close(ts.mmd(hx, hy), ts.mmd(fx, fy), rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(ts.cka(hx, hy, kernel="rbf"), ts.cka(fx, fy, kernel="rbf"), rtol=1e-6, atol=0)
+    assert ts.retrieval(hx, hy).i2t_ranks.tolist() == ts.retrieval(fx, fy).i2t_ranks.tolist()
+    hx.requires_grad_()
+    ts.mmd(hx, hy, sigma=np.float32(2.0)).backward()  # a NumPy scalar is a number too
+    assert hx.grad.dtype == dtype and bool(torch.isfinite(hx.grad.float()).all())
+
+
+def test_strided_inputs() -> None:
+    x, y = paired(150, 12, seed=32)
+    x, y = t(x), t(y)
+    sx, sy = x.T.contiguous().T, torch.repeat_interleave(y, 2, dim=1)[:, ::2]
+    assert not sx.is_contiguous() and not sy.is_contiguous()
+    torch.testing.assert_close(ts.mmd(sx, sy), ts.mmd(x, y), rtol=1e-12, atol=0)
+    torch.testing.assert_close(ts.cka(sx, sy, kernel="rbf", unbiased=True), ts.cka(x, y, kernel="rbf", unbiased=True))
+    assert ts.retrieval(sx, sy).t2i_ranks.tolist() == ts.retrieval(x, y).t2i_ranks.tolist()

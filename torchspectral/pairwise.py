@@ -433,7 +433,7 @@ def median_pairwise_distance(z: torch.Tensor) -> torch.Tensor:
         2.0
     """
     with torch.no_grad():
-        d2 = _upper_squared_distances(z[median_subsample(z.shape[0], z.device)])
+        d2 = _upper_squared_distances(z[median_subsample(z.shape[0], z.device)].to(compute_dtype(z)))
         p = d2.numel()
         if p % 2:
             return _kth(d2, p // 2).sqrt().double()
@@ -451,7 +451,7 @@ def median_squared_distance_all_pairs(z: torch.Tensor) -> torch.Tensor:
         1.0
     """
     with torch.no_grad():
-        z = z[median_subsample(z.shape[0], z.device)]
+        z = z[median_subsample(z.shape[0], z.device)].to(compute_dtype(z))  # half precision is upcast
         n = z.shape[0]
         upper = _upper_squared_distances(z)
 

@@ -7,6 +7,7 @@ learns which metric refused and why, instead of getting NaN out of a covariance.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -110,7 +111,7 @@ def finite_rows(t: torch.Tensor) -> torch.Tensor:
 
 def check_bandwidth(sigma: object, metric: str, name: str = "sigma") -> float:
     """A bandwidth must be a positive, finite real number (bool is not a number here)."""
-    if isinstance(sigma, bool) or not isinstance(sigma, int | float):
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
         if isinstance(sigma, torch.Tensor) and sigma.numel() == 1 and sigma.is_floating_point():
             sigma = float(sigma)
         else:
