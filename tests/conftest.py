@@ -6,8 +6,8 @@ import os
 
 import torch
 
-# Triton kernels run on CPU tensors in its interpreter; Triton reads this once, at its first import,
-# so it is set here, before any test module can import triton.
+# The Triton kernels run on CPU tensors in Triton's interpreter; it must be chosen before triton is
+# imported (kernels are bound to it when their module is imported). On a CUDA machine they run compiled.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 

@@ -265,3 +265,141 @@ def instance_sas(x_fit, y_fit, x, y, q=0.1, eps=1e-8, mode="decompose", anchor="
                 num += lam[k] * abs(rho_i)
         scores[i] = num / np.sum(lam[active])
     return scores
+
+
+# ---------------------------------------------------------------------------
+# Pairwise metrics (SPEC sections 2, 5, 7): RBF MMD, RBF CKA, retrieval ranks.
+# Explicit n x m matrices, float64, loops where they make the definition plain.
+# ---------------------------------------------------------------------------
+
+MEDIAN_SUBSAMPLE = 4096  # above this many points the bandwidth median uses an evenly spaced subsample
+
+
+def median_subsample(n):
+    """Indices of the documented deterministic subsample: floor(k * n / 4096), k = 0..4095 (all rows if n <= 4096)."""
+    if n <= MEDIAN_SUBSAMPLE:
+        return np.arange(n)
+    return (np.arange(MEDIAN_SUBSAMPLE) * n) // MEDIAN_SUBSAMPLE
+
+
+def squared_distances(a, b):
+    """||a_i - b_j||^2 from explicit differences, one row of a at a time (n x m)."""
+    a = _as64(a)
+    b = _as64(b)
+    out = np.empty((a.shape[0], b.shape[0]))
+    for i in range(a.shape[0]):
+        diff = b - a[i]
+        out[i] = np.sum(diff * diff, axis=1)
+    return out
+
+
+def rbf_kernel(a, b, sigma):
+    """k(u, v) = exp(-||u - v||^2 / (2 sigma^2)); a list of sigma gives the sum of the kernels."""
+    sigmas = [sigma] if np.isscalar(sigma) else list(sigma)
+    d2 = squared_distances(a, b)
+    return sum(np.exp(-d2 / (2.0 * s * s)) for s in sigmas)
+
+
+def mmd_median_sigma(x, y):
+    """Gretton's heuristic: median Euclidean distance over distinct pairs i < j of the pooled sample."""
+    z = np.concatenate([_as64(x), _as64(y)], axis=0)
+    z = z[median_subsample(z.shape[0])]
+    d2 = squared_distances(z, z)
+    iu = np.triu_indices(z.shape[0], k=1)
+    return float(np.median(np.sqrt(d2[iu])))
+
+
+def mmd(x, y, sigma="median", estimator="unbiased", scale=1.0):
+    """Squared MMD with the RBF kernel (SPEC section 5); x (n, d) and y (m, d) may differ in n, m."""
+    x = _as64(x)
+    y = _as64(y)
+    if isinstance(sigma, str):
+        sigma = mmd_median_sigma(x, y)
+    n, m = x.shape[0], y.shape[0]
+    kxx = rbf_kernel(x, x, sigma)
+    kyy = rbf_kernel(y, y, sigma)
+    kxy = rbf_kernel(x, y, sigma)
+    if estimator == "biased":
+        value = kxx.sum() / (n * n) + kyy.sum() / (m * m) - 2.0 * kxy.sum() / (n * m)
+    elif estimator == "unbiased":
+        within_x = (kxx.sum() - np.trace(kxx)) / (n * (n - 1))
+        within_y = (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        value = within_x + within_y - 2.0 * kxy.sum() / (n * m)
+    else:
+        raise ValueError(f"unknown estimator {estimator!r}")
+    return float(scale * value)
+
+
+def kornblith_sigma(x, threshold=1.0):
+    """sigma with sigma^2 = threshold^2 * median of all n^2 squared distances (zero diagonal included)."""
+    x = _as64(x)
+    x = x[median_subsample(x.shape[0])]
+    return float(np.sqrt(threshold ** 2 * np.median(squared_distances(x, x))))
+
+
+def cka_rbf(x, y, unbiased=False, sigma=None, threshold=1.0):
+    """RBF-kernel CKA with explicit n x n kernels and the HSIC formulas above (SPEC section 2)."""
+    x = _as64(x)
+    y = _as64(y)
+    _check_pairs(x, y)
+    sx = kornblith_sigma(x, threshold) if sigma is None else sigma
+    sy = kornblith_sigma(y, threshold) if sigma is None else sigma
+    k = rbf_kernel(x, x, sx)
+    l = rbf_kernel(y, y, sy)
+    if unbiased:
+        if x.shape[0] < 4:
+            raise ValueError(f"unbiased CKA needs n >= 4, got n={x.shape[0]}")
+        hsic = _hsic_unbiased
+    else:
+        hsic = _hsic_biased
+    return float(hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l)))
+
+
+def retrieval(x, y, caption_to_image=None, ks=(1, 5, 10), ties="optimistic"):
+    """Retrieval ranks and recalls from the explicit N x M cosine matrix (SPEC section 7).
+
+    0-based ranks. Image->text rank of image i: min over its captions j of the number of captions j'
+    ahead of j; text->image rank of caption j: the number of images i' ahead of its image c(j).
+    "Ahead" means a strictly greater score; with ties="pessimistic" an item with an equal score is also
+    ahead unless it is itself a correct match for the query (another caption of the same image).
+    """
+    x = _normalize_rows(_as64(x))
+    y = _normalize_rows(_as64(y))
+    n_img, n_cap = x.shape[0], y.shape[0]
+    c = np.arange(n_cap) if caption_to_image is None else np.asarray(caption_to_image)
+    s = x @ y.T
+    pess = ties == "pessimistic"
+    i2t = np.empty(n_img, dtype=np.int64)
+    for i in range(n_img):
+        best = None
+        for j in range(n_cap):
+            if c[j] != i:
+                continue
+            ahead = 0
+            for jj in range(n_cap):
+                if jj == j:
+                    continue
+                if s[i, jj] > s[i, j] or (pess and s[i, jj] == s[i, j] and c[jj] != i):
+                    ahead += 1
+            best = ahead if best is None else min(best, ahead)
+        i2t[i] = best
+    t2i = np.empty(n_cap, dtype=np.int64)
+    for j in range(n_cap):
+        gt = s[c[j], j]
+        ahead = 0
+        for ii in range(n_img):
+            if ii == c[j]:
+                continue
+            if s[ii, j] > gt or (pess and s[ii, j] == gt):
+                ahead += 1
+        t2i[j] = ahead
+    out = {"i2t_ranks": i2t, "t2i_ranks": t2i}
+    for k in ks:
+        out[f"i2t_r{k}"] = float(np.mean(i2t < k))
+        out[f"t2i_r{k}"] = float(np.mean(t2i < k))
+    out["rsum"] = float(100.0 * sum(np.mean(i2t < k) + np.mean(t2i < k) for k in (1, 5, 10)))
+    out["i2t_median_rank"] = float(np.median(i2t + 1))
+    out["t2i_median_rank"] = float(np.median(t2i + 1))
+    out["i2t_mean_rank"] = float(np.mean(i2t + 1))
+    out["t2i_mean_rank"] = float(np.mean(t2i + 1))
+    return out

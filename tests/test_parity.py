@@ -113,7 +113,11 @@ def test_alignment_report(preset: str) -> None:
         "true_pair_cosine": R.true_pair_cosine(x, y),
         "cosine_gap": R.cosine_gap(x, y),
         "rmg": R.rmg(x, y),
+        "cka_rbf": R.cka_rbf(x, y),
+        "cka_rbf_unbiased": R.cka_rbf(x, y, unbiased=True),
+        "mmd": R.mmd(x, y, sigma=10, estimator="biased", scale=100) if preset == "paper" else R.mmd(x, y),
     }
+    want.update({k: v for k, v in R.retrieval(x, y).items() if not k.endswith("_ranks")})
     assert set(report) == set(want)
     for key, value in want.items():
         assert report[key] == pytest.approx(value, rel=1e-10), key
@@ -122,5 +126,6 @@ def test_alignment_report(preset: str) -> None:
 def test_report_with_different_widths_keeps_cross_space_metrics() -> None:
     x, y = paired(200, 10, seed=8, d_y=6)
     report = ts.alignment_report(torch.from_numpy(x), torch.from_numpy(y))
-    assert set(report) == {"n_pairs", "cka_linear", "cka_linear_unbiased", "svcca"}
+    assert set(report) == {"n_pairs", "cka_linear", "cka_linear_unbiased", "svcca", "cka_rbf", "cka_rbf_unbiased"}
     assert report["cka_linear"] == pytest.approx(R.cka_linear(x, y), rel=1e-10)
+    assert report["cka_rbf_unbiased"] == pytest.approx(R.cka_rbf(x, y, unbiased=True), rel=1e-10)

@@ -24,6 +24,11 @@ DESCRIPTIONS = {
     "true_pair_cosine": "mean cosine of true pairs",
     "cosine_gap": "true-pair cosine − non-pair cosine",
     "rmg": "relative modality gap (lower = closer)",
+    "cka_rbf": "RBF-kernel CKA (biased, Kornblith bandwidth)",
+    "mmd": "unbiased MMD², median bandwidth (lower = closer)",
+    "i2t_r1": "image→text recall@1",
+    "t2i_r1": "text→image recall@1",
+    "rsum": "retrieval rSum (max 600)",
 }
 
 

@@ -6,6 +6,9 @@ learns which metric refused and why, instead of getting NaN out of a covariance.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 
 NAN_POLICIES = ("raise", "omit")
@@ -75,3 +78,44 @@ def check_min_rows(n: int, needed: int, metric: str, why: str) -> None:
 def check_q(q: float, metric: str) -> None:
     if not (0.0 < float(q) <= 1.0):
         raise ValueError(f"{metric}: q is the fraction of top eigenmodes kept and must lie in (0, 1], got {q}")
+
+
+def check_sample(t: torch.Tensor, name: str, metric: str, nan_policy: str = "raise") -> torch.Tensor:
+    """Validate one unpaired sample (n, d) and apply the NaN policy to its rows; returns the rows to use."""
+    check_matrix(t, name, metric)
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(f"{metric}: nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+    finite = finite_rows(t)
+    n_bad = int((~finite).sum())
+    if n_bad:
+        if nan_policy == "raise":
+            raise ValueError(
+                f"{metric}: {n_bad} of {t.shape[0]} rows of {name} contain NaN or Inf "
+                "(pass nan_policy='omit' to drop those rows)"
+            )
+        t = t[finite]
+        if t.shape[0] == 0:
+            raise ValueError(
+                f"{metric}: every row of {name} contains NaN or Inf; nothing is left after nan_policy='omit'"
+            )
+    return t
+
+
+def finite_rows(t: torch.Tensor) -> torch.Tensor:
+    """Boolean (n,) mask of the rows without NaN or Inf (one row-sum pass; flagged rows confirmed element-wise)."""
+    finite = torch.isfinite(t.sum(dim=1))
+    if not bool(finite.all()):
+        finite = torch.isfinite(t).all(dim=1)
+    return finite
+
+
+def check_bandwidth(sigma: object, metric: str, name: str = "sigma") -> float:
+    """A bandwidth must be a positive, finite real number (bool is not a number here)."""
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
+        if isinstance(sigma, torch.Tensor) and sigma.numel() == 1 and sigma.is_floating_point():
+            sigma = float(sigma)
+        else:
+            raise TypeError(f"{metric}: {name} must be a positive number, got {type(sigma).__name__}")
+    if not math.isfinite(sigma) or sigma <= 0:
+        raise ValueError(f"{metric}: {name} must be a positive, finite bandwidth, got {sigma}")
+    return float(sigma)

@@ -3,18 +3,23 @@
 from torchspectral.functional.cka import cka
 from torchspectral.functional.coral import coral
 from torchspectral.functional.gap import cosine_gap, l2i, modality_gap, rmg, true_pair_cosine
+from torchspectral.functional.mmd import mmd
 from torchspectral.functional.report import alignment_report
+from torchspectral.functional.retrieval import Retrieval, retrieval
 from torchspectral.functional.sas import SpectralAlignment, sas, spectral_alignment
 from torchspectral.functional.svcca import svcca
 
 __all__ = [
+    "Retrieval",
     "SpectralAlignment",
     "alignment_report",
     "cka",
     "coral",
     "cosine_gap",
     "l2i",
+    "mmd",
     "modality_gap",
+    "retrieval",
     "rmg",
     "sas",
     "spectral_alignment",

@@ -1,4 +1,4 @@
-"""Centered Kernel Alignment (SPEC §2), linear kernel, from feature-space moments (never n×n).
+"""Centered Kernel Alignment (SPEC §2): linear kernel from feature-space moments, RBF kernel from tiled sums.
 
 Biased: ``CKA = ‖XcᵀYc‖²_F / (‖XcᵀXc‖_F ‖YcᵀYc‖_F)``.
 
@@ -8,13 +8,31 @@ kernels each term is a feature-space sum (a_i = ‖x_i‖², b_i = ‖y_i‖², 
 ``tr(K̃L̃) = ‖XᵀY‖²_F − Σ a_i b_i``, ``1ᵀK̃1 = ‖S_x‖² − Σ a_i``,
 ``1ᵀK̃L̃1 = S_xᵀ XᵀY S_y − S_xᵀ Σ b_i x_i − S_yᵀ Σ a_i y_i + Σ a_i b_i``.
 The estimator is translation invariant, so it is evaluated about the mean, where it is best conditioned.
+
+RBF kernel ``K_ij = exp(−‖x_i − x_j‖²/(2σ_x²))``, ``L_ij`` likewise on y. Both estimators are unchanged by a
+constant added to the off-diagonal entries of K or L (the biased one by any constant added to K), so the
+engine sums ``K' = K − a_x`` off the diagonal, 0 on it (``L'`` likewise), with ``a`` the typical kernel value
+(:func:`torchspectral.pairwise.kernel_level`): small entries on both sides, float32 sums that do not cancel.
+From ``Σ K'∘L'``, ``Σ K'∘K'``, ``Σ L'∘L'`` and the row sums ``r_K = K'1``, ``r_L = L'1``, streamed over tiles
+(no n×n matrix):
+
+* unbiased: K' is K̃ up to the constant, so ``tr(K̃L̃) → Σ K'∘L'``, ``1ᵀK̃1 → 1ᵀr_K``, ``1ᵀK̃L̃1 → r_Kᵀr_L``;
+* biased: ``tr(KHLH) = tr(K°HL°H)`` with ``K° = K' + (1 − a_x)I`` (K minus the constant a_x): with
+  ``δ = 1 − a``, ``Σ K°∘L° = Σ K'∘L' + nδ_xδ_y`` and ``K°1 = r_K + δ_x``, and
+  ``tr(AHBH) = Σ A∘B − (2/n)(A1)ᵀ(B1) + (1ᵀA1)(1ᵀB1)/n²`` for symmetric A, B.
+
+Default bandwidth (Kornblith et al.): ``σ² = threshold² · median`` of the squared distances over all n²
+pairs of the modality (its n zero self-distances included), on the deterministic subsample of
+:func:`torchspectral.pairwise.median_subsample` above 4096 rows; it is a constant for gradients.
 """
 
 from __future__ import annotations
 
 import torch
 
+from torchspectral import pairwise
 from torchspectral.moments import Moments
+from torchspectral.validation import check_bandwidth, check_min_rows, check_pair
 
 
 def _hsic_u(
@@ -72,6 +90,67 @@ def linear_cka_from_moments(m: Moments, unbiased: bool = False) -> torch.Tensor:
     return (s["sum_xy"] ** 2).sum() / (norm_xx * norm_yy)
 
 
+def _kornblith_sigma(z: torch.Tensor, threshold: float, name: str, metric: str) -> float:
+    median = float(pairwise.median_squared_distance_all_pairs(z))
+    if not median > 0:
+        raise ValueError(
+            f"{metric}: the median squared pairwise distance of {name} is 0 (most rows coincide); pass a float sigma"
+        )
+    return threshold * median**0.5
+
+
+def rbf_cka(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    unbiased: bool = False,
+    sigma: float | None = None,
+    threshold: float = 1.0,
+    *,
+    nan_policy: str = "raise",
+    backend: str = "auto",
+) -> torch.Tensor:
+    """RBF-kernel CKA (biased or unbiased HSIC) from the tiled kernel sums; see the module docstring."""
+    metric = "cka(kernel='rbf', unbiased=True)" if unbiased else "cka(kernel='rbf')"
+    x, y = check_pair(x, y, metric, nan_policy=nan_policy)
+    n = x.shape[0]
+    if unbiased:
+        check_min_rows(n, 4, metric, "the unbiased HSIC estimator divides by n(n−3)")
+    else:
+        check_min_rows(n, 2, metric, "a centred kernel needs two pairs")
+    if sigma is None:
+        threshold = check_bandwidth(threshold, metric, "threshold")
+        sigma_x = _kornblith_sigma(x, threshold, "x", metric)
+        sigma_y = _kornblith_sigma(y, threshold, "y", metric)
+    else:
+        sigma_x = sigma_y = check_bandwidth(sigma, metric)
+    chosen = pairwise.resolve_backend(backend, metric, x, y)
+    sums, r_k, r_l, a_x, a_y = pairwise.rbf_cka_sums(x, y, sigma_x, sigma_y, backend=chosen)
+    s_kl, s_kk, s_ll = sums[0], sums[1], sums[2]
+    # Sums of K' = K − a off the diagonal, 0 on it (see the module docstring).
+    if unbiased:
+        ones_k, ones_l = r_k.sum(), r_l.sum()
+        kl = _hsic_u(n, s_kl, ones_k, ones_l, r_k @ r_l)
+        kk = _hsic_u(n, s_kk, ones_k, ones_k, r_k @ r_k)
+        ll = _hsic_u(n, s_ll, ones_l, ones_l, r_l @ r_l)
+    else:
+        delta_x, delta_y = 1.0 - a_x, 1.0 - a_y
+        r_k, r_l = r_k + delta_x, r_l + delta_y
+
+        def centred_trace(s_ab: torch.Tensor, r_a: torch.Tensor, r_b: torch.Tensor) -> torch.Tensor:
+            return s_ab - 2.0 / n * (r_a @ r_b) + r_a.sum() * r_b.sum() / n**2
+
+        kl = centred_trace(s_kl + n * delta_x * delta_y, r_k, r_l)
+        kk = centred_trace(s_kk + n * delta_x**2, r_k, r_k)
+        ll = centred_trace(s_ll + n * delta_y**2, r_l, r_l)
+    if not bool(kk > 0) or not bool(ll > 0):
+        raise ValueError(
+            f"{metric}: the self-HSIC of {'x' if not bool(kk > 0) else 'y'} is not positive "
+            f"(HSIC(x,x)={float(kk):.3g}, HSIC(y,y)={float(ll):.3g}); too few pairs or a constant modality"
+        )
+    # The unbiased value may be negative for unrelated representations; not clamped (SPEC §2).
+    return kl / torch.sqrt(kk * ll)
+
+
 def cka(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -81,14 +160,18 @@ def cka(
     threshold: float = 1.0,
     *,
     nan_policy: str = "raise",
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Centered Kernel Alignment between x (n, d_x) and y (n, d_y); d_x may differ from d_y.
 
     Args:
-        kernel: "linear" (feature-space moments, O(n·d + d²) memory). The RBF kernel needs all
-            n² pairs and is served by the pairwise engine, which this release does not include yet.
+        kernel: "linear" (feature-space moments, O(n·d + d²) memory) or "rbf" (all n² pairs streamed over
+            tiles by the pairwise engine, O(n·d) memory; differentiable in x and y).
         unbiased: the debiased HSIC U-statistic (needs n ≥ 4; may be negative, never clamped).
-        sigma, threshold: RBF bandwidth options (reserved for kernel="rbf").
+        sigma: RBF bandwidth σ > 0 used for both modalities; None (default) = Kornblith's per-modality
+            σ² = threshold² · median squared pairwise distance (all n² pairs; subsampled above 4096 rows).
+        threshold: the Kornblith multiplier (> 0). sigma and threshold apply to kernel="rbf" only.
+        backend: "auto" | "torch" | "triton" for kernel="rbf" (see :mod:`torchspectral.pairwise`).
 
     Shape: x (n, d_x), y (n, d_y) → ().
 
@@ -97,12 +180,14 @@ def cka(
         >>> x = torch.randn(300, 12, generator=torch.Generator().manual_seed(0))
         >>> round(float(ts.cka(x, 3 * x + 1)), 6)
         1.0
+        >>> round(float(ts.cka(x, x + 1, kernel="rbf")), 6)
+        1.0
     """
+    if kernel == "rbf":
+        return rbf_cka(x, y, unbiased, sigma, threshold, nan_policy=nan_policy, backend=backend)
     if kernel != "linear":
-        if kernel == "rbf":
-            raise NotImplementedError(
-                "cka: kernel='rbf' needs the pairwise (tile-streaming) engine, not in this release"
-            )
         raise ValueError(f"cka: kernel must be 'linear' or 'rbf', got {kernel!r}")
+    if sigma is not None or threshold != 1.0:
+        raise ValueError("cka: sigma and threshold set the RBF bandwidth; they do not apply to kernel='linear'")
     m = Moments.from_data(x, y, nan_policy=nan_policy, metric="cka")
     return linear_cka_from_moments(m, unbiased=unbiased)

@@ -1,19 +1,32 @@
-"""`alignment_report`: every moment metric of one model on one dataset, from one pass over the data.
+"""`alignment_report`: every metric of one model on one dataset, by name.
 
-All metrics share one :class:`~torchspectral.Moments` (one GEMM) and its cached eigendecompositions.
+The moment metrics share one :class:`~torchspectral.Moments` (one GEMM) and its cached eigendecompositions;
+the pairwise metrics (RBF MMD, RBF CKA, retrieval) stream over tiles of pairs (no n×n matrix).
 Presets: "default" (SPEC defaults) and "paper" (the source paper's settings: SVCCA on the top-10
-standardised directions, CORAL as the plain Frobenius distance).
+standardised directions, CORAL as the plain Frobenius distance, MMD with σ = 10, biased, ×100).
 """
 
 from __future__ import annotations
 
 import torch
 
+from torchspectral.functional.cka import rbf_cka
+from torchspectral.functional.mmd import mmd
+from torchspectral.functional.retrieval import clean_retrieval_inputs, retrieval
 from torchspectral.moments import Moments
+from torchspectral.validation import check_pair
 
 PRESETS = {
-    "default": {"svcca": {"keep": 0.99, "standardize": False}, "coral": {"scale": "deep"}},
-    "paper": {"svcca": {"keep": 10, "standardize": True}, "coral": {"scale": "frobenius"}},
+    "default": {
+        "svcca": {"keep": 0.99, "standardize": False},
+        "coral": {"scale": "deep"},
+        "mmd": {"sigma": "median", "estimator": "unbiased", "scale": 1.0},
+    },
+    "paper": {
+        "svcca": {"keep": 10, "standardize": True},
+        "coral": {"scale": "frobenius"},
+        "mmd": {"sigma": 10.0, "estimator": "biased", "scale": 100.0},
+    },
 }
 
 
@@ -44,36 +57,69 @@ def report_from_moments(m: Moments, preset: str = "default") -> dict[str, float]
     return report
 
 
+def pairwise_report(
+    images: torch.Tensor,
+    captions: torch.Tensor,
+    caption_to_image: torch.Tensor | None,
+    preset: str = "default",
+    backend: str = "auto",
+) -> dict[str, float]:
+    """The pairwise metrics of the report on validated, finite inputs (see :func:`alignment_report`)."""
+    pairs_x = images if caption_to_image is None else images[caption_to_image]
+    values: dict[str, float] = {
+        "cka_rbf": float(rbf_cka(pairs_x, captions, backend=backend)),
+        "cka_rbf_unbiased": float(rbf_cka(pairs_x, captions, unbiased=True, backend=backend)),
+    }
+    if images.shape[1] == captions.shape[1]:
+        values["mmd"] = float(mmd(images, captions, **PRESETS[preset]["mmd"], backend=backend))
+        values.update(retrieval(images, captions, caption_to_image, backend=backend).as_dict())
+    return values
+
+
 def alignment_report(
     x: torch.Tensor,
     y: torch.Tensor,
     caption_to_image: torch.Tensor | None = None,
     preset: str = "default",
     *,
+    pairwise: bool = True,
     nan_policy: str = "raise",
+    backend: str = "auto",
 ) -> dict[str, float]:
-    """Every moment metric by name → float, for x = image and y = text embeddings (n, d).
+    """Every metric by name → float, for x = image and y = text embeddings.
 
-    Keys: ``sas_x_to_y``, ``sas_y_to_x``, ``sas_symmetric``, ``sas_imbalance`` (ΔSAS), ``cka_linear``,
-    ``cka_linear_unbiased``, ``svcca``, ``coral``, ``modality_gap``, ``l2i``, ``true_pair_cosine``,
-    ``cosine_gap``, ``rmg``, and ``n_pairs``. When d_x ≠ d_y only the metrics defined across two spaces
-    (CKA, SVCCA) are reported. Needs n ≥ 4 (unbiased CKA).
+    Moment metrics: ``sas_x_to_y``, ``sas_y_to_x``, ``sas_symmetric``, ``sas_imbalance`` (ΔSAS),
+    ``cka_linear``, ``cka_linear_unbiased``, ``svcca``, ``coral``, ``modality_gap``, ``l2i``,
+    ``true_pair_cosine``, ``cosine_gap``, ``rmg``, and ``n_pairs``. Pairwise metrics (``pairwise=True``,
+    the default): ``mmd`` (the preset's σ, estimator and scale), ``cka_rbf``, ``cka_rbf_unbiased``
+    (Kornblith bandwidth), and retrieval ``i2t_r1``, ``i2t_r5``, ``i2t_r10``, ``t2i_r1``, ``t2i_r5``,
+    ``t2i_r10``, ``rsum``, ``i2t_median_rank``, ``t2i_median_rank``, ``i2t_mean_rank``, ``t2i_mean_rank``.
+    When d_x ≠ d_y only the metrics defined across two spaces (CKA, SVCCA) are reported. Needs n ≥ 4.
+    ``pairwise=False`` keeps the one-pass moment metrics only (what :meth:`Moments.report` gives).
 
-    `caption_to_image` is reserved for the pairwise metrics (retrieval), which are not in this release;
-    passing it raises rather than being ignored.
+    Shape: x (n, d_x), y (n, d_y), row i of x paired with row i of y. With ``caption_to_image`` (M,):
+    x (N, d) are the distinct images, y (M, d) the captions and caption j describes image
+    ``caption_to_image[j]``; the paired metrics then use the M pairs ``(x[caption_to_image[j]], y[j])``,
+    MMD compares the N images with the M captions, and retrieval uses the map as given.
 
     Example:
         >>> import torch, torchspectral as ts
         >>> g = torch.Generator().manual_seed(0)
         >>> x = torch.randn(1000, 32, generator=g)
         >>> r = ts.alignment_report(x, x + 0.5 * torch.randn(1000, 32, generator=g))
-        >>> sorted(r)[:4]
-        ['cka_linear', 'cka_linear_unbiased', 'coral', 'cosine_gap']
+        >>> sorted(r)[:4], r["i2t_r1"]
+        (['cka_linear', 'cka_linear_unbiased', 'cka_rbf', 'cka_rbf_unbiased'], 1.0)
     """
-    if caption_to_image is not None:
-        raise NotImplementedError(
-            "alignment_report: caption_to_image is used by retrieval, which needs the pairwise engine "
-            "(not in this release)"
-        )
-    m = Moments.from_data(x, y, nan_policy=nan_policy, metric="alignment_report")
-    return report_from_moments(m, preset=preset)
+    if preset not in PRESETS:
+        raise ValueError(f"alignment_report: preset must be one of {tuple(PRESETS)}, got {preset!r}")
+    metric = "alignment_report"
+    if caption_to_image is None:
+        x, y = check_pair(x, y, metric, nan_policy=nan_policy)
+        images, captions, c = x, y, None
+    else:
+        images, captions, c = clean_retrieval_inputs(x, y, caption_to_image, metric, nan_policy)
+        x, y = images[c], captions
+    report = report_from_moments(Moments.from_data(x, y, metric=metric), preset=preset)
+    if pairwise:
+        report.update(pairwise_report(images, captions, c, preset=preset, backend=backend))
+    return report

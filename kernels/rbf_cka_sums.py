@@ -1,0 +1,137 @@
+"""RBF kernel sums for CKA in one tiled pass over the n×n pairs: ``Σ K'∘L'``, ``Σ K'∘K'``, ``Σ L'∘L'``, K'1, L'1.
+
+``K'_ij = exp(−c_x‖x_i − x_j‖²) − a_x`` for i ≠ j and 0 on the diagonal, ``L'`` likewise on y with ``a_y``
+(constants chosen by the caller: the HSIC estimators do not depend on them, and the shifted values are
+small, so their fp32 sums do not cancel; near K ≈ 1 the value is formed with expm1). K' and L' are formed
+for the same tile of pairs (one ``tl.dot`` per chunk of d_x and of d_y, fp32 accumulation, rounding below
+0 cut at 0). Program I owns row block I and walks every column block, so its row sums of K' and L' are
+complete when it stores them (no atomics, deterministic); each program writes its three partial scalar
+sums and the launcher adds them in float64. Every HSIC estimator (biased, unbiased) is a function of these
+sums (see :mod:`torchspectral.functional.cka`). Nothing of size n×n exists.
+
+Gradients: the chunked torch backward of :mod:`torchspectral.pairwise` (tiles recomputed).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torchspectral.kernels.expm1 import expm1
+from torchspectral.kernels.tuning import BLOCK_K, bucket, configs
+
+
+@triton.jit
+def _gram_tile(ptr, rows, cols, row_ok, col_ok, D, stride, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr):
+    ks = tl.arange(0, BLOCK_K)
+    dots = tl.zeros((BLOCK, BLOCK), dtype=tl.float32)
+    for k0 in range(0, D, BLOCK_K):
+        k_ok = (k0 + ks) < D
+        a = tl.load(ptr + rows[:, None] * stride + (k0 + ks)[None, :], mask=row_ok[:, None] & k_ok[None, :])
+        b = tl.load(ptr + cols[:, None] * stride + (k0 + ks)[None, :], mask=col_ok[:, None] & k_ok[None, :])
+        dots += tl.dot(a, tl.trans(b), input_precision="ieee")
+    return dots
+
+
+@triton.jit
+def _rbf_tile(dots, row_sq, col_sq, rows, cols, valid, coef, offset, USE_EXPM1: tl.constexpr):
+    d2 = tl.maximum(row_sq[:, None] + col_sq[None, :] - 2.0 * dots, 0.0)
+    if USE_EXPM1:
+        kern = expm1(-d2 * coef) + offset
+    else:
+        kern = tl.exp(-d2 * coef) + offset
+    return tl.where(valid & (rows[:, None] != cols[None, :]), kern, 0.0)
+
+
+@triton.autotune(configs=configs(triton), key=["n_bucket", "d_bucket"])
+@triton.jit
+def _rbf_cka_sums_kernel(
+    x_ptr,
+    y_ptr,
+    x_sq_ptr,
+    y_sq_ptr,
+    part_ptr,
+    row_k_ptr,
+    row_l_ptr,
+    n,
+    DX,
+    DY,
+    stride_x,
+    stride_y,
+    coef_x,
+    coef_y,
+    offset_x,
+    offset_y,
+    n_bucket,
+    d_bucket,
+    EXPM1_X: tl.constexpr,
+    EXPM1_Y: tl.constexpr,
+    BLOCK: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    pid = tl.program_id(0).to(tl.int64)  # int64 before any pointer arithmetic
+    rows = pid * BLOCK + tl.arange(0, BLOCK)
+    row_ok = rows < n
+    row_xsq = tl.load(x_sq_ptr + rows, mask=row_ok, other=0.0)
+    row_ysq = tl.load(y_sq_ptr + rows, mask=row_ok, other=0.0)
+    acc_kl = tl.zeros((BLOCK,), dtype=tl.float32)
+    acc_kk = tl.zeros((BLOCK,), dtype=tl.float32)
+    acc_ll = tl.zeros((BLOCK,), dtype=tl.float32)
+    acc_rk = tl.zeros((BLOCK,), dtype=tl.float32)
+    acc_rl = tl.zeros((BLOCK,), dtype=tl.float32)
+    for jb in range(0, tl.cdiv(n, BLOCK)):
+        cols = jb * BLOCK + tl.arange(0, BLOCK)
+        col_ok = cols < n
+        valid = row_ok[:, None] & col_ok[None, :]
+        dx = _gram_tile(x_ptr, rows, cols, row_ok, col_ok, DX, stride_x, BLOCK, BLOCK_K)
+        col_xsq = tl.load(x_sq_ptr + cols, mask=col_ok, other=0.0)
+        k = _rbf_tile(dx, row_xsq, col_xsq, rows, cols, valid, coef_x, offset_x, EXPM1_X)
+        dy = _gram_tile(y_ptr, rows, cols, row_ok, col_ok, DY, stride_y, BLOCK, BLOCK_K)
+        col_ysq = tl.load(y_sq_ptr + cols, mask=col_ok, other=0.0)
+        ell = _rbf_tile(dy, row_ysq, col_ysq, rows, cols, valid, coef_y, offset_y, EXPM1_Y)
+        acc_kl += tl.sum(k * ell, axis=1)
+        acc_kk += tl.sum(k * k, axis=1)
+        acc_ll += tl.sum(ell * ell, axis=1)
+        acc_rk += tl.sum(k, axis=1)
+        acc_rl += tl.sum(ell, axis=1)
+    tl.store(row_k_ptr + rows, acc_rk, mask=row_ok)
+    tl.store(row_l_ptr + rows, acc_rl, mask=row_ok)
+    tl.store(part_ptr + pid * 3 + 0, tl.sum(acc_kl))
+    tl.store(part_ptr + pid * 3 + 1, tl.sum(acc_kk))
+    tl.store(part_ptr + pid * 3 + 2, tl.sum(acc_ll))
+
+
+MIN_BLOCK = 16  # the partial-sum buffer is sized for the smallest tile any config may use
+
+
+def rbf_cka_sums_triton(
+    x: torch.Tensor, y: torch.Tensor, coef_x: float, coef_y: float, shift_x: float, shift_y: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``([Σ K'∘L', Σ K'∘K', Σ L'∘L'], K'1, L'1)`` (float64); K' = K − shift_x off the diagonal, 0 on it,
+    ``K = exp(−c_x‖x_i − x_j‖²)``, ``c_x = 1/(2σ_x²)``; L' likewise.
+
+    Shape: x (n, d_x), y (n, d_y) float32 on one device → (3,), (n,), (n,) float64.
+    """
+    if x.dim() != 2 or y.dim() != 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"rbf_cka_sums: x and y must be (n, d_x) and (n, d_y), got {tuple(x.shape)}, {tuple(y.shape)}")
+    if x.dtype != torch.float32 or y.dtype != torch.float32:
+        raise TypeError(f"rbf_cka_sums: the kernel takes float32, got {x.dtype} and {y.dtype}")
+    if x.device != y.device:
+        raise ValueError(f"rbf_cka_sums: x is on {x.device} but y is on {y.device}")
+    x, y = x.contiguous(), y.contiguous()
+    n = x.shape[0]
+    part = torch.zeros(triton.cdiv(n, MIN_BLOCK), 3, dtype=torch.float32, device=x.device)
+    row_k = torch.empty(n, dtype=torch.float32, device=x.device)
+    row_l = torch.empty(n, dtype=torch.float32, device=x.device)
+
+    def grid(meta):
+        return (triton.cdiv(n, meta["BLOCK"]),)
+
+    _rbf_cka_sums_kernel[grid](
+        x, y, (x * x).sum(1), (y * y).sum(1), part, row_k, row_l, n, x.shape[1], y.shape[1],
+        x.stride(0), y.stride(0), float(coef_x), float(coef_y),
+        float(1.0 - shift_x if shift_x >= 0.5 else -shift_x), float(1.0 - shift_y if shift_y >= 0.5 else -shift_y),
+        bucket(n), bucket(max(x.shape[1], y.shape[1])), EXPM1_X=shift_x >= 0.5, EXPM1_Y=shift_y >= 0.5,
+        BLOCK_K=BLOCK_K,
+    )  # fmt: skip
+    return part.sum(0, dtype=torch.float64), row_k.double(), row_l.double()

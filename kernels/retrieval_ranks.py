@@ -1,0 +1,111 @@
+"""Retrieval ranks by counting, tile by tile: no sort, no top-k, no N×M similarity matrix.
+
+On L2-normalised images X̂ (N×d) and captions Ŷ (M×d) with ``c(j)`` the image of caption j:
+
+* ``_ground_truth_kernel``: ``g_j = x̂_{c(j)}ᵀ ŷ_j`` for every caption, as the diagonal of a square
+  ``x̂_{c(J)} ŷ_Jᵀ`` tile built with the same ``tl.dot`` over the same chunks of d as the counting kernel
+  (``BLOCK_K`` is fixed, not tuned), so a score equal in exact arithmetic is equal here too and ties
+  between a ground truth and a duplicated row are seen as ties.
+* ``_rank_count_kernel``: program I owns image block I and walks every caption block J, forming the
+  score tile ``S = x̂_I ŷ_Jᵀ`` (fp32). Image i's rank counts captions of other images whose score beats
+  ``b_i = max_{j: c(j)=i} g_j``; caption j's rank counts other images whose score beats ``g_j``. "Beats" is
+  ``>`` (optimistic ties) or ``≥`` (pessimistic). The image counts are complete in the program and stored;
+  the caption counts are integer ``atomic_add``s (exact and order-free).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torchspectral.kernels.tuning import BLOCK_K, bucket, configs
+
+
+@triton.autotune(configs=configs(triton), key=["m_bucket", "d_bucket"])
+@triton.jit
+def _ground_truth_kernel(
+    x_ptr, y_ptr, cap_img_ptr, gt_ptr, M, D, stride_x, stride_y, m_bucket, d_bucket,
+    BLOCK: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    pid = tl.program_id(0).to(tl.int64)  # int64 before any pointer arithmetic
+    caps = pid * BLOCK + tl.arange(0, BLOCK)
+    cap_ok = caps < M
+    imgs = tl.load(cap_img_ptr + caps, mask=cap_ok, other=0).to(tl.int64)
+    ks = tl.arange(0, BLOCK_K)
+    dots = tl.zeros((BLOCK, BLOCK), dtype=tl.float32)
+    for k0 in range(0, D, BLOCK_K):
+        k_ok = (k0 + ks) < D
+        a = tl.load(x_ptr + imgs[:, None] * stride_x + (k0 + ks)[None, :], mask=cap_ok[:, None] & k_ok[None, :])
+        b = tl.load(y_ptr + caps[:, None] * stride_y + (k0 + ks)[None, :], mask=cap_ok[:, None] & k_ok[None, :])
+        dots += tl.dot(a, tl.trans(b), input_precision="ieee")
+    eye = tl.arange(0, BLOCK)[:, None] == tl.arange(0, BLOCK)[None, :]
+    tl.store(gt_ptr + caps, tl.sum(tl.where(eye, dots, 0.0), axis=1), mask=cap_ok)
+
+
+@triton.autotune(configs=configs(triton), key=["n_bucket", "m_bucket", "d_bucket"], reset_to_zero=["t2i_ptr"])
+@triton.jit
+def _rank_count_kernel(
+    x_ptr, y_ptr, cap_img_ptr, gt_ptr, best_ptr, i2t_ptr, t2i_ptr, N, M, D, stride_x, stride_y,
+    n_bucket, m_bucket, d_bucket, PESSIMISTIC: tl.constexpr, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    pid = tl.program_id(0).to(tl.int64)  # int64 before any pointer arithmetic
+    rows = pid * BLOCK + tl.arange(0, BLOCK)
+    row_ok = rows < N
+    best = tl.load(best_ptr + rows, mask=row_ok, other=0.0)
+    ks = tl.arange(0, BLOCK_K)
+    count_i2t = tl.zeros((BLOCK,), dtype=tl.int32)
+    for jb in range(0, tl.cdiv(M, BLOCK)):
+        cols = jb * BLOCK + tl.arange(0, BLOCK)
+        col_ok = cols < M
+        s = tl.zeros((BLOCK, BLOCK), dtype=tl.float32)
+        for k0 in range(0, D, BLOCK_K):
+            k_ok = (k0 + ks) < D
+            a = tl.load(x_ptr + rows[:, None] * stride_x + (k0 + ks)[None, :], mask=row_ok[:, None] & k_ok[None, :])
+            b = tl.load(y_ptr + cols[:, None] * stride_y + (k0 + ks)[None, :], mask=col_ok[:, None] & k_ok[None, :])
+            s += tl.dot(a, tl.trans(b), input_precision="ieee")
+        gt = tl.load(gt_ptr + cols, mask=col_ok, other=0.0)
+        cap_img = tl.load(cap_img_ptr + cols, mask=col_ok, other=-1).to(tl.int64)
+        # A ground-truth pair is never ahead of its own query; padding rows/columns never count.
+        counted = row_ok[:, None] & col_ok[None, :] & (rows[:, None] != cap_img[None, :])
+        if PESSIMISTIC:
+            ahead_i2t = s >= best[:, None]
+            ahead_t2i = s >= gt[None, :]
+        else:
+            ahead_i2t = s > best[:, None]
+            ahead_t2i = s > gt[None, :]
+        count_i2t += tl.sum((ahead_i2t & counted).to(tl.int32), axis=1)
+        tl.atomic_add(t2i_ptr + cols, tl.sum((ahead_t2i & counted).to(tl.int32), axis=0), mask=col_ok)
+    tl.store(i2t_ptr + rows, count_i2t, mask=row_ok)
+
+
+def retrieval_ranks_triton(
+    x_hat: torch.Tensor, y_hat: torch.Tensor, caption_to_image: torch.Tensor, pessimistic: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """0-based image→text (N,) and text→image (M,) ranks (int64) of the ground truths.
+
+    Shape: x_hat (N, d), y_hat (M, d) float32, L2-normalised rows; caption_to_image (M,) int64 in [0, N),
+    every image with at least one caption → (N,), (M,).
+    """
+    if x_hat.dim() != 2 or y_hat.dim() != 2 or x_hat.shape[1] != y_hat.shape[1]:
+        raise ValueError(f"retrieval_ranks: need (N, d) and (M, d), got {tuple(x_hat.shape)}, {tuple(y_hat.shape)}")
+    if x_hat.dtype != torch.float32 or y_hat.dtype != torch.float32:
+        raise TypeError(f"retrieval_ranks: the kernel takes float32, got {x_hat.dtype} and {y_hat.dtype}")
+    if caption_to_image.shape != (y_hat.shape[0],):
+        raise ValueError(f"retrieval_ranks: caption_to_image must have shape ({y_hat.shape[0]},)")
+    x_hat, y_hat = x_hat.contiguous(), y_hat.contiguous()
+    cap_img = caption_to_image.to(device=x_hat.device, dtype=torch.int64).contiguous()
+    (n_img, d), n_cap = x_hat.shape, y_hat.shape[0]
+    gt = torch.empty(n_cap, dtype=torch.float32, device=x_hat.device)
+    _ground_truth_kernel[lambda meta: (triton.cdiv(n_cap, meta["BLOCK"]),)](
+        x_hat, y_hat, cap_img, gt, n_cap, d, x_hat.stride(0), y_hat.stride(0), bucket(n_cap), bucket(d),
+        BLOCK_K=BLOCK_K,
+    )  # fmt: skip
+    best = torch.full((n_img,), float("-inf"), dtype=torch.float32, device=x_hat.device)
+    best.scatter_reduce_(0, cap_img, gt, reduce="amax")
+    i2t = torch.empty(n_img, dtype=torch.int32, device=x_hat.device)
+    t2i = torch.zeros(n_cap, dtype=torch.int32, device=x_hat.device)
+    _rank_count_kernel[lambda meta: (triton.cdiv(n_img, meta["BLOCK"]),)](
+        x_hat, y_hat, cap_img, gt, best, i2t, t2i, n_img, n_cap, d, x_hat.stride(0), y_hat.stride(0),
+        bucket(n_img), bucket(n_cap), bucket(d), PESSIMISTIC=bool(pessimistic), BLOCK_K=BLOCK_K,
+    )  # fmt: skip
+    return i2t.long(), t2i.long()

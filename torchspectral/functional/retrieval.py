@@ -1,0 +1,212 @@
+"""Cross-modal retrieval (SPEC §7): recall@K both ways, ranks, median/mean rank and rSum, by counting.
+
+Scores are cosines ``S_ij = x̂_iᵀŷ_j`` between N images and M captions; ``c(j)`` = caption_to_image[j] is the
+image of caption j (default: the identity, M = N). Several captions per image are first-class.
+
+* Image→text rank of image i (0-based): ``min_{j: c(j)=i} #{j' ahead of j}`` = the number of captions of
+  *other* images whose score beats the best score among i's own captions.
+* Text→image rank of caption j: the number of images i' ≠ c(j) whose score beats ``S_{c(j) j}``.
+* Ties: ``"optimistic"`` (default) — only a strictly greater score is ahead; ``"pessimistic"`` — an equal
+  score is ahead too, unless it belongs to another correct match of the same query (another caption of the
+  same image never pushes that image down). Duplicate rows make ties real; optimistic ties can only
+  flatter a model, pessimistic ties only penalise it.
+* ``R@K = mean(rank < K)`` in [0, 1]; median and mean rank are 1-based (median as numpy's: the mean of the
+  two middle values for an even count); ``rSum = 100·Σ_{K∈{1,5,10}} (R@K_{i→t} + R@K_{t→i})`` (max 600),
+  whatever ``ks`` is.
+
+The counts are streamed tile by tile (:func:`torchspectral.pairwise.retrieval_ranks`): no sort, no top-k,
+and no N×M matrix. Ranks are integers: not differentiable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from torchspectral import pairwise
+from torchspectral.validation import NAN_POLICIES, check_matrix, finite_rows
+
+TIES = ("optimistic", "pessimistic")
+RSUM_KS = (1, 5, 10)
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Retrieval result. ``i2t_r{K}`` / ``t2i_r{K}`` attributes exist for every K in ``ks`` (fractions).
+
+    Shape: i2t_ranks (N,), t2i_ranks (M,) int64, 0-based; every other field is a float64 scalar tensor,
+    except ``i2t_recall`` / ``t2i_recall`` (len(ks),).
+    """
+
+    ks: tuple[int, ...]
+    i2t_recall: torch.Tensor
+    t2i_recall: torch.Tensor
+    i2t_ranks: torch.Tensor
+    t2i_ranks: torch.Tensor
+    rsum: torch.Tensor
+    i2t_median_rank: torch.Tensor
+    t2i_median_rank: torch.Tensor
+    i2t_mean_rank: torch.Tensor
+    t2i_mean_rank: torch.Tensor
+
+    def __getattr__(self, name: str) -> torch.Tensor:
+        # Only reached for names that are not fields: i2t_r1, t2i_r5, …
+        for prefix, recall in (("i2t_r", "i2t_recall"), ("t2i_r", "t2i_recall")):
+            if name.startswith(prefix) and name[len(prefix) :].isdigit():
+                k = int(name[len(prefix) :])
+                if k in self.ks:
+                    return getattr(self, recall)[self.ks.index(k)]
+                raise AttributeError(f"{name}: K={k} is not among ks={self.ks}")
+        raise AttributeError(name)
+
+    def as_dict(self) -> dict[str, float]:
+        """Every scalar by name (recalls as fractions), e.g. for a report or a logger."""
+        out = {f"i2t_r{k}": float(self.i2t_recall[i]) for i, k in enumerate(self.ks)}
+        out.update({f"t2i_r{k}": float(self.t2i_recall[i]) for i, k in enumerate(self.ks)})
+        for name in ("rsum", "i2t_median_rank", "t2i_median_rank", "i2t_mean_rank", "t2i_mean_rank"):
+            out[name] = float(getattr(self, name))
+        return out
+
+
+def _caption_map(caption_to_image, n_img: int, n_cap: int, device: torch.device, metric: str) -> torch.Tensor:
+    if caption_to_image is None:
+        if n_img != n_cap:
+            raise ValueError(
+                f"{metric}: x has {n_img} rows and y has {n_cap}; without caption_to_image row i of x must pair "
+                "with row i of y (pass caption_to_image to give several captions per image)"
+            )
+        return torch.arange(n_img, device=device)
+    c = torch.as_tensor(caption_to_image)
+    if c.dtype.is_floating_point or c.dtype.is_complex or c.dtype == torch.bool:
+        raise TypeError(f"{metric}: caption_to_image must hold integer image indices, got dtype {c.dtype}")
+    if c.dim() != 1 or c.shape[0] != n_cap:
+        raise ValueError(
+            f"{metric}: caption_to_image must have one image index per caption, shape ({n_cap},), got {tuple(c.shape)}"
+        )
+    c = c.to(device=device, dtype=torch.int64)
+    if bool((c < 0).any()) or bool((c >= n_img).any()):
+        raise ValueError(f"{metric}: caption_to_image holds indices outside [0, {n_img}) (there are {n_img} images)")
+    return c
+
+
+def clean_retrieval_inputs(
+    x: torch.Tensor, y: torch.Tensor, caption_to_image, metric: str, nan_policy: str = "raise"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Validate images x (N, d), captions y (M, d) and the caption→image map; apply the NaN policy.
+
+    ``"omit"`` drops the images with NaN/Inf together with their captions, and the captions with NaN/Inf,
+    then renumbers the images. Every remaining image must keep at least one caption.
+    """
+    check_matrix(x, "x", metric)
+    check_matrix(y, "y", metric)
+    if x.device != y.device:
+        raise ValueError(f"{metric}: x is on {x.device} but y is on {y.device}")
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(f"{metric}: nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+    c = _caption_map(caption_to_image, x.shape[0], y.shape[0], x.device, metric)
+    ok_img, ok_cap = finite_rows(x), finite_rows(y)
+    bad_img, bad_cap = int((~ok_img).sum()), int((~ok_cap).sum())
+    if bad_img or bad_cap:
+        if nan_policy == "raise":
+            if caption_to_image is None:
+                n_bad = int((~(ok_img & ok_cap)).sum())
+                message = f"{n_bad} of {x.shape[0]} pairs contain NaN or Inf"
+            else:
+                message = f"{bad_img} of {x.shape[0]} images and {bad_cap} of {y.shape[0]} captions contain NaN or Inf"
+            raise ValueError(f"{metric}: {message} (pass nan_policy='omit' to drop them)")
+        keep_cap = ok_cap & ok_img[c]
+        if caption_to_image is None:  # paired rows: drop the pair
+            ok_img = keep_cap
+        new_index = torch.cumsum(ok_img.long(), 0) - 1
+        x, y, c = x[ok_img], y[keep_cap], new_index[c[keep_cap]]
+        if x.shape[0] == 0 or y.shape[0] == 0:
+            raise ValueError(f"{metric}: nothing is left after nan_policy='omit' (every image or caption is bad)")
+    captions_per_image = torch.bincount(c, minlength=x.shape[0])
+    orphans = int((captions_per_image == 0).sum())
+    if orphans:
+        raise ValueError(
+            f"{metric}: {orphans} of {x.shape[0]} images have no caption; an image→text rank needs at least one"
+        )
+    return x, y, c
+
+
+def _normalised(t: torch.Tensor, dtype: torch.dtype, name: str, metric: str) -> torch.Tensor:
+    t = t.detach().to(dtype)
+    norms = torch.linalg.vector_norm(t, dim=1)
+    zero = int((norms == 0).sum())
+    if zero:
+        raise ValueError(f"{metric}: {zero} rows of {name} have zero norm and cannot be L2-normalised")
+    return t / norms[:, None]
+
+
+def _median(values: torch.Tensor) -> torch.Tensor:
+    return torch.quantile(values, 0.5)  # linear interpolation = numpy's median
+
+
+def retrieval(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    caption_to_image: torch.Tensor | Sequence[int] | None = None,
+    ks: Sequence[int] = (1, 5, 10),
+    ties: str = "optimistic",
+    *,
+    nan_policy: str = "raise",
+    backend: str = "auto",
+) -> Retrieval:
+    """Image→text and text→image retrieval of images x (N, d) and captions y (M, d) by cosine similarity.
+
+    Args:
+        caption_to_image: (M,) integer image index of every caption (several captions per image allowed;
+            every image needs one). Default: caption j belongs to image j (M = N).
+        ks: the K of the reported ``R@K`` (``rsum`` always uses K ∈ {1, 5, 10}).
+        ties: ``"optimistic"`` (only strictly greater scores rank ahead) or ``"pessimistic"`` (equal scores of
+            items that are not a correct match rank ahead too).
+        nan_policy: ``"raise"`` or ``"omit"`` (drop bad images with their captions, and bad captions).
+        backend: ``"auto"`` | ``"torch"`` | ``"triton"`` (see :mod:`torchspectral.pairwise`).
+
+    Shape: x (N, d), y (M, d) → :class:`Retrieval` (ranks (N,), (M,)).
+
+    Example:
+        >>> import torch, torchspectral as ts
+        >>> images = torch.eye(3)
+        >>> captions = torch.tensor([[1.0, 0.1, 0.0], [0.5, 0.0, 0.9], [0.0, 1.0, 0.0], [1.0, 0.0, 0.5]])
+        >>> r = ts.retrieval(images, captions, caption_to_image=[0, 0, 1, 2], ks=(1, 2))
+        >>> r.i2t_ranks.tolist(), r.t2i_ranks.tolist()  # 0-based
+        ([0, 0, 1], [0, 1, 0, 1])
+        >>> float(r.i2t_r1), float(r.t2i_r1), float(r.t2i_median_rank)
+        (0.6666666666666666, 0.5, 1.5)
+    """
+    metric = "retrieval"
+    x, y, c = clean_retrieval_inputs(x, y, caption_to_image, metric, nan_policy)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(
+            f"{metric}: needs d_x = d_y (cosine between images and captions), got d_x={x.shape[1]}, d_y={y.shape[1]}"
+        )
+    if ties not in TIES:
+        raise ValueError(f"{metric}: ties must be one of {TIES}, got {ties!r}")
+    ks = tuple(ks)
+    if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
+        raise ValueError(f"{metric}: ks must be a non-empty sequence of positive integers, got {ks!r}")
+    dtype = pairwise.compute_dtype(x, y)
+    x_hat, y_hat = _normalised(x, dtype, "x", metric), _normalised(y, dtype, "y", metric)
+    chosen = pairwise.resolve_backend(backend, metric, x_hat, y_hat)
+    i2t, t2i = pairwise.retrieval_ranks(x_hat, y_hat, c, ties == "pessimistic", backend=chosen)
+
+    def recall(ranks: torch.Tensor, k: int) -> torch.Tensor:
+        return (ranks < k).double().mean()
+
+    i2t_1based, t2i_1based = (i2t + 1).double(), (t2i + 1).double()
+    return Retrieval(
+        ks=ks,
+        i2t_recall=torch.stack([recall(i2t, k) for k in ks]),
+        t2i_recall=torch.stack([recall(t2i, k) for k in ks]),
+        i2t_ranks=i2t,
+        t2i_ranks=t2i,
+        rsum=100.0 * sum(recall(i2t, k) + recall(t2i, k) for k in RSUM_KS),
+        i2t_median_rank=_median(i2t_1based),
+        t2i_median_rank=_median(t2i_1based),
+        i2t_mean_rank=i2t_1based.mean(),
+        t2i_mean_rank=t2i_1based.mean(),
+    )
