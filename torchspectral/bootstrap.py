@@ -6,7 +6,7 @@ is one weighted Gram (only over the ≈63% of rows drawn at least once) plus wei
 quantities computed once (centred rows, squared norms, normalised rows, true-pair cosines) — the
 raw rows are never gathered, validated, normalised or centred again. The replicate spectra are then
 decomposed in batches of B×d×d. Same seed ⇒ the same resamples as the naive loop
-``alignment_report(x[idx], y[idx])``, and the same replicate values up to rounding.
+``alignment_report(x[idx], y[idx], pairwise=False)``, and the same replicate values up to rounding.
 
 Permutation null for ΔSAS: shuffling the pairing leaves Σ_x, Σ_y and so every eigenbasis, active set
 and σ²_k unchanged; only the cross-moments ``v_kᵀΣ_xy v_k`` change, and those are means of products
