@@ -7,6 +7,7 @@
 (1.0, 0.0)
 """
 
+from torchspectral import nn
 from torchspectral.bootstrap import BootstrapResult, PermutationResult, bootstrap, permutation_test
 from torchspectral.functional import (
     Retrieval,
