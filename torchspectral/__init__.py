@@ -46,6 +46,7 @@ __all__ = [
     "l2i",
     "mmd",
     "modality_gap",
+    "nn",
     "permutation_test",
     "retrieval",
     "rmg",

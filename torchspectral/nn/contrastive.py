@@ -59,7 +59,9 @@ class CLIPLoss(nn.Module):
 
 
 class SigLIPLoss(nn.Module):
-    """Pairwise sigmoid loss (Zhai et al. 2023): ``−(1/B) Σ_ij log σ(z_ij (t·x̂_i·ŷ_j + b))``, z = +1 on the diagonal, −1 off it.
+    """Pairwise sigmoid loss (Zhai et al. 2023): ``−(1/B) Σ_ij log σ(z_ij (t·x̂_i·ŷ_j + b))``.
+
+    z_ij = +1 on the diagonal (true pairs), −1 off it.
 
     Learnable log-scale ``log t`` (init log 10) and bias ``b`` (init −10), as in the paper.
 

@@ -1,0 +1,43 @@
+"""Forward + backward time of every loss relative to CLIPLoss at the same size, same run (float32, CPU).
+
+Run: ``.venv/bin/python -m pytest benchmarks/test_losses.py -p no:cacheprovider --benchmark-only``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import torchspectral as ts
+
+SIZES = [(1024, 256), (1024, 768), (4096, 256), (4096, 512), (4096, 768)]
+LOSSES = {
+    "CLIPLoss": ts.nn.CLIPLoss,
+    "SigLIPLoss": ts.nn.SigLIPLoss,
+    "AlignTruePairsLoss": ts.nn.AlignTruePairsLoss,
+    "CentroidUniformityLoss": ts.nn.CentroidUniformityLoss,
+    "GapClosingLoss": ts.nn.GapClosingLoss,
+    "SASLoss": ts.nn.SASLoss,
+    "CKALoss": ts.nn.CKALoss,
+    "MMDLoss": ts.nn.MMDLoss,
+    "CORALLoss": ts.nn.CORALLoss,
+}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"B{b}-d{d}" for b, d in SIZES])
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_forward_backward(benchmark, name: str, size: tuple[int, int]) -> None:
+    b, d = size
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(b, d, generator=g).requires_grad_()
+    y = (x.detach() + torch.randn(b, d, generator=g)).requires_grad_()
+    loss = LOSSES[name]()
+
+    def step() -> None:
+        x.grad = y.grad = None
+        loss(x, y).backward()
+
+    benchmark.group = f"B={b} d={d}"
+    benchmark.extra_info.update(loss=name, batch=b, d=d)
+    benchmark.pedantic(step, rounds=5, iterations=1, warmup_rounds=1)
+    assert torch.isfinite(x.grad).all() and torch.isfinite(y.grad).all()
