@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="torchspectral", description=ts.__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="report on synthetic pairs with a planted imbalance")
-    demo.add_argument("--n", type=int, default=20_000, help="number of pairs per model (default 20000)")
+    demo.add_argument("--n", type=int, default=10_000, help="number of pairs per model (default 10000)")
     demo.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == "demo":
