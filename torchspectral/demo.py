@@ -6,8 +6,8 @@ Generative model (all choices deterministic given the seed):
   living along its own orthonormal direction ``u_j`` of a shared ``d``-dimensional space.
 * **image** ``= Σ_j z_j u_j + noise``: the image tower sees every factor.
 * **text** ``= Σ_{j∈S} z_j u_j + style + noise``: the text tower sees only a subset S of the factors
-  (the ``text_keeps`` fraction, chosen at random; the draw depends on the seed and on n) and carries a strong text-only "style" subspace
-  (think caption templates) in directions orthogonal to every factor.
+  (the ``text_keeps`` fraction, chosen at random; the draw depends on the seed and on n) and carries
+  a strong text-only "style" subspace (think caption templates) in directions orthogonal to every factor.
 * A common offset per modality, then L2 normalisation, as CLIP-like towers produce (a modality gap).
 
 What the metrics should recover: the image's dominant eigenspace is made of shared factors, most
