@@ -29,6 +29,7 @@ Everything is differentiable with respect to the rows that went in.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -298,6 +299,31 @@ class Moments:
         self._cache.clear()
         return self
 
+    # ------------------------------------------------------------------ one flat vector (for metric states)
+    def to_flat(self) -> torch.Tensor:
+        """Everything in one float64 vector: [n, shift_x, shift_y, sums in STATE order]; see :meth:`from_flat`."""
+        if not self.sums:
+            raise ValueError("Moments.to_flat: no dimensions yet; construct Moments(d_x, d_y)")
+        n = torch.tensor([float(self.n)], dtype=torch.float64, device=self.shift_x.device)
+        return torch.cat([n, self.shift_x, self.shift_y, *(self.sums[name].reshape(-1) for name in STATE)])
+
+    @classmethod
+    def from_flat(cls, flat: torch.Tensor, d_x: int, d_y: int) -> Moments:
+        """Inverse of :meth:`to_flat` for the given dimensions."""
+        shapes = {name: tuple(t.shape) for name, t in Moments(d_x, d_y).sums.items()}
+        expected = 1 + d_x + d_y + sum(math.prod(shape) for shape in shapes.values())
+        if flat.shape != (expected,):
+            raise ValueError(f"Moments.from_flat: expected a vector of {expected} values for d_x={d_x}, d_y={d_y}")
+        sums, offset = {}, 1 + d_x + d_y
+        for name in STATE:
+            size = math.prod(shapes[name])
+            sums[name] = flat[offset : offset + size].reshape(shapes[name])
+            offset += size
+        return cls(
+            d_x=d_x, d_y=d_y, device=flat.device, n=round(float(flat[0])),
+            shift_x=flat[1 : 1 + d_x], shift_y=flat[1 + d_x : 1 + d_x + d_y], sums=sums,
+        )  # fmt: skip
+
     # ------------------------------------------------------------------ derived statistics
     def require_pairs(self, metric: str, min_n: int, why: str) -> None:
         """Raise a ValueError naming `metric` unless at least `min_n` pairs have been accumulated."""
@@ -395,3 +421,11 @@ class Moments:
         from torchspectral.functional.report import report_from_moments
 
         return report_from_moments(self, preset=preset)
+
+
+def merge_flat(stacked: torch.Tensor, d_x: int, d_y: int) -> torch.Tensor:
+    """Merge rows of flat Moments vectors (k, L) exactly into one (L,): a reduction for metric states."""
+    merged = Moments(d_x, d_y, device=stacked.device)
+    for row in stacked.reshape(-1, stacked.shape[-1]):
+        merged.merge(Moments.from_flat(row, d_x, d_y))
+    return merged.to_flat()

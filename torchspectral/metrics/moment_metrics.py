@@ -1,0 +1,112 @@
+"""Streaming torchmetrics ``Metric`` classes whose state is the Moments accumulator.
+
+The whole state is one float64 vector (``Moments.to_flat``). Its reduction, used by torchmetrics both
+to sync ranks and to fold a batch into the running state, is :func:`~torchspectral.moments.merge_flat`:
+an exact merge that moves each part to a common shift before adding, so a metric streamed over any
+batches on any number of ranks equals the one-shot functional value. (A plain ``"sum"`` reduction
+would need every rank to keep its sums about the same shift.)
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import torch
+from torchmetrics import Metric
+
+from torchspectral.moments import Moments, merge_flat
+
+
+class MomentMetric(Metric):
+    """Base class: accumulates ``Moments`` of paired embeddings (B, d_x), (B, d_y) over ``update`` calls."""
+
+    is_differentiable = True
+    higher_is_better: bool | None = None
+    full_state_update = False
+
+    def __init__(self, d_x: int, d_y: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        d_y = d_x if d_y is None else d_y
+        if not (isinstance(d_x, int) and isinstance(d_y, int) and d_x > 0 and d_y > 0):
+            raise ValueError(f"{type(self).__name__}: d_x and d_y must be positive integers, got {d_x}, {d_y}")
+        self.d_x, self.d_y = d_x, d_y
+        merge = partial(merge_flat, d_x=d_x, d_y=d_y)
+        self.add_state("moments", default=Moments(d_x, d_y).to_flat(), dist_reduce_fx=merge)
+
+    def update(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        batch = Moments.from_data(x, y, metric=type(self).__name__)
+        if (batch.d_x, batch.d_y) != (self.d_x, self.d_y):
+            raise ValueError(
+                f"{type(self).__name__}: built for (d_x, d_y) = ({self.d_x}, {self.d_y}), "
+                f"got ({batch.d_x}, {batch.d_y})"
+            )
+        self.moments = self.accumulated().merge(batch).to_flat()
+
+    def accumulated(self) -> Moments:
+        """The Moments held so far (on this rank, or synced after ``compute``)."""
+        return Moments.from_flat(self.moments, self.d_x, self.d_y)
+
+
+class SpectralAlignment(MomentMetric):
+    """Streaming SAS: ``compute()`` → dict with ``x_to_y``, ``y_to_x``, ``symmetric``, ``imbalance``.
+
+    Example:
+        >>> import torch
+        >>> from torchspectral.metrics import SpectralAlignment
+        >>> metric = SpectralAlignment(d=16, q=0.25)
+        >>> x = torch.randn(300, 16, generator=torch.Generator().manual_seed(0))
+        >>> for batch in x.split(64):
+        ...     metric.update(batch, batch)
+        >>> round(float(metric.compute()["symmetric"]), 6)
+        1.0
+    """
+
+    def __init__(self, d: int, q: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(d, d, **kwargs)
+        self.q = q
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        r = self.accumulated().spectral_alignment(q=self.q)
+        return {"x_to_y": r.x_to_y, "y_to_x": r.y_to_x, "symmetric": r.symmetric, "imbalance": r.imbalance}
+
+
+class CKA(MomentMetric):
+    """Streaming linear CKA (biased or unbiased); works for d_x ≠ d_y."""
+
+    def __init__(self, d_x: int, d_y: int | None = None, unbiased: bool = False, **kwargs: Any) -> None:
+        super().__init__(d_x, d_y, **kwargs)
+        self.unbiased = unbiased
+
+    def compute(self) -> torch.Tensor:
+        return self.accumulated().cka(unbiased=self.unbiased)
+
+
+class ModalityGap(MomentMetric):
+    """Streaming gap family: ``compute()`` → dict with ``modality_gap``, ``l2i``, ``true_pair_cosine``,
+    ``cosine_gap``, ``rmg``."""
+
+    def __init__(self, d: int, **kwargs: Any) -> None:
+        super().__init__(d, d, **kwargs)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        m = self.accumulated()
+        return {
+            "modality_gap": m.modality_gap(),
+            "l2i": m.l2i(),
+            "true_pair_cosine": m.true_pair_cosine(),
+            "cosine_gap": m.cosine_gap(),
+            "rmg": m.rmg(),
+        }
+
+
+class AlignmentMetrics(MomentMetric):
+    """Every moment metric of ``alignment_report`` (``preset="default"`` or ``"paper"``), streamed."""
+
+    def __init__(self, d_x: int, d_y: int | None = None, preset: str = "default", **kwargs: Any) -> None:
+        super().__init__(d_x, d_y, **kwargs)
+        self.preset = preset
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        report = self.accumulated().report(preset=self.preset)
+        return {name: torch.tensor(value, dtype=torch.float64) for name, value in report.items()}
