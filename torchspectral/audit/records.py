@@ -1,0 +1,51 @@
+"""`RunResult`: what the audit measured for one model on one dataset (plain floats and lists, JSON-ready)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class RunResult:
+    """One run of the audit. Every field is plain Python (str/int/float/list/dict) so it serialises to JSON.
+
+    Attributes:
+        model, dataset, domain: labels from the manifest (``domain`` is free text; the cross-run statistics
+            compare domains, e.g. "medical" vs "natural").
+        n_images, n_captions, dim: sizes of the inputs. Moment metrics use one (image, caption) pair per
+            caption (an image with five captions contributes five pairs).
+        metrics: name → value: every key of :func:`torchspectral.alignment_report` (preset "default"), the
+            same keys with a ``paper/`` prefix when the paper preset was requested, and the retrieval keys
+            ``i2t_r1, i2t_r5, i2t_r10, t2i_r1, t2i_r5, t2i_r10, rsum, i2t_median_rank, t2i_median_rank``.
+        intervals: metric name → [low, high] bootstrap confidence interval (empty when not computed).
+        q_sweep: ``{"q": [...], "sas_x_to_y": [...], "sas_y_to_x": [...], "sas_imbalance": [...]}``.
+        modes: per-eigenmode profile, descending eigenvalue order: ``lambda_x, rho_x_to_y, lambda_y,
+            rho_y_to_x`` (lists of length dim) and ``active_x_to_y, active_y_to_x`` (active-set sizes at q=0.1).
+        extremes: instance-level SAS (x→y, decompose mode): ``{"top": [{"pair": i, "image": j, "caption": k,
+            "score": s}, ...], "bottom": [...]}`` — the best- and worst-aligned pairs.
+        timings: stage name → seconds.
+    """
+
+    model: str
+    dataset: str
+    domain: str
+    n_images: int
+    n_captions: int
+    dim: int
+    metrics: dict[str, float]
+    intervals: dict[str, list[float]] = field(default_factory=dict)
+    q_sweep: dict[str, list[float]] = field(default_factory=dict)
+    modes: dict[str, list[float] | int] = field(default_factory=dict)
+    extremes: dict[str, list[dict]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} / {self.dataset}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunResult:
+        return cls(**data)
