@@ -14,15 +14,15 @@ class RunResult:
             compare domains, e.g. "medical" vs "natural").
         n_images, n_captions, dim: sizes of the inputs. Moment metrics use one (image, caption) pair per
             caption (an image with five captions contributes five pairs).
-        metrics: name → value: every key of :func:`torchspectral.alignment_report` (preset "default"), the
-            same keys with a ``paper/`` prefix when the paper preset was requested, and the retrieval keys
-            ``i2t_r1, i2t_r5, i2t_r10, t2i_r1, t2i_r5, t2i_r10, rsum, i2t_median_rank, t2i_median_rank``.
+        metrics: name → value: every key of :func:`torchspectral.alignment_report` (first preset), including
+            the retrieval keys ``i2t_r1, i2t_r5, i2t_r10, t2i_r1, t2i_r5, t2i_r10, rsum, i2t_median_rank,
+            t2i_median_rank``; with more presets, ``"paper/svcca"`` etc. for the metrics a preset changes.
         intervals: metric name → [low, high] bootstrap confidence interval (empty when not computed).
         q_sweep: ``{"q": [...], "sas_x_to_y": [...], "sas_y_to_x": [...], "sas_imbalance": [...]}``.
         modes: per-eigenmode profile, descending eigenvalue order: ``lambda_x, rho_x_to_y, lambda_y,
             rho_y_to_x`` (lists of length dim) and ``active_x_to_y, active_y_to_x`` (active-set sizes at q=0.1).
-        extremes: instance-level SAS (x→y, decompose mode): ``{"top": [{"pair": i, "image": j, "caption": k,
-            "score": s}, ...], "bottom": [...]}`` — the best- and worst-aligned pairs.
+        extremes: instance-level SAS (x→y, decompose mode): ``{"top": [{"caption": j, "image": i, "score": s},
+            ...], "bottom": [...]}`` (a pair is indexed by its caption) — the best- and worst-aligned pairs.
         timings: stage name → seconds.
     """
 

@@ -1,0 +1,146 @@
+"""`torchspectral audit` / `demo` end to end on synthetic embeddings: outputs, errors, atomicity."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("safetensors")
+pytest.importorskip("matplotlib")
+
+from safetensors.torch import save_file  # noqa: E402
+
+from torchspectral.audit import output  # noqa: E402
+from torchspectral.audit.cli import main  # noqa: E402
+from torchspectral.demo import write_demo_inputs  # noqa: E402
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def demo_manifest(tmp_path_factory) -> Path:
+    return write_demo_inputs(tmp_path_factory.mktemp("inputs"), n=300, seed=0, n_boot=20)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_audit_writes_the_full_report(demo_manifest, tmp_path) -> None:
+    out = tmp_path / "report"
+    assert main(["audit", str(demo_manifest), "--out", str(out), "--quiet"]) == 0
+    assert {p.name for p in out.iterdir()} == {"report.json", "runs.csv", "report.md", "plots"}
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["runs"]) == 8
+    assert report["settings"]["n_boot"] == 20
+    first = report["runs"][0]
+    assert first["intervals"]["sas_imbalance"][0] <= first["metrics"]["sas_imbalance"] <= first["intervals"][
+        "sas_imbalance"
+    ][1]
+    assert set(report["cross_run"]) == {"domain_comparison", "imbalance_tests", "q_sweep_by_domain",
+                                        "retrieval_correlations"}  # fmt: skip
+    for png in report["plots"].values():
+        assert (out / png).read_bytes()[:8] == PNG_SIGNATURE
+    assert len(report["plots"]) == 4
+    csv_lines = (out / "runs.csv").read_text().splitlines()
+    assert len(csv_lines) == 9 and csv_lines[0].startswith("model,dataset,domain")
+    markdown = (out / "report.md").read_text()
+    for section in ("## Runs", "## Which modality is the bottleneck?", "## Where the time went", "![imbalance]"):
+        assert section in markdown
+    assert _leftovers(tmp_path) == []
+
+
+def test_paper_preset_adds_the_metrics_it_changes(demo_manifest, tmp_path) -> None:
+    out = tmp_path / "report"
+    args = ["audit", str(demo_manifest), "--out", str(out), "--quiet", "--presets", "default,paper", "--n-boot", "0"]
+    assert main(args) == 0
+    run = json.loads((out / "report.json").read_text())["runs"][0]
+    assert {"paper/svcca", "paper/coral", "paper/mmd"} <= set(run["metrics"])
+    assert run["intervals"] == {}
+
+
+def test_existing_output_is_refused_then_replaced_with_force(demo_manifest, tmp_path, capsys) -> None:
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main(["audit", str(demo_manifest), "--out", str(out), "--quiet", "--n-boot", "0"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (out / "keep.txt").exists()
+    assert main(["audit", str(demo_manifest), "--out", str(out), "--quiet", "--n-boot", "0", "--force"]) == 0
+    assert not (out / "keep.txt").exists() and (out / "report.json").exists()
+    assert _leftovers(tmp_path) == []
+
+
+def _manifest(folder: Path, image: str, text: str) -> Path:
+    path = folder / "manifest.toml"
+    path.write_text(f'[[run]]\nmodel = "m"\ndataset = "d"\ndomain = "medical"\nimage = "{image}"\ntext = "{text}"\n')
+    return path
+
+
+@pytest.mark.parametrize(
+    ("image", "text", "problem"),
+    [
+        (np.full((50, 8), np.nan, np.float32), np.ones((50, 8), np.float32), "non-finite"),
+        (np.ones((50, 8), np.float32), np.ones((50, 6), np.float32), "dimension"),
+        (np.ones((50, 8), np.float32), np.ones((40, 8), np.float32), "40"),
+    ],
+)
+def test_bad_inputs_give_one_line_and_no_output(tmp_path, capsys, image, text, problem) -> None:
+    np.save(tmp_path / "image.npy", image)
+    np.save(tmp_path / "text.npy", text)
+    out = tmp_path / "report"
+    assert main(["audit", str(_manifest(tmp_path, "image.npy", "text.npy")), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("torchspectral audit: error:"), err
+    assert problem in err.lower() or problem in err
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_missing_file_and_malformed_manifest(tmp_path, capsys) -> None:
+    out = tmp_path / "report"
+    assert main(["audit", str(_manifest(tmp_path, "absent.npy", "text.npy")), "--out", str(out), "--quiet"]) == 2
+    assert "absent.npy" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[run]\nmodel = ")
+    assert main(["audit", str(bad), "--out", str(out), "--quiet"]) == 2
+    assert "bad.toml" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_metric_failure_exits_1_without_a_report(tmp_path, capsys) -> None:
+    g = torch.Generator().manual_seed(0)
+    save_file({"image": torch.randn(64, 8, generator=g), "text": torch.ones(64, 8)}, str(tmp_path / "pairs.st"))
+    (tmp_path / "pairs.st").rename(tmp_path / "pairs.safetensors")
+    manifest = tmp_path / "manifest.toml"
+    manifest.write_text('[[run]]\nmodel = "m"\ndataset = "d"\ndomain = "x"\nembeddings = "pairs.safetensors"\n')
+    out = tmp_path / "report"
+    assert main(["audit", str(manifest), "--out", str(out), "--quiet", "--n-boot", "0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("torchspectral audit: error: run m / d:") and len(err.splitlines()) == 1
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_a_failure_while_writing_leaves_nothing(demo_manifest, tmp_path, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(output.plots, "plot_q_sweep", broken)
+    out = tmp_path / "report"
+    with pytest.raises(OSError, match="disk full"):
+        main(["audit", str(demo_manifest), "--out", str(out), "--quiet", "--n-boot", "0"])
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_demo_recovers_the_planted_facts(tmp_path, capsys) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--n", "400", "--n-boot", "20", "--quiet"]) == 0
+    stdout = capsys.readouterr().out
+    assert "planted direction RECOVERED" in stdout and "## Runs" in stdout
+    assert (out / "demo-manifest.toml").exists()
+    width, height = struct.unpack(">II", (out / "plots" / "imbalance.png").read_bytes()[16:24])
+    assert width > 300 and height > 200

@@ -1,0 +1,167 @@
+"""One run of the audit: every metric of one model on one dataset, with uncertainty and explanations.
+
+For a run with N images and M captions (``caption_to_image`` maps caption j to its image), the paired
+metrics use the M pairs ``(image[caption_to_image[j]], caption[j])`` — an image with five captions
+contributes five pairs — while MMD compares the N images with the M captions and retrieval ranks
+the N images against the M captions (SPEC §7). Stages, each timed:
+
+1. ``moments``: one pass over the pairs (:class:`~torchspectral.Moments`), every moment metric per preset;
+2. ``pairwise``: RBF CKA, MMD and retrieval, streamed over tiles (no n×n matrix);
+3. ``q_sweep``: SAS in both directions at every q of the grid, from the same eigendecompositions;
+4. ``bootstrap``: percentile intervals for every moment metric (resampling pairs, :func:`torchspectral.bootstrap`);
+5. ``instances``: per-pair SAS (decompose mode, image→text) from a prior fitted on the run itself; the
+   best- and worst-aligned pairs are reported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+
+import torch
+
+from torchspectral.audit.records import RunResult
+from torchspectral.bootstrap import MOMENT_METRICS, SAME_DIM_METRICS, bootstrap
+from torchspectral.functional.mmd import mmd
+from torchspectral.functional.report import PRESETS, pairwise_report, report_from_moments
+from torchspectral.functional.retrieval import clean_retrieval_inputs
+from torchspectral.moments import Moments
+from torchspectral.prior import SpectralPrior
+
+DEFAULT_Q_GRID = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+def analyse_run(
+    model: str,
+    dataset: str,
+    domain: str,
+    image: torch.Tensor,
+    text: torch.Tensor,
+    caption_to_image: torch.Tensor | None = None,
+    *,
+    presets: Sequence[str] = ("default",),
+    n_boot: int = 1000,
+    seed: int = 0,
+    q: float = 0.1,
+    q_grid: Sequence[float] = DEFAULT_Q_GRID,
+    top_k: int = 5,
+    backend: str = "auto",
+) -> RunResult:
+    """Every metric, interval, q-sweep and instance-level extreme of one run (see the module docstring).
+
+    Args:
+        image: (N, d) image embeddings; text: (M, d) caption embeddings on the same device.
+        caption_to_image: (M,) image index of every caption; default: caption j describes image j.
+        presets: report presets (:data:`torchspectral.functional.report.PRESETS`); the first one's values are
+            stored under their plain names; the others add ``"<preset>/<name>"`` for the metrics they change.
+        n_boot: bootstrap replicates for the moment metrics' intervals (0 = no intervals).
+        q: the SAS active-set fraction of the headline numbers, the mode profile and the instance scores.
+        q_grid: the q values of the sweep.
+        top_k: how many best- and worst-aligned pairs to keep.
+
+    Raises:
+        ValueError: on inputs the metrics reject (too few pairs, zero variance, non-finite values, …),
+            with the metric's own message.
+    """
+    if not presets:
+        raise ValueError(f"analyse_run: presets is empty; name at least one of {tuple(PRESETS)}")
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown:
+        raise ValueError(f"analyse_run: unknown presets {unknown}; choose from {tuple(PRESETS)}")
+    if not isinstance(n_boot, int) or n_boot < 0 or n_boot == 1:
+        raise ValueError(f"analyse_run: n_boot must be 0 (no intervals) or an integer ≥ 2, got {n_boot!r}")
+    if not isinstance(top_k, int) or top_k < 0:
+        raise ValueError(f"analyse_run: top_k must be a non-negative integer, got {top_k!r}")
+    clock = _Stopwatch()
+    metric = f"audit run {model} / {dataset}"
+    images, captions, c = clean_retrieval_inputs(image, text, caption_to_image, metric)
+    pairs_x = images[c]
+    same_dim = images.shape[1] == captions.shape[1]
+
+    with torch.no_grad():
+        with clock.stage("moments"):
+            moments = Moments.from_data(pairs_x, captions, metric=metric)
+            metrics: dict[str, float] = report_from_moments(moments, presets[0])
+            for preset in presets[1:]:
+                # Only the metrics whose settings the presets change (SVCCA, CORAL; MMD below) are repeated.
+                values = report_from_moments(moments, preset)
+                metrics.update({f"{preset}/{k}": values[k] for k in PRESETS[preset] if k in values})
+        with clock.stage("pairwise"):
+            metrics.update(pairwise_report(images, captions, c, preset=presets[0], backend=backend))
+            if same_dim:
+                for preset in presets[1:]:
+                    metrics[f"{preset}/mmd"] = float(mmd(images, captions, **PRESETS[preset]["mmd"], backend=backend))
+
+        q_sweep: dict[str, list[float]] = {}
+        modes: dict[str, list[float] | int] = {}
+        if same_dim:
+            with clock.stage("q_sweep"):
+                sweep = moments.spectral_alignment(q=list(q_grid))
+                q_sweep = {
+                    "q": [float(v) for v in q_grid],
+                    "sas_x_to_y": sweep.x_to_y.tolist(),
+                    "sas_y_to_x": sweep.y_to_x.tolist(),
+                    "sas_imbalance": sweep.imbalance.tolist(),
+                }
+                at_q = moments.spectral_alignment(q=q)
+                modes = {
+                    "lambda_x": at_q.eigenvalues_x.tolist(),
+                    "rho_x_to_y": at_q.rho_x.tolist(),
+                    "lambda_y": at_q.eigenvalues_y.tolist(),
+                    "rho_y_to_x": at_q.rho_y.tolist(),
+                    "active_x_to_y": int(at_q.active_x.sum()),
+                    "active_y_to_x": int(at_q.active_y.sum()),
+                }
+
+        intervals: dict[str, list[float]] = {}
+        if n_boot:
+            with clock.stage("bootstrap"):
+                names = [n for n in MOMENT_METRICS if same_dim or n not in SAME_DIM_METRICS]
+                result = bootstrap(pairs_x, captions, names, n_boot=n_boot, seed=seed, q=q)
+                intervals = {name: [result.low[name], result.high[name]] for name in names}
+
+        extremes: dict[str, list[dict]] = {}
+        if same_dim and top_k:
+            with clock.stage("instances"):
+                scores = SpectralPrior.from_moments(moments, q=q).score(pairs_x, captions, backend=backend)
+                extremes = _extremes(scores, c, top_k)
+
+    return RunResult(
+        model=model,
+        dataset=dataset,
+        domain=domain,
+        n_images=int(images.shape[0]),
+        n_captions=int(captions.shape[0]),
+        dim=int(images.shape[1]),
+        metrics=metrics,
+        intervals=intervals,
+        q_sweep=q_sweep,
+        modes=modes,
+        extremes=extremes,
+        timings=clock.seconds,
+    )
+
+
+def _extremes(scores: torch.Tensor, caption_to_image: torch.Tensor, top_k: int) -> dict[str, list[dict]]:
+    k = min(top_k, scores.numel())
+    order = torch.argsort(scores.double().cpu(), descending=True)
+    images = caption_to_image.cpu()
+
+    def rows(indices: torch.Tensor) -> list[dict]:
+        return [
+            {"caption": int(j), "image": int(images[j]), "score": float(scores[j])} for j in indices
+        ]
+
+    return {"top": rows(order[:k]), "bottom": rows(order.flip(0)[:k])}

@@ -1,0 +1,265 @@
+"""Write an audit's report directory atomically: report.json, runs.csv, report.md and plots/*.png.
+
+Everything is written into a temporary sibling directory that is renamed onto ``out`` only when every
+file is complete, so a failed run (bad input, a metric error, a full disk, Ctrl-C) leaves no partial
+report behind — either the whole report exists or nothing does.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from torchspectral.audit import plots, statistics
+from torchspectral.audit.records import RunResult
+
+# The columns of the headline table: (metric key, header).
+HEADLINE = (
+    ("sas_x_to_y", "SAS img→txt"),
+    ("sas_y_to_x", "SAS txt→img"),
+    ("sas_imbalance", "ΔSAS"),
+    ("cka_linear", "CKA"),
+    ("svcca", "SVCCA"),
+    ("modality_gap", "gap"),
+    ("true_pair_cosine", "true-pair cos"),
+    ("rsum", "rSum"),
+)
+PLOT_FILES = {
+    "q_sweep": "q_sweep.png",
+    "mode_spectra": "mode_spectra.png",
+    "imbalance": "imbalance.png",
+    "metric_vs_rsum": "metric_vs_rsum.png",
+}
+
+
+def cross_run_analysis(runs: Sequence[RunResult]) -> dict:
+    """The paper's cross-run analyses (SPEC §9) as one JSON-ready dict."""
+    return {
+        "domain_comparison": statistics.domain_comparison(runs),
+        "imbalance_tests": statistics.imbalance_tests(runs),
+        "q_sweep_by_domain": statistics.q_sweep_by_domain(runs) if all(r.q_sweep for r in runs) else {},
+        "retrieval_correlations": statistics.retrieval_correlations(runs),
+    }
+
+
+def write_report(
+    out: str | Path,
+    runs: Sequence[RunResult],
+    *,
+    manifest: str | Path,
+    settings: dict,
+    stage_seconds: dict[str, float],
+    force: bool = False,
+) -> Path:
+    """Analyse across runs, draw the plots and write the report directory ``out`` atomically.
+
+    Args:
+        runs: the per-run results, in manifest order.
+        manifest: the manifest's path (recorded in the report).
+        settings: the audit settings actually used (recorded in the report).
+        stage_seconds: seconds spent before writing (e.g. reading, analysing); the report's timing
+            section adds the cross-run statistics, the plots and the writing.
+        force: replace an existing ``out`` (only once the new report is complete).
+    """
+    out = Path(out)
+    if not runs:
+        raise ValueError("write_report: no runs to report")
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} already exists; pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        timings = dict(stage_seconds)
+        started = time.perf_counter()
+        cross = cross_run_analysis(runs)
+        timings["cross-run statistics"] = time.perf_counter() - started
+        started = time.perf_counter()
+        series = _draw_plots(staging / "plots", runs)
+        timings["plots"] = time.perf_counter() - started
+        started = time.perf_counter()
+        report = {
+            "manifest": str(manifest),
+            "settings": settings,
+            "runs": [run.to_dict() for run in runs],
+            "cross_run": cross,
+            "plots": {name: f"plots/{file}" for name, file in PLOT_FILES.items() if name in series},
+            "timings": timings,
+        }
+        _write_json(staging / "report.json", report)
+        _write_csv(staging / "runs.csv", runs)
+        timings["write"] = time.perf_counter() - started
+        (staging / "report.md").write_text(render_markdown(report), encoding="utf-8")
+        _write_json(staging / "report.json", report)  # again: now with the write time
+        _publish(staging, out, force)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def _publish(staging: Path, out: Path, force: bool) -> None:
+    if out.exists():
+        if not force:
+            raise FileExistsError(f"{out} appeared while the audit ran; not replacing it")
+        retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, retired / out.name)
+        os.replace(staging, out)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, out)
+
+
+def _draw_plots(folder: Path, runs: Sequence[RunResult]) -> dict[str, int]:
+    folder.mkdir()
+    drawers: dict[str, Callable[[Sequence[RunResult], Path], int]] = {
+        "imbalance": plots.plot_imbalance,
+        "metric_vs_rsum": plots.plot_metric_vs_retrieval,
+    }
+    if all(run.q_sweep for run in runs):
+        drawers["q_sweep"] = plots.plot_q_sweep
+    if all(run.modes for run in runs):
+        drawers["mode_spectra"] = plots.plot_mode_spectra
+    return {name: draw(runs, folder / PLOT_FILES[name]) for name, draw in drawers.items()}
+
+
+def _json_ready(value):
+    # JSON has no NaN/Infinity: write null so every JSON parser reads the report.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(_json_ready(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _write_csv(path: Path, runs: Sequence[RunResult]) -> None:
+    metric_names = list(dict.fromkeys(name for run in runs for name in run.metrics))
+    interval_names = list(dict.fromkeys(name for run in runs for name in run.intervals))
+    header = ["model", "dataset", "domain", "n_images", "n_captions", "dim", *metric_names]
+    header += [f"{name}_ci_{end}" for name in interval_names for end in ("low", "high")]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for run in runs:
+            row = [run.model, run.dataset, run.domain, run.n_images, run.n_captions, run.dim]
+            row += [run.metrics.get(name, "") for name in metric_names]
+            for name in interval_names:
+                row += run.intervals.get(name, ["", ""])
+            writer.writerow(row)
+
+
+# ---------------------------------------------------------------------------------------------- markdown
+def _fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "–"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_fmt(cell) for cell in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _with_interval(run: dict, name: str) -> str:
+    value = _fmt(run["metrics"].get(name))
+    interval = run["intervals"].get(name)
+    return f"{value} [{_fmt(interval[0], 3)}, {_fmt(interval[1], 3)}]" if interval else value
+
+
+def _bottleneck(run: dict) -> str:
+    """A plain-language reading of ΔSAS and its interval for one run."""
+    delta = run["metrics"].get("sas_imbalance")
+    if delta is None:
+        return "ΔSAS needs image and text in one space (d_x ≠ d_y)"
+    interval = run["intervals"].get("sas_imbalance")
+    if interval is None:
+        certainty = "no interval (bootstrap off)"
+    elif interval[0] > 0 or interval[1] < 0:
+        certainty = "the 95% interval excludes 0"
+    else:
+        certainty = "the 95% interval includes 0: no clear bottleneck"
+    if delta > 0:
+        reading = "the text recovers the image's dominant structure better than the reverse: text is the bottleneck"
+    else:
+        reading = "the image recovers the text's dominant structure better than the reverse: image is the bottleneck"
+    return f"ΔSAS = {delta:+.3f} — {reading}; {certainty}"
+
+
+def render_markdown(report: dict) -> str:
+    """report.md: the tables a person reads, built from the JSON report."""
+    runs, cross = report["runs"], report["cross_run"]
+    lines = [
+        "# torchspectral audit",
+        "",
+        f"Manifest: `{report['manifest']}` — {len(runs)} runs. Settings: "
+        + ", ".join(f"{k} = {v}" for k, v in report["settings"].items()),
+        "",
+        "Image = x, text = y. SAS img→txt asks how much of the image's dominant eigenspace the text recovers;",
+        "ΔSAS = SAS img→txt − SAS txt→img > 0 means the text side loses image structure. Intervals are",
+        "bootstrap 95% percentile intervals over resampled pairs.",
+        "",
+        "## Runs",
+        "",
+    ]
+    header = ["model", "dataset", "domain", "images", "captions", *(h for _, h in HEADLINE)]
+    rows = [
+        [r["model"], r["dataset"], r["domain"], r["n_images"], r["n_captions"]]
+        + [_with_interval(r, key) for key, _ in HEADLINE]
+        for r in runs
+    ]
+    lines += _table(header, rows)
+    lines += ["## Which modality is the bottleneck?", ""]
+    lines += [f"- **{r['model']} / {r['dataset']}** ({r['domain']}): {_bottleneck(r)}" for r in runs] + [""]
+    lines += _markdown_statistics(cross)
+    lines += _markdown_extremes(runs)
+    if report["plots"]:
+        lines += ["## Plots", ""]
+        lines += [f"![{name}]({path})" for name, path in report["plots"].items()] + [""]
+    lines += _markdown_timings(report["timings"], runs)
+    return "\n".join(lines)
+
+
+def _markdown_extremes(runs: Sequence[dict]) -> list[str]:
+    if not any(r["extremes"] for r in runs):
+        return []
+    lines = [
+        "## Best- and worst-aligned pairs (instance-level SAS img→txt)",
+        "",
+        "Per-pair SAS from a prior fitted on the run (decompose mode: the scores average to the run's SAS).",
+        "",
+    ]
+    rows = []
+    for r in runs:
+        for end in ("top", "bottom"):
+            for item in r["extremes"].get(end, []):
+                rows.append([f"{r['model']} / {r['dataset']}", end, item["caption"], item["image"], item["score"]])
+    return lines + _table(["run", "end", "caption", "image", "score"], rows)
+
+
+def _markdown_timings(timings: dict[str, float], runs: Sequence[dict]) -> list[str]:
+    lines = ["## Where the time went", ""]
+    lines += _table(["stage", "seconds"], [[k, round(v, 2)] for k, v in timings.items()])
+    stages = list(dict.fromkeys(stage for r in runs for stage in r["timings"]))
+    rows = [[f"{r['model']} / {r['dataset']}", *(round(r["timings"].get(s, 0.0), 2) for s in stages)] for r in runs]
+    return lines + _table(["run", *stages], rows)
+
+
+def _markdown_statistics(cross: dict) -> list[str]:
+    return statistics.markdown_sections(cross)
