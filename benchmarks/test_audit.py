@@ -1,0 +1,61 @@
+"""The audit's speed goal: 10 runs of n = 5,000 pairs, d = 768, end to end, under 2 minutes on this machine.
+
+Inputs are planted synthetic embeddings (torchspectral/demo.py at d = 768: 48 shared factors, noise,
+a text-only style subspace in half the runs) written as .safetensors with a manifest, exactly what a
+user hands to ``torchspectral audit``. The timed call is the whole audit with the default settings
+(B = 1000 bootstrap replicates per run, default preset, every plot and file); the report's own timing
+section (stages per run) is printed and stored with the benchmark.
+
+Run: ``make bench-audit`` (or ``.venv/bin/python -m pytest benchmarks/test_audit.py --benchmark-only``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+
+import pytest
+
+pytest.importorskip("safetensors")
+
+from safetensors.torch import save_file  # noqa: E402
+
+from torchspectral.audit.cli import run_audit  # noqa: E402
+from torchspectral.demo import DEMO_DATASETS, planted_pairs  # noqa: E402
+
+N_RUNS, N, D = 10, 5_000, 768
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("audit-inputs")
+    lines = []
+    for run in range(N_RUNS):
+        dataset, domain, planted = DEMO_DATASETS[run % 2]
+        image, text = planted_pairs(replace(planted, noise=0.05 + 0.03 * run), n=N, d=D, seed=run)
+        save_file({"image": image, "text": text}, str(folder / f"run{run}.safetensors"))
+        lines += ["[[run]]", f'model = "model-{run // 2}"', f'dataset = "{dataset}"', f'domain = "{domain}"']
+        lines += [f'embeddings = "run{run}.safetensors"', ""]
+    path = folder / "manifest.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def test_audit_10_runs_n5000_d768(benchmark, manifest, tmp_path) -> None:
+    out = tmp_path / "report"
+
+    def audit() -> None:
+        shutil.rmtree(out, ignore_errors=True)
+        run_audit(manifest, out, progress=False)
+
+    benchmark.pedantic(audit, rounds=1, iterations=1)
+    timings = json.loads((out / "report.json").read_text())["timings"]
+    runs = json.loads((out / "report.json").read_text())["runs"]
+    per_stage: dict[str, float] = {}
+    for run in runs:
+        for stage, seconds in run["timings"].items():
+            per_stage[stage] = per_stage.get(stage, 0.0) + seconds
+    benchmark.extra_info.update({"timings": timings, "per_run_stages_total": per_stage, "n_boot": 1000})
+    print("\naudit stages (s):", {k: round(v, 1) for k, v in timings.items()})
+    print("summed over runs (s):", {k: round(v, 1) for k, v in per_stage.items()})
