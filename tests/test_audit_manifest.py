@@ -166,6 +166,12 @@ def test_wrong_types(folder: Path) -> None:
     expect_error(write(folder, "audit = 1\n" + RUN_A), "'audit' must be a table")
 
 
+def test_n_boot_is_an_alias_of_bootstrap(folder: Path) -> None:
+    assert load_manifest(write(folder, "[audit]\nn_boot = 20\n" + RUN_A)).settings.n_boot == 20
+    expect_error(write(folder, "[audit]\nn_boot = 20\nbootstrap = 10\n" + RUN_A), "not both")
+    expect_error(write(folder, "[audit]\nn_boot = 2.5\n" + RUN_A), "key 'n_boot' must be an integer")
+
+
 def test_single_preset_string_is_accepted(folder: Path) -> None:
     assert load_manifest(write(folder, '[audit]\npresets = "paper"\n' + RUN_A)).settings.presets == ("paper",)
 

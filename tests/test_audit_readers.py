@@ -255,7 +255,9 @@ def test_empty(tmp_path: Path) -> None:
 def test_non_finite_rows_are_counted_and_the_first_is_named(tmp_path: Path) -> None:
     x = matrix(10, 4).numpy()
     x[3, 1], x[3, 2], x[7, 0] = np.nan, np.inf, -np.inf
-    expect_error(lambda: read_matrix(save_npy(tmp_path, x)), "x.npy", "2 of 10 rows", "NaN or Inf", "first: row 3")
+    expect_error(
+        lambda: read_matrix(save_npy(tmp_path, x)), "x.npy", "2 of 10 rows", "non-finite (NaN or Inf)", "first: row 3"
+    )
 
 
 def test_float64_overflow_is_caught_after_conversion(tmp_path: Path) -> None:
@@ -289,7 +291,9 @@ def towers(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_dimension_mismatch(tmp_path: Path) -> None:
     image, text = save_npy(tmp_path, matrix(3, 4).numpy(), "i.npy"), save_npy(tmp_path, matrix(3, 6).numpy(), "t.npy")
-    expect_error(lambda: read_run(run(image=image, text=text)), "i.npy", "t.npy", "image dim 4 ≠ text dim 6")
+    expect_error(
+        lambda: read_run(run(image=image, text=text)), "i.npy", "t.npy", "dimension mismatch: image dim 4 ≠ text dim 6"
+    )
     save_file({"image": matrix(3, 4), "text": matrix(3, 6)}, tmp_path / "both.safetensors")
     expect_error(lambda: read_run(run(embeddings=tmp_path / "both.safetensors")), "both.safetensors", "4 ≠ text dim 6")
 

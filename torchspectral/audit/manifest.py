@@ -3,7 +3,8 @@
 Format::
 
     [audit]                            # optional; every key optional
-    bootstrap = 1000                   # bootstrap replicates for the confidence intervals (0 = none)
+    bootstrap = 1000                   # bootstrap replicates for the confidence intervals (0 = none);
+                                       # `n_boot` is accepted as another name for it
     seed = 0                           # seed of the bootstrap resampling
     presets = ["default", "paper"]     # alignment_report presets to compute
     q = [0.02, 0.05, 0.1, 0.2, 0.5, 1.0]   # SAS quantile grid of the q-sweep, each in (0, 1]
@@ -51,13 +52,14 @@ __all__ = ["DEFAULT_Q_GRID", "AuditSettings", "Manifest", "RunSpec", "load_manif
 DEFAULT_Q_GRID: tuple[float, ...] = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 _RUN_KEYS = ("model", "dataset", "domain", "image", "text", "caption_to_image", "embeddings")
-_SETTING_KEYS = ("bootstrap", "seed", "presets", "q", "top_k_pairs")
+_SETTING_KEYS = ("bootstrap", "n_boot", "seed", "presets", "q", "top_k_pairs")
 _TOP_KEYS = ("audit", "run")
 
 
 @dataclass(frozen=True)
 class AuditSettings:
-    """The ``[audit]`` table. Field ← TOML key: ``n_boot`` ← ``bootstrap``, ``q_grid`` ← ``q``, others same name."""
+    """The ``[audit]`` table. Field ← TOML key: ``n_boot`` ← ``bootstrap`` (or ``n_boot``), ``q_grid`` ← ``q``,
+    the others by their own name."""
 
     n_boot: int = 1000
     seed: int = 0
@@ -174,7 +176,10 @@ def _parse_settings(path: Path, table: Any) -> AuditSettings:
             raise AuditInputError(f"{where}: key {key!r} must be ≥ {minimum}, got {value}")
         return value
 
-    n_boot = integer("bootstrap", AuditSettings.n_boot, 0)
+    # `n_boot` (the field's own name, which the CLI flag --n-boot mirrors) is accepted as an alias.
+    if "bootstrap" in table and "n_boot" in table:
+        raise AuditInputError(f"{where}: give 'bootstrap' or its alias 'n_boot', not both")
+    n_boot = integer("n_boot" if "n_boot" in table else "bootstrap", AuditSettings.n_boot, 0)
     seed = integer("seed", AuditSettings.seed, 0)
     top_k_pairs = integer("top_k_pairs", AuditSettings.top_k_pairs, 0)
 

@@ -279,7 +279,8 @@ def _matrix(value: Any, where: str) -> torch.Tensor:
     if bool(bad.any()):
         rows = bad.nonzero().flatten()
         raise AuditInputError(
-            f"{where}: {rows.numel()} of {tensor.shape[0]} rows contain NaN or Inf values (first: row {int(rows[0])})"
+            f"{where}: {rows.numel()} of {tensor.shape[0]} rows contain non-finite (NaN or Inf) values "
+            f"(first: row {int(rows[0])})"
         )
     return tensor
 
@@ -315,7 +316,8 @@ def _pair(
     if image.shape[1] != text.shape[1]:
         where = image_where if image_where == text_where else f"{image_where} / {text_where}"
         raise AuditInputError(
-            f"{where}: image dim {image.shape[1]} ≠ text dim {text.shape[1]} (both towers must embed into one space)"
+            f"{where}: dimension mismatch: image dim {image.shape[1]} ≠ text dim {text.shape[1]} "
+            "(both towers must embed into one space)"
         )
     if index is None:
         if n != m:
@@ -401,8 +403,8 @@ def _read_paper_layout(entries: list[Any] | tuple[Any, ...], path: Path) -> Pair
             raise AuditInputError(f"{where}: image has no caption ('text' has shape {tuple(text.shape)})")
         if number and (image.shape[1] != images[0].shape[1] or text.shape[1] != texts[0].shape[1]):
             raise AuditInputError(
-                f"{where}: dim {image.shape[1]}/{text.shape[1]} (image/text) differs from entry 0's "
-                f"{images[0].shape[1]}/{texts[0].shape[1]}"
+                f"{where}: dimension mismatch: dim {image.shape[1]}/{text.shape[1]} (image/text) differs from "
+                f"entry 0's {images[0].shape[1]}/{texts[0].shape[1]}"
             )
         for name, tensor in (("image", image), ("text", text)):
             if not tensor.dtype.is_floating_point:
