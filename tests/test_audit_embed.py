@@ -275,3 +275,45 @@ def test_parser_and_handler(clip_dir: Path, data_dir: Path, tmp_path: Path, caps
     assert args.handler(args) == 0
     assert "4 images, 6 captions, dim 16" in capsys.readouterr().out
     assert out.exists()
+
+
+def test_placeholder_tokenizer_is_refused(clip_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    # Processor config present but tokenizer files missing: transformers 5 quietly builds a 2-token
+    # CLIPTokenizer, which would give every caption the same embedding. embed must refuse it.
+    folder = tmp_path / "no-tokenizer"
+    folder.mkdir()
+    for file in clip_dir.iterdir():
+        if not file.name.startswith("tokenizer"):
+            (folder / file.name).write_bytes(file.read_bytes())
+    expect_error(lambda: embed(folder, data_dir, tmp_path / "o.safetensors"), str(folder), "only 2 tokens")
+
+
+def test_siglip(data_dir: Path, tmp_path: Path) -> None:
+    """SigLIP pools the last token, so captions are padded to max_length as in its training."""
+    from transformers import CLIPTokenizer, SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
+
+    vocab, merges = tiny_vocab()
+    # SigLIP's own tokenizer needs sentencepiece; any tokenizer of the right vocabulary size serves here.
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges)
+    text = {"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "max_position_embeddings": 16, "bos_token_id": 0, "eos_token_id": 1,
+            "pad_token_id": 1}  # fmt: skip
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "image_size": 32, "patch_size": 8}  # fmt: skip
+    torch.manual_seed(0)
+    model = SiglipModel(SiglipConfig(text_config=text, vision_config=vision)).eval()
+    folder = tmp_path / "tiny-siglip"
+    model.save_pretrained(folder)
+    processor = SiglipProcessor(
+        image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer
+    )
+    processor.save_pretrained(folder)
+
+    result = embed(folder, data_dir, tmp_path / "siglip.safetensors", batch_size=4)
+    assert result.image.shape == (4, 32) and result.text.shape == (6, 32)
+    torch.testing.assert_close(result.text.norm(dim=1), torch.ones(6))
+    captions = ["a cat on a mat", "cat"]
+    with torch.no_grad():
+        tokens = tokenizer(captions, padding="max_length", max_length=16, truncation=True, return_tensors="pt")
+        expected = torch.nn.functional.normalize(model.get_text_features(**tokens).pooler_output, dim=-1)
+    torch.testing.assert_close(result.text[[0, 5]], expected, rtol=1e-4, atol=1e-5)
