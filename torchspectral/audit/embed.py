@@ -364,6 +364,7 @@ def _embed_images(model, image_processor, table, batch_size, device, dtype, show
     from PIL import Image, UnidentifiedImageError
     from tqdm.auto import tqdm
 
+    accepted = set(inspect.signature(model.get_image_features).parameters)
     chunks = []
     total = -(-len(table.images) // batch_size)
     for paths in tqdm(_batches(table.images, batch_size), total=total, desc="images", unit="batch", disable=not show):
@@ -374,8 +375,14 @@ def _embed_images(model, image_processor, table, batch_size, device, dtype, show
                     pictures.append(picture.convert("RGB"))
             except (UnidentifiedImageError, OSError) as error:
                 raise AuditInputError(f"{path}: unreadable image: {_first_line(error)}") from None
-        pixels = image_processor(images=pictures, return_tensors="pt")["pixel_values"].to(device=device, dtype=dtype)
-        features = _features(model.get_image_features(pixel_values=pixels))
+        processed = image_processor(images=pictures, return_tensors="pt")
+        # Pass on everything the model takes: SigLIP 2 (NaFlex) also needs pixel_attention_mask and spatial_shapes.
+        inputs = {
+            key: value.to(device=device, dtype=dtype) if value.is_floating_point() else value.to(device)
+            for key, value in processed.items()
+            if key in accepted and isinstance(value, torch.Tensor)
+        }
+        features = _features(model.get_image_features(**inputs))
         chunks.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu())
     return torch.cat(chunks)
 
