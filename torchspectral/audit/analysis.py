@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 import torch
 
+from torchspectral.audit.manifest import DEFAULT_Q_GRID
 from torchspectral.audit.records import RunResult
 from torchspectral.bootstrap import MOMENT_METRICS, SAME_DIM_METRICS, bootstrap
 from torchspectral.functional.mmd import mmd
@@ -28,8 +29,6 @@ from torchspectral.functional.report import PRESETS, pairwise_report, report_fro
 from torchspectral.functional.retrieval import clean_retrieval_inputs
 from torchspectral.moments import Moments
 from torchspectral.prior import SpectralPrior
-
-DEFAULT_Q_GRID = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
 class _Stopwatch:
