@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from audit_runs import make_run, synthetic_runs
@@ -148,13 +150,25 @@ def test_bad_interval_shape(tmp_path, five_runs):
         plot_imbalance(five_runs, tmp_path / "x.png")
 
 
-def test_no_pyplot_and_stable_colours(five_runs):
+def test_stable_colours(five_runs):
     assert domain_colours(five_runs) == {"natural": "#0072B2", "medical": "#E69F00"}
-    # the plots never import pyplot, so they cannot switch an interactive session's backend
-    assert "matplotlib.pyplot" not in sys.modules or _pyplot_was_imported_elsewhere()
+    assert domain_colours(five_runs[::-1]) == {"medical": "#0072B2", "natural": "#E69F00"}
 
 
-def _pyplot_was_imported_elsewhere() -> bool:
-    import torchspectral.audit.plots as plots
-
-    return "pyplot" not in open(plots.__file__, encoding="utf-8").read()
+def test_leaves_the_session_backend_and_pyplot_alone(tmp_path):
+    """An interactive user's backend must survive an audit: the plots never import pyplot nor switch backends."""
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import matplotlib
+matplotlib.use("svg")
+from audit_runs import synthetic_runs
+from torchspectral.audit import plots
+runs = synthetic_runs({{"natural": ["coco"], "medical": ["roco"]}}, models=("a", "b", "c"))
+plots.plot_q_sweep(runs, {str(tmp_path / "q.png")!r})
+plots.plot_imbalance(runs, {str(tmp_path / "i.png")!r})
+assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
+assert "matplotlib.pyplot" not in sys.modules
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    assert_png(tmp_path / "q.png")

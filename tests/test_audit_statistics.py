@@ -26,6 +26,24 @@ def values(runs, metric, domain=None):
     return np.array([r.metrics[metric] for r in runs if domain is None or r.domain == domain])
 
 
+def exact_spearman_p(x, y):
+    """scipy's own exact permutation test (every pairing) of Spearman ρ, i.e. Pearson r of the ranks.
+
+    The statistic is vectorised (scipy's rankdata and pearsonr along the last axis): with spearmanr called once
+    per pairing, n = 8 takes over a minute.
+    """
+    rx = stats.rankdata(x)
+
+    def rho(yy, axis):
+        yy = np.moveaxis(yy, axis, -1)
+        return stats.pearsonr(np.broadcast_to(rx, yy.shape), stats.rankdata(yy, axis=-1), axis=-1).statistic
+
+    res = stats.permutation_test(
+        (np.asarray(y),), rho, permutation_type="pairings", n_resamples=np.inf, alternative="two-sided", vectorized=True
+    )
+    return res.pvalue
+
+
 def run(domain="natural", dataset="coco", model="m", **metrics):
     return make_run(model, dataset, domain, metrics)
 
@@ -88,10 +106,15 @@ def test_domain_comparison_matches_scipy(runs):
 
 def test_domain_comparison_default_metrics_are_the_common_keys(runs):
     runs[0].metrics["only_here"] = 1.0
+    for r in runs:
+        r.metrics["paper/svcca"] = r.metrics["svcca"]
     names = [r["metric"] for r in domain_comparison(runs)]
     assert "only_here" not in names and "n_pairs" not in names
     assert {"sas_imbalance", "cka_linear", "rsum", "i2t_r1"} <= set(names)
-    assert names == sorted(names)
+    # report order: SAS first, retrieval after the alignment metrics, unknown keys last
+    assert names[:4] == ["sas_x_to_y", "sas_y_to_x", "sas_symmetric", "sas_imbalance"]
+    assert names.index("rmg") < names.index("i2t_r1") < names.index("rsum") < names.index("paper/svcca")
+    assert names[-1] == "paper/svcca"
 
 
 def test_domain_comparison_every_pair_of_three_domains():
@@ -280,8 +303,13 @@ def test_retrieval_correlations_match_scipy_pooled_and_stratified(runs):
         ref = stats.spearmanr(x, y)
         assert row["n"] == len(members) == (12 if row["domain"] is None else 6)
         assert row["rho"] == pytest.approx(ref.statistic, rel=1e-12)
-        assert row["p"] == pytest.approx(ref.pvalue, rel=1e-12)
-        assert row["stars"] == significance_stars(ref.pvalue) and row["reason"] is None
+        if row["n"] > 8:  # the paper's t approximation
+            assert row["p_method"] == "t-approximation"
+            assert row["p"] == pytest.approx(ref.pvalue, rel=1e-12)
+        else:  # small strata: the exact permutation p
+            assert row["p_method"] == "exact"
+            assert row["p"] == pytest.approx(exact_spearman_p(x, y), rel=1e-9)
+        assert row["stars"] == significance_stars(row["p"]) and row["reason"] is None
     pooled = rows[0]
     assert pooled["rho"] > 0.8 and pooled["stars"] == "***"
 
@@ -320,6 +348,33 @@ def test_retrieval_correlations_small_strata_and_constants():
     ref = stats.spearmanr([r.metrics["svcca"] for r in runs], [r.metrics["rsum"] for r in runs])
     assert pooled["rho"] == pytest.approx(ref.statistic) and pooled["reason"] is None
     assert all(r["rho"] is None or math.isfinite(r["rho"]) for r in rows)
+
+
+@pytest.mark.parametrize("n", [3, 4, 7, 8, 9])
+@pytest.mark.parametrize("ties", [False, True])
+def test_spearman_p_is_exact_for_small_strata(n, ties):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=n)
+    y = x + rng.normal(size=n)
+    if ties:
+        x, y = np.round(x * 2) / 2, np.round(y)
+    runs = [
+        run("d", model=str(i), cka_linear=float(a), rsum=float(b)) for i, (a, b) in enumerate(zip(x, y, strict=True))
+    ]
+    (row, _) = retrieval_correlations(runs, metrics=["cka_linear"], targets=["rsum"])
+    ref = stats.spearmanr(x, y)
+    assert row["rho"] == pytest.approx(ref.statistic, rel=1e-12)
+    if n <= 8:
+        assert row["p_method"] == "exact" and row["p"] == pytest.approx(exact_spearman_p(x, y), rel=1e-9)
+    else:
+        assert row["p_method"] == "t-approximation" and row["p"] == pytest.approx(ref.pvalue, rel=1e-12)
+
+
+def test_perfect_rank_agreement_of_three_runs_is_not_significant():
+    """scipy's t approximation gives p = 0 here; the exact p of ρ = 1 with n = 3 is 2/3! = 1/3."""
+    runs = [run("d", model=str(i), cka_linear=0.1 * i, rsum=10.0 * i) for i in range(3)]
+    row = retrieval_correlations(runs, metrics=["cka_linear"], targets=["rsum"])[0]
+    assert row["rho"] == pytest.approx(1.0) and row["p"] == pytest.approx(1 / 3) and row["stars"] == ""
 
 
 def test_retrieval_correlations_bad_input(runs):

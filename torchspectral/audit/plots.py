@@ -283,7 +283,7 @@ def plot_metric_vs_retrieval(
         raise ValueError(f"plot_metric_vs_retrieval: target must be one retrieval key, got {target!r}")
     rows = retrieval_correlations(runs, metrics=metrics, targets=[target])  # validates metrics and target
     metric_names = list(dict.fromkeys(r["metric"] for r in rows))
-    stats_of = {(r["metric"], r["stratum"]): r for r in rows}
+    stats_of = {(r["metric"], r["domain"]): r for r in rows}  # domain None = pooled
     colours = domain_colours(runs)
     y_all = np.array([retrieval_value(r, target) for r in runs], dtype=np.float64)
     ncols = min(4, len(metric_names))
@@ -303,24 +303,16 @@ def plot_metric_vs_retrieval(
                     x_all[member], y_all[member], s=34, color=colour, alpha=0.85, edgecolors="white", linewidths=0.6
                 )
                 series += 1
-            ax.set_title(f"{metric}\nall runs: {_rho_text(stats_of[metric, 'all'])}", fontsize=11)
+            # The per-domain ρ go in the title, not in a box on the axes, where they would hide points.
+            title = [metric, f"all: {_rho_text(stats_of[metric, None])}"]
             if len(colours) > 1:
-                lines = [f"{d}: {_rho_text(stats_of[metric, d])}" for d in colours]
-                ax.text(
-                    0.02,
-                    0.98,
-                    "\n".join(lines),
-                    transform=ax.transAxes,
-                    va="top",
-                    ha="left",
-                    fontsize=8,
-                    bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.8", "alpha": 0.8},
-                )
+                parts = [f"{d} {_rho_short(stats_of[metric, d])}" for d in colours]
+                title += ["  ·  ".join(parts[i : i + 2]) for i in range(0, len(parts), 2)]
+            ax.set_title("\n".join(title), fontsize=10)
             ax.set_xlabel(metric, fontsize=9.5)
         for ax in axes[len(metric_names) :]:
             ax.set_visible(False)
-        for row in range(nrows):
-            axes[row * ncols].set_ylabel(_target_label(target), fontsize=9.5)
+        fig.supylabel(_target_label(target), fontsize=11)
         handles = [
             Line2D([], [], color=c, marker="o", ls="none", ms=7, label=f"{d} (n={sum(r.domain == d for r in runs)})")
             for d, c in colours.items()
@@ -376,6 +368,10 @@ def _rho_text(row: dict) -> str:
     if row["rho"] is None:
         return f"ρ = n/a ({row['reason']}, n={row['n']})"
     return f"ρ = {row['rho']:+.2f}{row['stars']} (n={row['n']})"
+
+
+def _rho_short(row: dict) -> str:
+    return f"n/a ({row['reason']})" if row["rho"] is None else f"{row['rho']:+.2f}{row['stars']}"
 
 
 def _target_label(target: str) -> str:

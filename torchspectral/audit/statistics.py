@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import combinations
+from functools import lru_cache
+from itertools import combinations, permutations
 
 import numpy as np
 from scipy import stats
@@ -51,6 +52,31 @@ DERIVED_TARGETS = {
 DEFAULT_TARGETS = ("rsum", "i2t_r1", "t2i_r1", "i2t_rsum", "t2i_rsum")
 SWEEP_KEYS = ("sas_x_to_y", "sas_y_to_x", "sas_imbalance")
 MIN_SPEARMAN_N = 3
+# Up to this many runs in a stratum, Spearman's p is exact (all n! pairings). scipy's spearmanr p comes from a
+# t approximation that is poor for small n: at n = 3 with ρ = 1 it gives p = 0 ("***") where the exact two-sided p
+# is 1/3. Above it, the approximation (the paper's method) is used; 8! = 40,320 pairings take milliseconds.
+EXACT_SPEARMAN_MAX_N = 8
+# Default metric order of tables and figures: the order of `alignment_report` (SAS first), then any other key
+# (e.g. the ``paper/`` preset) alphabetically.
+REPORT_ORDER = (
+    "sas_x_to_y",
+    "sas_y_to_x",
+    "sas_symmetric",
+    "sas_imbalance",
+    "cka_linear",
+    "cka_linear_unbiased",
+    "cka_rbf",
+    "cka_rbf_unbiased",
+    "svcca",
+    "coral",
+    "mmd",
+    "modality_gap",
+    "l2i",
+    "true_pair_cosine",
+    "cosine_gap",
+    "rmg",
+    *RETRIEVAL_KEYS,
+)
 
 
 def significance_stars(p: float | None) -> str:
@@ -82,10 +108,11 @@ def domain_comparison(runs: Sequence[RunResult], metrics: Sequence[str] | None =
     Args:
         runs: the audit's runs (each with a ``domain`` label).
         metrics: metric names; default every key present in all runs except ``n_pairs`` (retrieval keys
-            included — their domain shift is part of the picture).
+            included — their domain shift is part of the picture), in report order (SAS first, then CKA, …,
+            retrieval; other keys such as ``paper/…`` alphabetically after).
 
     Returns:
-        One dict per metric, in the order of ``metrics`` (default: sorted)::
+        One dict per metric, in the order of ``metrics``::
 
             {"metric": "cka_linear",
              "domains": {"natural": {"n": 26, "mean": 0.61, "std": 0.05, "median": 0.60}, ...},
@@ -224,11 +251,13 @@ def retrieval_correlations(
         then each domain)::
 
             {"metric": "sas_symmetric", "target": "rsum", "stratum": "medical", "domain": "medical",
-             "n": 26, "rho": 0.969, "p": 2e-16, "stars": "***", "reason": None}
+             "n": 26, "rho": 0.969, "p": 2e-16, "p_method": "t-approximation", "stars": "***", "reason": None}
 
-        The pooled stratum has ``stratum = "all"`` and ``domain = None``. ``rho``/``p`` are two-sided
-        (``scipy.stats.spearmanr``) and ``None`` with a reason when n < 3 (``"n < 3"``) or when either side is
-        constant within the stratum (``"constant"``: ρ is undefined).
+        The pooled stratum has ``stratum = "all"`` and ``domain = None``. ``rho`` is ``scipy.stats.spearmanr``'s;
+        ``p`` is two-sided: scipy's t approximation (the paper's method) when n > 8, and the exact permutation p
+        (every pairing of the runs) when n ≤ 8, where the approximation is unreliable (``p_method`` says which).
+        ``rho``/``p`` are ``None`` with a reason when n < 3 (``"n < 3"``) or when either side is constant within
+        the stratum (``"constant"``: ρ is undefined); such rows have no ``p_method``.
     """
     runs = _check_runs(runs, "retrieval_correlations")
     metrics = _resolve_metrics(
@@ -277,8 +306,19 @@ def dataset_summary(runs: Sequence[RunResult], metrics: Sequence[str] | None = N
     return rows
 
 
+def retrieval_value(run: RunResult, target: str) -> float:
+    """``run.metrics[target]``, or for the derived ``i2t_rsum``/``t2i_rsum`` the per-direction sum 100·Σ R@K."""
+    if target in DERIVED_TARGETS:
+        return 100.0 * sum(run.metrics[key] for key in DERIVED_TARGETS[target])
+    return run.metrics[target]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # helpers
+
+
+def _report_order(name: str) -> tuple[int, str]:
+    return (REPORT_ORDER.index(name) if name in REPORT_ORDER else len(REPORT_ORDER), name)
 
 
 def _check_runs(runs: Sequence[RunResult], where: str) -> list[RunResult]:
@@ -293,7 +333,7 @@ def _resolve_metrics(
 ) -> list[str]:
     if metrics is None:
         common = set(runs[0].metrics).intersection(*(r.metrics for r in runs[1:]))
-        chosen = sorted(common - set(exclude))
+        chosen = sorted(common - set(exclude), key=_report_order)
         if not chosen:
             raise ValueError(f"{where}: no metric is present in every run")
         return chosen
@@ -331,13 +371,6 @@ def _resolve_targets(runs: list[RunResult], targets: Sequence[str] | None) -> li
                 f"retrieval_correlations: target {target!r} is missing from {len(lacking)} run(s): {_few(lacking)}"
             )
     return chosen
-
-
-def retrieval_value(run: RunResult, target: str) -> float:
-    """``run.metrics[target]``, or for the derived ``i2t_rsum``/``t2i_rsum`` the per-direction sum 100·Σ R@K."""
-    if target in DERIVED_TARGETS:
-        return 100.0 * sum(run.metrics[key] for key in DERIVED_TARGETS[target])
-    return run.metrics[target]
 
 
 def _common_q_grid(runs: list[RunResult]) -> np.ndarray:
@@ -433,8 +466,35 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> dict:
         # spearmanr warns and returns NaN here: ρ is undefined when one side has a single rank.
         return {"n": n, "rho": None, "p": None, "stars": "", "reason": "constant"}
     res = stats.spearmanr(x, y)
-    rho, p = float(res.statistic), float(res.pvalue)
-    return {"n": n, "rho": rho, "p": p, "stars": significance_stars(p), "reason": None}
+    rho = float(res.statistic)
+    if n <= EXACT_SPEARMAN_MAX_N:
+        p, method = _spearman_exact_p(x, y, rho), "exact"
+    else:
+        p, method = float(res.pvalue), "t-approximation"
+    return {"n": n, "rho": rho, "p": p, "p_method": method, "stars": significance_stars(p), "reason": None}
+
+
+def _spearman_exact_p(x: np.ndarray, y: np.ndarray, rho: float) -> float:
+    """Two-sided permutation p of Spearman ρ over every pairing of y with x (ties keep their average ranks).
+
+    Two-sided as in ``scipy.stats.permutation_test``: twice the smaller one-sided p (capped at 1), which with
+    ties — where the null distribution need not be symmetric — differs from counting |ρ*| ≥ |ρ|.
+    """
+    rx = stats.rankdata(x)
+    ry = stats.rankdata(y)
+    dx = rx - rx.mean()
+    dy = ry - ry.mean()
+    # Pearson correlation of the ranks = Spearman ρ; the means and norms do not change under permutation.
+    rhos = dy[_all_permutations(x.size)] @ dx / (np.linalg.norm(dx) * np.linalg.norm(dy))
+    slack = 1e-12 * max(abs(rho), 1.0)  # a pairing as strong as the observed one counts, up to rounding
+    greater = np.mean(rhos >= rho - slack)
+    less = np.mean(rhos <= rho + slack)
+    return float(min(1.0, 2.0 * min(greater, less)))
+
+
+@lru_cache(maxsize=EXACT_SPEARMAN_MAX_N)
+def _all_permutations(n: int) -> np.ndarray:
+    return np.array(list(permutations(range(n))), dtype=np.intp)  # (n!, n)
 
 
 def _floats(values) -> list[float | None]:
