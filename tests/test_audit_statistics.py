@@ -96,12 +96,13 @@ def test_domain_comparison_matches_scipy(runs):
         ref = stats.mannwhitneyu(nat, med, alternative="two-sided")
         assert (test["a"], test["b"], test["alternative"]) == ("natural", "medical", "two-sided")
         assert test["u"] == pytest.approx(ref.statistic)
+        assert test["rank_biserial"] == pytest.approx(2 * ref.statistic / (nat.size * med.size) - 1)
         assert test["p"] == pytest.approx(ref.pvalue, rel=1e-12)
         assert test["stars"] == significance_stars(ref.pvalue)
         assert test["reason"] is None
     # the synthetic medical runs are far less aligned: every natural SAS beats every medical one
     sas = rows[1]["tests"][0]
-    assert sas["u"] == 36.0 and sas["stars"] == "**"
+    assert sas["u"] == 36.0 and sas["rank_biserial"] == 1.0 and sas["stars"] == "**"
 
 
 def test_domain_comparison_default_metrics_are_the_common_keys(runs):
@@ -148,7 +149,8 @@ def test_domain_comparison_drops_nonfinite_values_and_counts_them_out():
     assert row["domains"]["natural"]["n"] == 2
     assert row["domains"]["medical"] == {"n": 0, "mean": None, "std": None, "median": None}
     (test,) = row["tests"]
-    assert test["u"] is None and test["p"] is None and "'medical'" in test["reason"]
+    assert test["u"] is None and test["p"] is None and test["rank_biserial"] is None
+    assert "'medical'" in test["reason"]
 
 
 def test_domain_comparison_bad_input(runs):

@@ -117,10 +117,12 @@ def domain_comparison(runs: Sequence[RunResult], metrics: Sequence[str] | None =
             {"metric": "cka_linear",
              "domains": {"natural": {"n": 26, "mean": 0.61, "std": 0.05, "median": 0.60}, ...},
              "tests": [{"a": "natural", "b": "medical", "test": "mann-whitney-u", "alternative": "two-sided",
-                        "u": 650.0, "p": 1.2e-9, "stars": "***", "reason": None}, ...]}
+                        "u": 650.0, "rank_biserial": 0.92, "p": 1.2e-9, "stars": "***", "reason": None}, ...]}
 
         ``std`` uses ddof=1 (``None`` when n < 2). ``u`` is the U statistic of domain ``a`` (scipy's convention:
-        the number of (a, b) pairs with a > b, ties counting ½); a large U means ``a`` tends to be higher.
+        the number of (a, b) pairs with a > b, ties counting ½); ``rank_biserial = 2U/(n_a n_b) − 1`` ∈ [−1, 1] is
+        the effect size (+1: every run of ``a`` above every run of ``b``). p: scipy's default method (exact for
+        small samples without ties, else the normal approximation with continuity correction).
         ``tests`` has one entry per pair of domains (empty with one domain); a pair with an empty group has
         ``u = p = None`` and a ``reason``.
     """
@@ -154,7 +156,7 @@ def imbalance_tests(runs: Sequence[RunResult], greater: tuple[str, str] = ("medi
              "datasets": {"roco": {"domain": "medical", "n": 13, "mean": ..., "std": ..., "n_positive": 13,
                                    "fraction_positive": 1.0, "all_positive": True}, ...},
              "greater": {"a": "medical", "b": "natural", "test": "mann-whitney-u", "alternative": "greater",
-                         "u": 640.0, "p": 1e-8, "stars": "***", "reason": None}}
+                         "u": 640.0, "rank_biserial": 0.89, "p": 1e-8, "stars": "***", "reason": None}}
 
         Per domain, a two-sided one-sample t-test of ΔSAS against 0 (``scipy.stats.ttest_1samp``); ``t``/``p`` are
         ``None`` with a reason when n < 2 or every value is the same (the t statistic is undefined). ``greater``
@@ -437,6 +439,8 @@ def _mwu(a: str, b: str, xa: np.ndarray, xb: np.ndarray, alternative: str) -> di
         "test": "mann-whitney-u",
         "alternative": alternative,
         "u": float(res.statistic),
+        # effect size next to p: with 26 runs a domain p says little about how far apart the domains are
+        "rank_biserial": float(2.0 * res.statistic / (xa.size * xb.size) - 1.0),
         "p": float(res.pvalue),
         "stars": significance_stars(res.pvalue),
         "reason": None,
@@ -450,6 +454,7 @@ def _no_test(a: str, b: str, alternative: str, reason: str) -> dict:
         "test": "mann-whitney-u",
         "alternative": alternative,
         "u": None,
+        "rank_biserial": None,
         "p": None,
         "stars": "",
         "reason": reason,
