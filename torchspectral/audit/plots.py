@@ -155,6 +155,7 @@ def plot_mode_spectra(runs: Sequence[RunResult], path: str | os.PathLike, max_mo
         fig = Figure(figsize=(12, 4.8), dpi=DPI, layout="constrained")
         FigureCanvasAgg(fig)
         axes = fig.subplots(1, 2, sharey=True)
+        drew_line = drew_dots = False  # which boundary marks the legend must explain
         for ax, (rho_key, active_key, title) in zip(axes, directions, strict=True):
             actives = {int(run.modes[active_key]) for run in runs}
             shared_boundary = len(actives) == 1
@@ -167,10 +168,12 @@ def plot_mode_spectra(runs: Sequence[RunResult], path: str | os.PathLike, max_mo
                 active = int(run.modes[active_key])
                 if not shared_boundary and 1 <= active <= rho.size:
                     ax.plot(active, rho[active - 1], "o", color=colour, ms=5, mec="white", mew=0.8)
+                    drew_dots = True
             (active,) = actives if shared_boundary else (None,)
             if active is not None and active <= max_modes:
                 # between the last active mode and the first inactive one
                 ax.axvline(active + 0.5, color="0.3", ls=":", lw=1.3)
+                drew_line = True
             ax.set_title(title)
             ax.set_xlabel("eigenmode k (anchor eigenvalues, descending)")
             ax.set_xlim(0.5, None)
@@ -179,12 +182,10 @@ def plot_mode_spectra(runs: Sequence[RunResult], path: str | os.PathLike, max_mo
             Line2D([], [], color=colours[d], lw=2, label=f"{d} ({sum(r.domain == d for r in runs)} runs)")
             for d in colours
         ]
-        boundary = "active-set boundary (q = 0.1)"
-        handles.append(
-            Line2D([], [], color="0.3", ls=":", lw=1.3, label=boundary)
-            if len({int(r.modes[a]) for r in runs for a in ("active_x_to_y", "active_y_to_x")}) == 1
-            else Line2D([], [], color="0.3", marker="o", ls="none", ms=5, label=f"last mode of the {boundary}")
-        )
+        if drew_line:
+            handles.append(Line2D([], [], color="0.3", ls=":", lw=1.3, label="active-set boundary (q = 0.1)"))
+        if drew_dots:
+            handles.append(Line2D([], [], color="0.3", marker="o", ls="none", ms=5, label="last active mode (q = 0.1)"))
         axes[1].legend(handles=handles, loc="upper right")
         fig.suptitle("Per-eigenmode alignment profile (one line per model × dataset)")
         _save(fig, path)
