@@ -139,10 +139,13 @@ def _planted_facts(out: Path) -> bool:
     import json
 
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    deltas = {(r["domain"], r["model"]): r["metrics"]["sas_imbalance"] for r in report["runs"]}
-    medical = [v for (domain, _), v in deltas.items() if domain == "medical"]
-    natural = [v for (domain, _), v in deltas.items() if domain == "natural"]
-    recovered = min(medical) > 0.1 and max(abs(v) for v in natural) < 0.05
+    runs = report["runs"]
+    medical = [r["metrics"]["sas_imbalance"] for r in runs if r["domain"] == "medical"]
+    natural = [r["metrics"]["sas_imbalance"] for r in runs if r["domain"] == "natural"]
+    # Recovered: every medical run has ΔSAS > 0 (its interval above 0 when there is one) and no natural run
+    # comes close to the smallest medical imbalance.
+    medical_lows = [r["intervals"].get("sas_imbalance", [1.0])[0] for r in runs if r["domain"] == "medical"]
+    recovered = min(medical_lows) > 0 and max(abs(v) for v in natural) < 0.5 * min(medical)
     print("Planted: in the medical dataset the text tower misses 45% of the image's factors and carries its")
     print("own style subspace, so ΔSAS > 0 for every model; in the natural dataset both towers see the same")
     print("factors, so ΔSAS ≈ 0. Less noise makes a stronger model (higher rSum).")

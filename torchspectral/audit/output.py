@@ -261,5 +261,73 @@ def _markdown_timings(timings: dict[str, float], runs: Sequence[dict]) -> list[s
     return lines + _table(["run", *stages], rows)
 
 
+def _p(test: dict) -> str:
+    if test.get("p") is None:
+        return f"– ({test.get('reason')})"
+    return f"{test['p']:.3g}{test['stars']}"
+
+
+def _mean_std(summary: dict) -> str:
+    if summary.get("mean") is None:
+        return "–"
+    std = summary.get("std")
+    return _fmt(summary["mean"]) + (f" ± {_fmt(std, 2)}" if std is not None else "")
+
+
 def _markdown_statistics(cross: dict) -> list[str]:
-    return statistics.markdown_sections(cross)
+    """The cross-run analyses (SPEC §9; the source paper's experiments 1–4) as markdown tables."""
+    lines = ["## Directional imbalance across runs (ΔSAS)", ""]
+    tests = cross["imbalance_tests"]
+    rows = [
+        [domain, t["n"], _mean_std(t), _fmt(t.get("t")), _p(t), f"{t['n_positive']}/{t['n']}"]
+        for domain, t in tests["domains"].items()
+    ]
+    lines += ["One-sample t-test of ΔSAS against 0 per domain:", ""]
+    lines += _table(["domain", "runs", "ΔSAS mean ± std", "t", "p", "ΔSAS > 0"], rows)
+    greater = tests["greater"]
+    lines += [f"Mann–Whitney U, ΔSAS {greater['a']} > {greater['b']} (one-sided): U = {_fmt(greater.get('u'))}, "
+              f"p = {_p(greater)}.", ""]  # fmt: skip
+    rows = [[name, d["domain"], d["n"], _mean_std(d), "yes" if d["all_positive"] else "no"]
+            for name, d in tests["datasets"].items()]  # fmt: skip
+    lines += _table(["dataset", "domain", "runs", "ΔSAS mean ± std", "all > 0?"], rows)
+
+    comparison = cross["domain_comparison"]
+    if comparison:
+        domains = list(comparison[0]["domains"])
+        pairs = [f"{t['a']} vs {t['b']}" for t in comparison[0]["tests"]]
+        lines += ["## Domains compared, per metric", "", "Mean ± std over runs; two-sided Mann–Whitney U.", ""]
+        rows = [
+            [row["metric"], *(_mean_std(row["domains"][d]) for d in domains), *(_p(t) for t in row["tests"])]
+            for row in comparison
+        ]
+        lines += _table(["metric", *domains, *(f"p ({pair})" for pair in pairs)], rows)
+
+    sweep = cross["q_sweep_by_domain"]
+    if sweep:
+        domains = list(sweep["domains"])
+        lines += ["## q-sweep per domain", "", "Mean SAS over the domain's runs at every active-set fraction q.", ""]
+        header = ["q", *(f"{d} {k}" for d in domains for k in ("img→txt", "txt→img", "ΔSAS"))]
+        rows = []
+        for i, q in enumerate(sweep["q"]):
+            row = [q]
+            for d in domains:
+                entry = sweep["domains"][d]
+                row += [entry[key]["mean"][i] for key in ("sas_x_to_y", "sas_y_to_x", "sas_imbalance")]
+            rows.append(row)
+        lines += _table(header, rows)
+
+    correlations = cross["retrieval_correlations"]
+    if correlations:
+        lines += ["## Which metrics predict retrieval?", "",
+                  "Spearman ρ of each metric with rSum over runs, pooled and within each domain (full set of "
+                  "targets — rSum, R@1 and per-direction sums — in report.json).", ""]  # fmt: skip
+        strata = list(dict.fromkeys(c["stratum"] for c in correlations))
+        table: dict[str, dict[str, str]] = {}
+        for c in correlations:
+            if c["target"] != "rsum":
+                continue
+            cell = "–" if c["rho"] is None else f"{c['rho']:+.2f}{c['stars']}"
+            table.setdefault(c["metric"], {})[c["stratum"]] = f"{cell} (n={c['n']})"
+        rows = [[metric, *(cells.get(s, "–") for s in strata)] for metric, cells in table.items()]
+        lines += _table(["metric", *strata], rows)
+    return lines
