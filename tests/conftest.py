@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -13,6 +16,8 @@ if not torch.cuda.is_available():
 
 import numpy as np
 import pytest
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from hypothesis import settings
 
 # Parity tolerances assume exact float32 matmuls (SPEC: TF32 off).
@@ -39,3 +44,26 @@ def paired(n: int, d: int, seed: int = 0, d_y: int | None = None, offset: float 
 def pair64() -> tuple[torch.Tensor, torch.Tensor]:
     x, y = paired(240, 12, seed=1, offset=0.7)
     return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def _rank_entry(rank: int, world: int, init_file: str, results: dict, worker: Callable, args: tuple) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        results[rank] = worker(rank, world, *args)
+    finally:
+        dist.destroy_process_group()
+
+
+def run_ranks(worker: Callable[..., Any], world: int, *args: Any) -> dict[int, Any]:
+    """Run ``worker(rank, world, *args)`` in `world` spawned processes joined in one gloo group (CPU).
+
+    `worker` must be a module-level function; it returns a picklable result per rank (floats, numpy
+    arrays: tensors would travel through shared memory). Returns {rank: result} for every rank.
+    """
+    with tempfile.TemporaryDirectory() as tmp, mp.Manager() as manager:
+        results = manager.dict()
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+        mp.spawn(_rank_entry, args=(world, os.path.join(tmp, "init"), results, worker, args), nprocs=world, join=True)
+        out = dict(results)
+    assert sorted(out) == list(range(world)), f"ranks that returned: {sorted(out)}"
+    return out

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-from conftest import paired
+from conftest import paired, run_ranks
 
 import torchspectral as ts
 
@@ -17,31 +12,21 @@ import torchspectral as ts
 SHARDS = {0: [(0, 50), (50, 120), (120, 290)], 1: [(290, 300)]}
 
 
-def _worker(rank: int, init_file: str, world: int, results: dict) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
-        x, y = paired(300, 7, seed=51, offset=40.0)
-        x, y = torch.from_numpy(x), torch.from_numpy(y)
-        m = ts.Moments(7, 7)
-        for a, b in SHARDS.get(rank, []):
-            m.update(x[a:b], y[a:b])
-        m.all_reduce()
-        results[rank] = m.report()
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int, world: int) -> dict[str, float]:
+    x, y = paired(300, 7, seed=51, offset=40.0)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    m = ts.Moments(7, 7)
+    for a, b in SHARDS.get(rank, []):
+        m.update(x[a:b], y[a:b])
+    m.all_reduce()
+    return m.report()
 
 
 @pytest.mark.parametrize("world", [2, 3])  # world 3: one rank holds no pairs at all
 def test_all_reduce_equals_single_process(world: int) -> None:
     x, y = paired(300, 7, seed=51, offset=40.0)
     want = ts.alignment_report(torch.from_numpy(x), torch.from_numpy(y), pairwise=False)
-    with tempfile.TemporaryDirectory() as tmp, mp.Manager() as manager:
-        results = manager.dict()
-        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-        mp.spawn(_worker, args=(os.path.join(tmp, "init"), world, results), nprocs=world, join=True)
-        reports = dict(results)
-    assert sorted(reports) == list(range(world))
-    for report in reports.values():
+    for report in run_ranks(_worker, world).values():
         assert report == pytest.approx(want, rel=1e-10, abs=1e-13)
 
 

@@ -261,35 +261,54 @@ class Moments:
         self._cache.clear()
         return self
 
-    def all_reduce(self, group: Any = None) -> Moments:
+    def all_reduce(self, group: Any = None, differentiable: bool = False) -> Moments:
         """Sum the statistics of every rank of `group` (torch.distributed) into each rank. Returns self.
 
         Every rank must know its dimensions (construct ``Moments(d_x, d_y, device=...)`` on a rank
         that may see no data). The ranks first agree on one shift (the global mean, from an
         all-reduced raw sum), move their sums to it exactly, then one all_reduce sums everything.
-        Not differentiable yet: states that require grad are refused rather than silently cut off.
-        """
-        import torch.distributed as dist
 
-        if not (dist.is_available() and dist.is_initialized()):
-            raise RuntimeError("Moments.all_reduce: torch.distributed is not initialised")
+        ``differentiable=False`` (default): states that require grad are refused rather than silently
+        cut off. ``differentiable=True``: the global sums stay differentiable with respect to this rank's
+        rows, so a metric of the global statistics is a loss for DDP. Convention (see
+        :mod:`torchspectral.distributed`): ``backward`` gives each rank exactly ∂L/∂(its rows) for the
+        global L every rank computes, with no communication in the backward; under DDP, which averages
+        gradients over the W ranks, the parameters receive ∇L / W — multiply the loss by W for ∇L.
+        The common shift is a constant (detached): sums about any fixed point describe the same data,
+        so holding it fixed changes no value and no gradient.
+
+        Example (single process: a one-rank gloo group):
+            >>> import os, tempfile, torch, torch.distributed as dist, torchspectral as ts
+            >>> _ = os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+            >>> init = "file://" + os.path.join(tempfile.mkdtemp(), "init")
+            >>> dist.init_process_group("gloo", init_method=init, rank=0, world_size=1)
+            >>> x = torch.randn(64, 4, dtype=torch.float64, requires_grad=True)
+            >>> m = ts.Moments.from_data(x, 2 * x).all_reduce(differentiable=True)
+            >>> (1 - m.cka()).backward(); x.grad.shape
+            torch.Size([64, 4])
+            >>> dist.destroy_process_group()
+        """
+        from torchspectral.distributed import require_initialised, sum_across_ranks
+
+        require_initialised("Moments.all_reduce")
         if not self.sums:
             raise ValueError("Moments.all_reduce: this rank has no dimensions; construct Moments(d_x, d_y) here")
-        if any(t.requires_grad for t in self.sums.values()):
+        if not differentiable and any(t.requires_grad for t in self.sums.values()):
             raise RuntimeError(
-                "Moments.all_reduce: the statistics require grad and this all_reduce is not differentiable; "
-                "detach them first"
+                "Moments.all_reduce: the statistics require grad and differentiable=False would cut them off; "
+                "pass differentiable=True (gradients flow through the global statistics) or detach them first"
             )
         n = torch.tensor([float(self.n)], dtype=torch.float64, device=self.device)
-        raw = torch.cat([n, self.sums["sum_x"] + self.n * self.shift_x, self.sums["sum_y"] + self.n * self.shift_y])
-        dist.all_reduce(raw, group=group)
+        local_sum_x = (self.sums["sum_x"] + self.n * self.shift_x).detach()
+        local_sum_y = (self.sums["sum_y"] + self.n * self.shift_y).detach()
+        raw = sum_across_ranks(torch.cat([n, local_sum_x, local_sum_y]), group)
         total = raw[0]
         if total == 0:
             raise ValueError("Moments.all_reduce: no rank holds any pairs")
         shift_x, shift_y = raw[1 : 1 + self.d_x] / total, raw[1 + self.d_x :] / total
         aligned = self.reshifted(shift_x, shift_y) if self.n else self
         flat = torch.cat([aligned.sums[name].reshape(-1) for name in STATE])
-        dist.all_reduce(flat, group=group)
+        flat = sum_across_ranks(flat, group, differentiable=differentiable)
         offset = 0
         for name in STATE:
             size = self.sums[name].numel()
