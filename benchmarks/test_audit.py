@@ -16,13 +16,10 @@ import shutil
 from dataclasses import replace
 
 import pytest
+from safetensors.torch import save_file
 
-pytest.importorskip("safetensors")
-
-from safetensors.torch import save_file  # noqa: E402
-
-from torchspectral.audit.cli import run_audit  # noqa: E402
-from torchspectral.demo import DEMO_DATASETS, planted_pairs  # noqa: E402
+from torchspectral.audit.cli import run_audit
+from torchspectral.demo import DEMO_DATASETS, planted_pairs
 
 N_RUNS, N, D = 10, 5_000, 768
 

@@ -9,15 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
-pytest.importorskip("safetensors")
-pytest.importorskip("matplotlib")
-
-from safetensors.torch import save_file  # noqa: E402
-
-from torchspectral.audit import output  # noqa: E402
-from torchspectral.audit.cli import main  # noqa: E402
-from torchspectral.demo import write_demo_inputs  # noqa: E402
+from torchspectral.audit import output
+from torchspectral.audit.cli import main
+from torchspectral.demo import write_demo_inputs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -39,9 +35,11 @@ def test_audit_writes_the_full_report(demo_manifest, tmp_path) -> None:
     assert len(report["runs"]) == 8
     assert report["settings"]["n_boot"] == 20
     first = report["runs"][0]
-    assert first["intervals"]["sas_imbalance"][0] <= first["metrics"]["sas_imbalance"] <= first["intervals"][
-        "sas_imbalance"
-    ][1]
+    assert (
+        first["intervals"]["sas_imbalance"][0]
+        <= first["metrics"]["sas_imbalance"]
+        <= first["intervals"]["sas_imbalance"][1]
+    )
     assert set(report["cross_run"]) == {"domain_comparison", "imbalance_tests", "q_sweep_by_domain",
                                         "retrieval_correlations"}  # fmt: skip
     for png in report["plots"].values():

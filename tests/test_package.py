@@ -44,7 +44,6 @@ def test_console_script_demo_recovers_the_planted_direction(tmp_path) -> None:
 
 
 def test_cli_rejects_bad_arguments() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "torchspectral.audit.cli", "demo", "--n", "2"], capture_output=True, text=True, timeout=120
-    )
+    args = [sys.executable, "-m", "torchspectral.audit.cli", "demo", "--n", "2"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "--n must be at least 16" in result.stderr

@@ -54,9 +54,8 @@ def planted_pairs(
     text_mask[seen] = 1.0
     image = z @ directions.T + model.noise * torch.randn(n, d, generator=g, dtype=f64)
     style = model.style_scale * torch.randn(n, model.style_dims, generator=g, dtype=f64)
-    text = (
-        (z * text_mask) @ directions.T + style @ style_directions.T + model.noise * torch.randn(n, d, generator=g, dtype=f64)
-    )
+    text_noise = model.noise * torch.randn(n, d, generator=g, dtype=f64)
+    text = (z * text_mask) @ directions.T + style @ style_directions.T + text_noise
     # A common offset per modality (in directions outside the factors), then unit norm: a modality gap.
     unused = basis[:, factors + model.style_dims :]
     offset = torch.randn(2, unused.shape[1], generator=g, dtype=f64) @ unused.T

@@ -56,6 +56,7 @@ def analyse_run(
     q: float = 0.1,
     q_grid: Sequence[float] = DEFAULT_Q_GRID,
     top_k: int = 5,
+    interval: str = "percentile",
     backend: str = "auto",
 ) -> RunResult:
     """Every metric, interval, q-sweep and instance-level extreme of one run (see the module docstring).
@@ -69,6 +70,7 @@ def analyse_run(
         q: the SAS active-set fraction of the headline numbers, the mode profile and the instance scores.
         q_grid: the q values of the sweep.
         top_k: how many best- and worst-aligned pairs to keep.
+        interval: bootstrap interval method, "percentile" or "basic" (see :func:`torchspectral.bootstrap`).
 
     Raises:
         ValueError: on inputs the metrics reject (too few pairs, zero variance, non-finite values, …),
@@ -128,7 +130,7 @@ def analyse_run(
         if n_boot:
             with clock.stage("bootstrap"):
                 names = [n for n in MOMENT_METRICS if same_dim or n not in SAME_DIM_METRICS]
-                result = bootstrap(pairs_x, captions, names, n_boot=n_boot, seed=seed, q=q)
+                result = bootstrap(pairs_x, captions, names, n_boot=n_boot, seed=seed, q=q, method=interval)
                 intervals = {name: [result.low[name], result.high[name]] for name in names}
 
         extremes: dict[str, list[dict]] = {}
@@ -159,8 +161,6 @@ def _extremes(scores: torch.Tensor, caption_to_image: torch.Tensor, top_k: int) 
     images = caption_to_image.cpu()
 
     def rows(indices: torch.Tensor) -> list[dict]:
-        return [
-            {"caption": int(j), "image": int(images[j]), "score": float(scores[j])} for j in indices
-        ]
+        return [{"caption": int(j), "image": int(images[j]), "score": float(scores[j])} for j in indices]
 
     return {"top": rows(order[:k]), "bottom": rows(order.flip(0)[:k])}

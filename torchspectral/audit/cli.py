@@ -23,6 +23,7 @@ import torch
 
 import torchspectral as ts
 from torchspectral.audit.errors import AuditInputError
+from torchspectral.bootstrap import INTERVAL_METHODS
 
 EXIT_INPUT_ERROR = 2
 EXIT_ANALYSIS_ERROR = 1
@@ -37,6 +38,7 @@ def run_audit(
     seed: int | None = None,
     presets: Sequence[str] | None = None,
     device: str | None = None,
+    interval: str | None = None,
     progress: bool = True,
 ) -> Path:
     """Read every run of the manifest, analyse it and write the report directory; returns its path.
@@ -59,6 +61,7 @@ def run_audit(
     n_boot = settings.n_boot if n_boot is None else n_boot
     seed = settings.seed if seed is None else seed
     presets = tuple(settings.presets if presets is None else presets)
+    interval = settings.interval if interval is None else interval
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     stage_seconds: dict[str, float] = {}
 
@@ -68,7 +71,8 @@ def run_audit(
 
     started = time.perf_counter()
     results = []
-    for spec, pairs in tqdm(list(zip(manifest.runs, inputs)), desc="analysing", unit="run", disable=not progress):
+    work = list(zip(manifest.runs, inputs, strict=True))
+    for spec, pairs in tqdm(work, desc="analysing", unit="run", disable=not progress):
         try:
             results.append(
                 analyse_run(
@@ -83,12 +87,13 @@ def run_audit(
                     seed=seed,
                     q_grid=settings.q_grid,
                     top_k=settings.top_k_pairs,
+                    interval=interval,
                 )
             )
         except ValueError as error:
             raise AnalysisError(f"run {spec.name}: {error}") from error
     stage_seconds["analysing runs"] = time.perf_counter() - started
-    used = {"n_boot": n_boot, "seed": seed, "presets": list(presets), "device": device}
+    used = {"n_boot": n_boot, "interval": interval, "seed": seed, "presets": list(presets), "device": device}
     used.update({"q_grid": list(settings.q_grid), "top_k_pairs": settings.top_k_pairs})
     return write_report(out, results, manifest=manifest.path, settings=used, stage_seconds=stage_seconds, force=force)
 
@@ -107,6 +112,7 @@ def _audit_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         presets=presets,
         device=args.device,
+        interval=args.interval,
         progress=not args.quiet,
     )
     print(f"torchspectral audit: report written to {out}/report.md")
@@ -166,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--out", required=True, help="report directory to create (written atomically)")
     audit.add_argument("--force", action="store_true", help="replace --out if it exists")
     audit.add_argument("--n-boot", type=int, default=None, help="bootstrap replicates (0 = no intervals)")
+    audit.add_argument("--interval", choices=INTERVAL_METHODS, default=None, help="bootstrap interval method")
     audit.add_argument("--seed", type=int, default=None)
     audit.add_argument("--presets", default=None, help="comma-separated report presets, e.g. default,paper")
     audit.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")

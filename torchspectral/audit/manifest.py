@@ -9,6 +9,7 @@ Format::
     presets = ["default", "paper"]     # alignment_report presets to compute
     q = [0.02, 0.05, 0.1, 0.2, 0.5, 1.0]   # SAS quantile grid of the q-sweep, each in (0, 1]
     top_k_pairs = 5                    # best/worst pairs listed by instance-level SAS
+    interval = "percentile"            # bootstrap interval: "percentile" (SPEC default) or "basic"
 
     [[run]]
     model = "clip-vit-b32"
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from torchspectral.audit.errors import AuditInputError
+from torchspectral.bootstrap import INTERVAL_METHODS
 from torchspectral.functional.report import PRESETS
 
 if sys.version_info >= (3, 11):
@@ -52,7 +54,7 @@ __all__ = ["DEFAULT_Q_GRID", "AuditSettings", "Manifest", "RunSpec", "load_manif
 DEFAULT_Q_GRID: tuple[float, ...] = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 _RUN_KEYS = ("model", "dataset", "domain", "image", "text", "caption_to_image", "embeddings")
-_SETTING_KEYS = ("bootstrap", "n_boot", "seed", "presets", "q", "top_k_pairs")
+_SETTING_KEYS = ("bootstrap", "n_boot", "seed", "presets", "q", "top_k_pairs", "interval")
 _TOP_KEYS = ("audit", "run")
 
 
@@ -66,6 +68,7 @@ class AuditSettings:
     presets: tuple[str, ...] = ("default",)
     q_grid: tuple[float, ...] = DEFAULT_Q_GRID
     top_k_pairs: int = 5
+    interval: str = "percentile"
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,13 @@ def _parse_settings(path: Path, table: Any) -> AuditSettings:
     # The sweep is plotted as a curve: sorted and without repeats.
     q_grid = tuple(sorted({float(value) for value in q}))
 
-    return AuditSettings(n_boot=n_boot, seed=seed, presets=tuple(presets), q_grid=q_grid, top_k_pairs=top_k_pairs)
+    interval = table.get("interval", AuditSettings.interval)
+    if interval not in INTERVAL_METHODS:
+        raise AuditInputError(f"{where}: key 'interval' must be one of {', '.join(INTERVAL_METHODS)}, got {interval!r}")
+
+    return AuditSettings(
+        n_boot=n_boot, seed=seed, presets=tuple(presets), q_grid=q_grid, top_k_pairs=top_k_pairs, interval=interval
+    )
 
 
 def _parse_run(path: Path, index: int, table: dict[str, Any]) -> RunSpec:

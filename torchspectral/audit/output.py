@@ -174,32 +174,35 @@ def _fmt(value, digits: int = 4) -> str:
 def _table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_fmt(cell) for cell in row) + " |" for row in rows]
-    return lines + [""]
+    return [*lines, ""]
 
 
 def _with_interval(run: dict, name: str) -> str:
-    value = _fmt(run["metrics"].get(name))
+    value = run["metrics"].get(name)
     interval = run["intervals"].get(name)
-    return f"{value} [{_fmt(interval[0], 3)}, {_fmt(interval[1], 3)}]" if interval else value
+    if not interval:
+        return _fmt(value)
+    # † marks an interval that misses its own estimate: the bootstrap distribution is shifted by the
+    # estimator's bias (duplicated pairs inflate CKA/SVCCA/SAS when n is not ≫ d); see the note below.
+    mark = "" if value is None or interval[0] <= value <= interval[1] else "†"
+    return f"{_fmt(value)} [{_fmt(interval[0], 3)}, {_fmt(interval[1], 3)}]{mark}"
 
 
 def _bottleneck(run: dict) -> str:
     """A plain-language reading of ΔSAS and its interval for one run."""
     delta = run["metrics"].get("sas_imbalance")
     if delta is None:
-        return "ΔSAS needs image and text in one space (d_x ≠ d_y)"
+        return "no ΔSAS: image and text live in spaces of different dimension"
+    text_loses = "the text recovers less of the image's dominant eigenspace than the reverse: text is the bottleneck"
+    image_loses = "the image recovers less of the text's dominant eigenspace than the reverse: image is the bottleneck"
+    reading = text_loses if delta > 0 else image_loses
     interval = run["intervals"].get("sas_imbalance")
     if interval is None:
-        certainty = "no interval (bootstrap off)"
-    elif interval[0] > 0 or interval[1] < 0:
-        certainty = "the 95% interval excludes 0"
-    else:
-        certainty = "the 95% interval includes 0: no clear bottleneck"
-    if delta > 0:
-        reading = "the text recovers the image's dominant structure better than the reverse: text is the bottleneck"
-    else:
-        reading = "the image recovers the text's dominant structure better than the reverse: image is the bottleneck"
-    return f"ΔSAS = {delta:+.3f} — {reading}; {certainty}"
+        return f"ΔSAS = {delta:+.3f}: {reading} (no interval: bootstrap off)"
+    bounds = f"95% interval [{interval[0]:+.3f}, {interval[1]:+.3f}]"
+    if interval[0] <= 0 <= interval[1]:
+        return f"ΔSAS = {delta:+.3f}, {bounds} includes 0: no clear bottleneck"
+    return f"ΔSAS = {delta:+.3f}, {bounds}: {reading}"
 
 
 def render_markdown(report: dict) -> str:
@@ -212,8 +215,10 @@ def render_markdown(report: dict) -> str:
         + ", ".join(f"{k} = {v}" for k, v in report["settings"].items()),
         "",
         "Image = x, text = y. SAS img→txt asks how much of the image's dominant eigenspace the text recovers;",
-        "ΔSAS = SAS img→txt − SAS txt→img > 0 means the text side loses image structure. Intervals are",
-        "bootstrap 95% percentile intervals over resampled pairs.",
+        "ΔSAS = SAS img→txt − SAS txt→img > 0 means the text side loses image structure. Brackets: bootstrap",
+        f"95% intervals ({report['settings'].get('interval', 'percentile')}) over resampled pairs. † marks an",
+        "interval that misses its own estimate: resampling duplicates pairs, which biases CKA, SVCCA and SAS",
+        "when n is not much larger than d; the 'basic' interval (`interval = \"basic\"`) corrects that bias.",
         "",
         "## Runs",
         "",
@@ -243,14 +248,19 @@ def _markdown_extremes(runs: Sequence[dict]) -> list[str]:
         "## Best- and worst-aligned pairs (instance-level SAS img→txt)",
         "",
         "Per-pair SAS from a prior fitted on the run (decompose mode: the scores average to the run's SAS).",
+        "Each entry is `caption (image): score`; look at the worst pairs first.",
         "",
     ]
-    rows = []
-    for r in runs:
-        for end in ("top", "bottom"):
-            for item in r["extremes"].get(end, []):
-                rows.append([f"{r['model']} / {r['dataset']}", end, item["caption"], item["image"], item["score"]])
-    return lines + _table(["run", "end", "caption", "image", "score"], rows)
+
+    def entries(items: list[dict]) -> str:
+        return ", ".join(f"{i['caption']} ({i['image']}): {i['score']:.3g}" for i in items)
+
+    rows = [
+        [f"{r['model']} / {r['dataset']}", entries(r["extremes"]["top"]), entries(r["extremes"]["bottom"])]
+        for r in runs
+        if r["extremes"]
+    ]
+    return lines + _table(["run", "best aligned", "worst aligned"], rows)
 
 
 def _markdown_timings(timings: dict[str, float], runs: Sequence[dict]) -> list[str]:
