@@ -51,7 +51,6 @@ FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf",  # Debian, Ubuntu (fonts-noto-color-emoji)
     "/usr/share/fonts/noto/NotoColorEmoji.ttf",  # Arch (noto-fonts-emoji)
     "/usr/share/fonts/google-noto-emoji/NotoColorEmoji.ttf",  # Fedora (google-noto-emoji-color-fonts)
-    "/usr/share/fonts/google-noto-color-emoji-fonts/Noto-COLRv1.ttf",
 )
 PIP_HINT = "pip install -c constraints.txt -e '.[examples]'"
 FONT_HINT = "apt-get install fonts-noto-color-emoji (Debian/Ubuntu), or pass --font PATH to NotoColorEmoji.ttf"
@@ -375,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     results = {
         "config": {k: v for k, v in vars(args).items() if k not in ("json", "cache_dir")},
+        "font": str(font_path),
         "n_pairs": len(captions),
         "n_train": len(fit),
         "n_heldout": len(test),

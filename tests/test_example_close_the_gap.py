@@ -11,6 +11,7 @@ import importlib.util
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,15 @@ def test_missing_font_is_reported_with_the_install_command(example, tmp_path: Pa
     with pytest.raises(example.MissingResource, match="fonts-noto-color-emoji"):
         example.find_font(str(tmp_path / "no-such-font.ttf"))
     assert any("fonts-noto-color-emoji" in p for p in example.missing_resources(str(tmp_path / "none.ttf")))
+
+
+@pytest.mark.parametrize("in_ci", [True, False])
+def test_missing_resource_fails_in_ci_and_skips_elsewhere(example, monkeypatch, in_ci: bool) -> None:
+    monkeypatch.setattr(example, "missing_resources", lambda: ["the font is missing; apt-get install it"])
+    monkeypatch.setattr(sys.modules[__name__], "IN_CI", in_ci)
+    outcome = pytest.fail.Exception if in_ci else pytest.skip.Exception
+    with pytest.raises(outcome, match="apt-get install it"):
+        require(example)
 
 
 def test_table_lists_every_run_and_metric(example) -> None:
