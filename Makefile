@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[test,bench,audit]'
+	$(PIP) -e '.[test,bench,audit,examples]'
 	touch $(STAMP)
 
 install: $(STAMP)
