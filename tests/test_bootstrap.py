@@ -149,3 +149,49 @@ def test_bad_input(data) -> None:
         ts.permutation_test(x, y, n_perm=0)
     with pytest.raises(ValueError, match="needs d_x = d_y"):
         ts.permutation_test(x, y[:, :3])
+
+
+@pytest.mark.parametrize(
+    ("n", "d", "d_y", "dtype", "small_blocks"),
+    [
+        (90, 6, None, torch.float64, False),
+        (90, 6, None, torch.float64, True),  # several row, replicate and counts blocks
+        (60, 7, 4, torch.float64, True),  # d_x ≠ d_y: only the cross-space metrics apply
+        (5, 3, None, torch.float64, False),  # small n: duplicated rows dominate every resample
+        (300, 16, None, torch.float32, True),
+    ],
+)
+def test_fast_engine_equals_exact_engine(monkeypatch, n, d, d_y, dtype, small_blocks) -> None:
+    """Same seed ⇒ same resamples; the algebraic replicates equal the weighted-moment ones to rounding."""
+    import importlib
+
+    import torchspectral.bootstrap_algebra as algebra
+
+    bootstrap_module = importlib.import_module("torchspectral.bootstrap")  # the package exports a function of that name
+
+    if small_blocks:
+        monkeypatch.setattr(algebra, "ROW_BLOCK", 16)
+        monkeypatch.setattr(algebra, "REPLICATE_BLOCK", 3)
+        monkeypatch.setattr(bootstrap_module, "COUNTS_BLOCK", 7)
+    x, y = (torch.from_numpy(t).to(dtype) for t in paired(n, d, seed=73, d_y=d_y, offset=2.0))
+    names = [name for name in algebra.ALGEBRA_METRICS if d_y is None or name not in bootstrap_module.SAME_DIM_METRICS]
+    fast = ts.bootstrap(x, y, names, n_boot=17, seed=11)
+    exact = ts.bootstrap(x, y, names, n_boot=17, seed=11, engine="exact")
+    rel, abs_ = (1e-9, 1e-12) if dtype == torch.float64 else (1e-4, 1e-6)
+    for name in names:
+        np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=rel, atol=abs_, err_msg=name)
+    assert fast.estimate == exact.estimate
+
+
+def test_fast_engine_mixed_with_spectral_metrics(data) -> None:
+    x, y = data
+    names = ["sas_imbalance", "coral", "svcca", "rmg"]
+    fast = ts.bootstrap(x, y, names, n_boot=9, seed=2)
+    exact = ts.bootstrap(x, y, names, n_boot=9, seed=2, engine="exact")
+    assert list(fast.replicates) == names
+    for name in names:
+        np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=1e-9, atol=1e-12)
+    again = ts.bootstrap(x, y, names, n_boot=9, seed=2)
+    assert all(torch.equal(again.replicates[name], fast.replicates[name]) for name in names)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        ts.bootstrap(x, y, engine="ritz")
