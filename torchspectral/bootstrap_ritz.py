@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 SAS_METRICS = ("sas_x_to_y", "sas_y_to_x", "sas_symmetric", "sas_imbalance")
 # Rows whose products with the counts are formed together: ROW_CHUNK × 3k(k+1)/2 values (62 MB at k = 100, float32).
 ROW_CHUNK = 1024
-# Replicates whose k×k moments accumulate together (float64 REPLICATE_BLOCK × 3k(k+1)/2).
-REPLICATE_BLOCK = 128
+# Float64 values of the replicates' k×k moments accumulated in one pass over the rows (256 MB): at k = 100 that is
+# 738 replicates per pass; a larger k takes more passes.
+ACCUMULATOR_ELEMENTS = 1 << 25
 
 
 def _projected_moments(za: torch.Tensor, zo: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -43,13 +44,15 @@ def _projected_moments(za: torch.Tensor, zo: torch.Tensor, counts: torch.Tensor)
     n, k = za.shape
     upper = torch.triu_indices(k, k, device=za.device)
     p = upper.shape[1]
-    acc = torch.zeros(counts.shape[0], 3 * p, dtype=torch.float64, device=za.device)
+    # Accumulated in the compute precision (float32 sums of ≤ ROW_CHUNK-row partial GEMMs: far below the Ritz error).
+    acc = torch.zeros(counts.shape[0], 3 * p, dtype=za.dtype, device=za.device)
     w = counts.to(za.dtype)
     for r0 in range(0, n, ROW_CHUNK):
         a, o = za[r0 : r0 + ROW_CHUNK], zo[r0 : r0 + ROW_CHUNK]
         ai, aj, oi, oj = a[:, upper[0]], a[:, upper[1]], o[:, upper[0]], o[:, upper[1]]
         products = torch.cat([ai * aj, (ai * oj + oi * aj) / 2, oi * oj], 1)
-        acc += (w[:, r0 : r0 + ROW_CHUNK] @ products).double()
+        acc.addmm_(w[:, r0 : r0 + ROW_CHUNK], products)
+    acc = acc.double()
     w64 = counts.double()
     mean_a, mean_o = (w64 @ za.double()) / n, (w64 @ zo.double()) / n
 
@@ -73,9 +76,11 @@ def _direction(rows: _Rows, anchor: str, counts: torch.Tensor, q: float, rank: i
     k = min(rank, d)
     basis = vectors[:, :k].to(rows.xc.dtype)
     own, other = (rows.xc, rows.yc) if anchor == "x" else (rows.yc, rows.xc)
+    za, zo = own @ basis, other @ basis
+    per_pass = max(1, ACCUMULATOR_ELEMENTS // (3 * k * (k + 1) // 2))
     scores = []
-    for start in range(0, counts.shape[0], REPLICATE_BLOCK):
-        aa, ao, oo = _projected_moments(own @ basis, other @ basis, counts[start : start + REPLICATE_BLOCK])
+    for start in range(0, counts.shape[0], per_pass):
+        aa, ao, oo = _projected_moments(za, zo, counts[start : start + per_pass])
         theta, ritz = eigh_descending(aa)
         if k == d:  # complete basis: exact eigenpairs, so the quantile rule of the exact path applies
             masks = torch.stack([active_masks(t, q)[0] for t in theta])
