@@ -7,6 +7,13 @@ quantities computed once (centred rows, squared norms, normalised rows, true-pai
 raw rows are never gathered, validated, normalised or centred again. The replicate spectra are then
 decomposed in batches of B×d×d. Same seed ⇒ the same resamples as the naive loop
 ``alignment_report(x[idx], y[idx], pairwise=False)``, and the same replicate values up to rounding.
+That is ``engine="exact"``; it costs O(n·d²) per replicate, like the naive loop.
+
+The default ``engine="fast"`` computes the metrics that are not spectral without any d×d matrix per
+replicate, still exactly (:mod:`torchspectral.bootstrap_algebra`): the gap family is linear in the
+multiplicities (one GEMM for all B), linear CKA (biased, unbiased) and CORAL are quadratic forms in them
+(O(n²) per replicate). SAS and SVCCA need each replicate's eigenvectors and keep the weighted-moment path,
+unless ``ritz_rank`` opts SAS into a Rayleigh–Ritz approximation (:mod:`torchspectral.bootstrap_ritz`).
 
 Permutation null for ΔSAS: shuffling the pairing leaves Σ_x, Σ_y and so every eigenbasis, active set
 and σ²_k unchanged; only the cross-moments ``v_kᵀΣ_xy v_k`` change, and those are means of products
