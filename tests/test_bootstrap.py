@@ -169,6 +169,7 @@ def test_fast_engine_equals_exact_engine(monkeypatch, n, d, d_y, dtype, small_bl
 
     bootstrap_module = importlib.import_module("torchspectral.bootstrap")  # the package exports a function of that name
 
+    monkeypatch.setattr(algebra, "quadratic_forms_pay_off", lambda *shape: True)  # the algebra even where d ≪ n
     if small_blocks:
         monkeypatch.setattr(algebra, "ROW_BLOCK", 16)
         monkeypatch.setattr(algebra, "REPLICATE_BLOCK", 3)
@@ -240,3 +241,20 @@ def test_ritz_bad_input(data) -> None:
         ts.bootstrap(x, y, ["sas_x_to_y"], engine="exact", ritz_rank=4)
     with pytest.raises(ValueError, match="need d_x = d_y"):
         ts.bootstrap(x, y[:, :3], ["sas_x_to_y"], ritz_rank=4)
+
+
+def test_fast_engine_picks_the_cheaper_exact_path_when_d_is_small(monkeypatch, data) -> None:
+    import torchspectral.bootstrap_algebra as algebra
+
+    assert algebra.quadratic_forms_pay_off(20_000, 768, 768) and not algebra.quadratic_forms_pay_off(90, 6, 6)
+    x, y = data
+
+    def refuse(rows, counts, names):
+        assert not set(names) & set(algebra.QUADRATIC_METRICS), "CKA/CORAL should come from the weighted moments here"
+        return {}
+
+    monkeypatch.setattr(algebra, "quadratic_replicates", refuse)
+    fast = ts.bootstrap(x, y, ["cka_linear", "coral", "l2i"], n_boot=6, seed=8)
+    exact = ts.bootstrap(x, y, ["cka_linear", "coral", "l2i"], n_boot=6, seed=8, engine="exact")
+    for name in fast.replicates:
+        np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=1e-9, atol=1e-12)

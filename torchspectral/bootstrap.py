@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
-from torchspectral.bootstrap_algebra import ALGEBRA_METRICS, linear_replicates, quadratic_replicates
+from torchspectral import bootstrap_algebra
+from torchspectral.bootstrap_algebra import LINEAR_METRICS, QUADRATIC_METRICS, linear_replicates
 from torchspectral.bootstrap_ritz import SAS_METRICS, ritz_sas_replicates
 from torchspectral.functional.sas import anchor_modes
 from torchspectral.moments import Moments, compute_dtype
@@ -222,7 +223,9 @@ def bootstrap(
             "fast" (default): the gap family (O(n) per replicate, one GEMM for all B) and linear CKA biased,
             unbiased and CORAL (quadratic forms in the counts, O(n²) per replicate instead of O(n·d²); see
             :mod:`torchspectral.bootstrap_algebra`) exactly by algebra; SAS and SVCCA, which need each
-            replicate's eigenvectors, through weighted moments as in "exact".
+            replicate's eigenvectors, through weighted moments as in "exact" — and then CKA and CORAL too,
+            since they come free with those moments, as they do when d is small against n
+            (:func:`~torchspectral.bootstrap_algebra.quadratic_forms_pay_off`).
             "exact": every metric from the replicate's weighted moments (one weighted d×d Gram per
             replicate, spectra decomposed in batches).
         ritz_rank: opt-in approximation for SAS with engine="fast": Rayleigh–Ritz in the full sample's top
@@ -262,7 +265,12 @@ def bootstrap(
         raise ValueError(f"bootstrap: unknown metrics {unknown}; choose from {MOMENT_METRICS}")
     if not same_dim and any(n in SAME_DIM_METRICS for n in names):
         raise ValueError(f"bootstrap: {sorted(set(names) & SAME_DIM_METRICS)} need d_x = d_y")
-    fast_names = ALGEBRA_METRICS + (SAS_METRICS if ritz_rank is not None else ())
+    fast_names = list(LINEAR_METRICS) + list(SAS_METRICS if ritz_rank is not None else ())
+    needs_moments = any(name not in fast_names + list(QUADRATIC_METRICS) for name in names)
+    # CKA and CORAL come free with the weighted moments when those are formed anyway (exact SAS, SVCCA), and the
+    # weighted Gram is cheaper than the O(n²) forms when d is small against n.
+    if not needs_moments and bootstrap_algebra.quadratic_forms_pay_off(x.shape[0], x.shape[1], y.shape[1]):
+        fast_names += QUADRATIC_METRICS
     algebra = [name for name in names if name in fast_names] if engine == "fast" else []
     spectral = [name for name in names if name not in algebra]
     with torch.no_grad():
@@ -285,7 +293,8 @@ def bootstrap(
 
         for counts in resample_counts(rows.n, n_boot, seed, x.device):
             if algebra:
-                values_now = {**linear_replicates(rows, counts, algebra), **quadratic_replicates(rows, counts, algebra)}
+                values_now = linear_replicates(rows, counts, algebra)
+                values_now.update(bootstrap_algebra.quadratic_replicates(rows, counts, algebra))
                 if ritz_rank is not None:
                     values_now.update(ritz_sas_replicates(rows, counts, algebra, q, ritz_rank))
                 for name, value in values_now.items():

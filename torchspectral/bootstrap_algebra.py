@@ -53,6 +53,15 @@ ROW_BLOCK = 256
 REPLICATE_BLOCK = 128
 
 
+def quadratic_forms_pay_off(n: int, d_x: int, d_y: int) -> bool:
+    """Whether ≤ 4 quadratic forms (O(n²) per replicate) cost less than a weighted Gram of ``[x y]`` (O(n·(d_x+d_y)²)).
+
+    Roughly 4·n/2 multiply-adds per row and replicate against (d_x + d_y)²/2: at d = 768 the forms win up to
+    n ≈ 590,000; at d = 6 the Gram wins from n = 37 on (there the exact path is the fast one).
+    """
+    return 4 * n <= (d_x + d_y) ** 2
+
+
 def linear_replicates(rows: _Rows, counts: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
     """Gap-family replicates (B,) from the counts matrix (B, n) and the per-row quantities of ``rows``."""
     n = rows.n
