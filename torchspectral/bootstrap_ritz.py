@@ -14,7 +14,8 @@ eigenpairs and the quantile rule is applied to them as in the exact path.
 This is exact only for k = d. For k < d the replicate's eigenvectors are confined to the full sample's
 top-k span, which they leave in proportion to the resampling noise over the eigengaps: measured at
 n = 20,000, d = 768 (README, benchmarks/test_spectral_depth.py), SAS errors of ≈3e-4 with a systematic
-sign at k = 100 on a power-law spectrum, and of ≈5e-3 (20% of SAS) even at k = 400 on an isotropic one.
+sign at k = 100 on a power-law spectrum, and up to 5.8e-3 at k = 100–250 and 1.8e-3 at k = 400 on an isotropic
+one (SAS ≈ 0.025 there).
 So it is not the default, and its intervals should be checked against ``engine="exact"`` on a few
 replicates before use.
 """
