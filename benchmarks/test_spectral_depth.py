@@ -7,7 +7,7 @@
   family and linear CKA/CKA_u/CORAL exactly by algebra, then the same plus SAS by Rayleigh–Ritz
   (``ritz_rank=RITZ_RANK``) — against the naive loop ``alignment_report(x[idx], y[idx], pairwise=False)`` on the
   same resamples (same seed). The naive loop is timed on its first NAIVE_B replicates only and **extrapolated
-  linearly** to B = 1000 (1000 naive replicates take ~17 min on 2 quiet cores); the extrapolation is printed.
+  linearly** to B = 1000 (1000 naive replicates take ~14 min on 2 quiet cores); the extrapolation is printed.
   The naive replicate values are checked against the fast ones. Accuracy: the fast and exact engines on the
   same seed with B = ACCURACY_B, the largest replicate difference and CI-endpoint difference per metric.
   SVCCA has no fast path (its 99%-variance subspaces are most of d); it is left out of the timed metric set.
