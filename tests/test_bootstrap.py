@@ -149,3 +149,112 @@ def test_bad_input(data) -> None:
         ts.permutation_test(x, y, n_perm=0)
     with pytest.raises(ValueError, match="needs d_x = d_y"):
         ts.permutation_test(x, y[:, :3])
+
+
+@pytest.mark.parametrize(
+    ("n", "d", "d_y", "dtype", "small_blocks"),
+    [
+        (90, 6, None, torch.float64, False),
+        (90, 6, None, torch.float64, True),  # several row, replicate and counts blocks
+        (60, 7, 4, torch.float64, True),  # d_x ≠ d_y: only the cross-space metrics apply
+        (5, 3, None, torch.float64, False),  # small n: duplicated rows dominate every resample
+        (300, 16, None, torch.float32, True),
+    ],
+)
+def test_fast_engine_equals_exact_engine(monkeypatch, n, d, d_y, dtype, small_blocks) -> None:
+    """Same seed ⇒ same resamples; the algebraic replicates equal the weighted-moment ones to rounding."""
+    import importlib
+
+    import torchspectral.bootstrap_algebra as algebra
+
+    bootstrap_module = importlib.import_module("torchspectral.bootstrap")  # the package exports a function of that name
+
+    monkeypatch.setattr(algebra, "quadratic_forms_pay_off", lambda *shape: True)  # the algebra even where d ≪ n
+    if small_blocks:
+        monkeypatch.setattr(algebra, "ROW_BLOCK", 16)
+        monkeypatch.setattr(algebra, "REPLICATE_BLOCK", 3)
+        monkeypatch.setattr(bootstrap_module, "COUNTS_BLOCK", 7)
+    x, y = (torch.from_numpy(t).to(dtype) for t in paired(n, d, seed=73, d_y=d_y, offset=2.0))
+    names = [name for name in algebra.ALGEBRA_METRICS if d_y is None or name not in bootstrap_module.SAME_DIM_METRICS]
+    fast = ts.bootstrap(x, y, names, n_boot=17, seed=11)
+    exact = ts.bootstrap(x, y, names, n_boot=17, seed=11, engine="exact")
+    rel, abs_ = (1e-9, 1e-12) if dtype == torch.float64 else (1e-4, 1e-6)
+    for name in names:
+        np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=rel, atol=abs_, err_msg=name)
+    assert fast.estimate == exact.estimate
+
+
+def test_fast_engine_mixed_with_spectral_metrics(data) -> None:
+    x, y = data
+    names = ["sas_imbalance", "coral", "svcca", "rmg"]
+    fast = ts.bootstrap(x, y, names, n_boot=9, seed=2)
+    exact = ts.bootstrap(x, y, names, n_boot=9, seed=2, engine="exact")
+    assert list(fast.replicates) == names
+    for name in names:
+        np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=1e-9, atol=1e-12)
+    again = ts.bootstrap(x, y, names, n_boot=9, seed=2)
+    assert all(torch.equal(again.replicates[name], fast.replicates[name]) for name in names)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        ts.bootstrap(x, y, engine="ritz")
+
+
+SAS_NAMES = ["sas_x_to_y", "sas_y_to_x", "sas_symmetric", "sas_imbalance"]
+
+
+@pytest.mark.parametrize(("n", "d", "rank"), [(90, 6, 6), (5, 3, 3), (400, 16, 40)])
+def test_ritz_with_a_complete_basis_equals_exact(n, d, rank) -> None:
+    """ritz_rank ≥ d: the projected covariances are a rotation of the full ones, so the SAS replicates are exact."""
+    x, y = (torch.from_numpy(t) for t in paired(n, d, seed=74, offset=1.0))
+    ritz = ts.bootstrap(x, y, SAS_NAMES, n_boot=15, seed=4, ritz_rank=rank)
+    exact = ts.bootstrap(x, y, SAS_NAMES, n_boot=15, seed=4, engine="exact")
+    for name in SAS_NAMES:
+        np.testing.assert_allclose(ritz.replicates[name], exact.replicates[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_ritz_in_a_truncated_basis_on_a_gapped_spectrum() -> None:
+    """k < d is approximate: with |A| = 4 modes well above a flat bulk, k = 8 measured ≤ 5e-5 (tolerance 1e-4).
+
+    On flat spectra the error is far larger (README: up to 1.8e-3 at n = 20,000, d = 768, k = 400), hence opt-in.
+    """
+    g = torch.Generator().manual_seed(3)
+    n, d = 3000, 40
+    scales = torch.cat([torch.tensor([8.0, 7.0, 6.0, 5.0]), 0.5 * torch.ones(d - 4)]).double()
+    rotation = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))[0]
+    z = torch.randn(n, d, generator=g, dtype=torch.float64) * scales
+    loadings = torch.tensor([1.0, -0.8, 0.6, 0.4] + [0.2] * (d - 4), dtype=torch.float64)
+    x = z @ rotation.T
+    y = (z * loadings + 0.5 * torch.randn(n, d, generator=g, dtype=torch.float64)) @ rotation.T + 1.0
+    ritz = ts.bootstrap(x, y, SAS_NAMES, n_boot=30, seed=1, ritz_rank=8)
+    exact = ts.bootstrap(x, y, SAS_NAMES, n_boot=30, seed=1, engine="exact")
+    for name in SAS_NAMES:
+        np.testing.assert_allclose(ritz.replicates[name], exact.replicates[name], rtol=0, atol=1e-4, err_msg=name)
+    again = ts.bootstrap(x, y, SAS_NAMES, n_boot=30, seed=1, ritz_rank=8)
+    assert all(torch.equal(again.replicates[name], ritz.replicates[name]) for name in SAS_NAMES)
+
+
+def test_ritz_bad_input(data) -> None:
+    x, y = data
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="ritz_rank must be a positive integer"):
+            ts.bootstrap(x, y, ["sas_x_to_y"], ritz_rank=bad)
+    with pytest.raises(ValueError, match="engine='exact' ignores it"):
+        ts.bootstrap(x, y, ["sas_x_to_y"], engine="exact", ritz_rank=4)
+    with pytest.raises(ValueError, match="need d_x = d_y"):
+        ts.bootstrap(x, y[:, :3], ["sas_x_to_y"], ritz_rank=4)
+
+
+def test_fast_engine_picks_the_cheaper_exact_path_when_d_is_small(monkeypatch, data) -> None:
+    import torchspectral.bootstrap_algebra as algebra
+
+    assert algebra.quadratic_forms_pay_off(20_000, 768, 768) and not algebra.quadratic_forms_pay_off(90, 6, 6)
+    x, y = data
+
+    def refuse(rows, counts, names):
+        assert not set(names) & set(algebra.QUADRATIC_METRICS), "CKA/CORAL should come from the weighted moments here"
+        return {}
+
+    monkeypatch.setattr(algebra, "quadratic_replicates", refuse)
+    fast = ts.bootstrap(x, y, ["cka_linear", "coral", "l2i"], n_boot=6, seed=8)
+    exact = ts.bootstrap(x, y, ["cka_linear", "coral", "l2i"], n_boot=6, seed=8, engine="exact")
+    for name in fast.replicates:
+        np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=1e-9, atol=1e-12)

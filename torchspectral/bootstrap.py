@@ -7,6 +7,13 @@ quantities computed once (centred rows, squared norms, normalised rows, true-pai
 raw rows are never gathered, validated, normalised or centred again. The replicate spectra are then
 decomposed in batches of B×d×d. Same seed ⇒ the same resamples as the naive loop
 ``alignment_report(x[idx], y[idx], pairwise=False)``, and the same replicate values up to rounding.
+That is ``engine="exact"``; it costs O(n·d²) per replicate, like the naive loop.
+
+The default ``engine="fast"`` computes the metrics that are not spectral without any d×d matrix per
+replicate, still exactly (:mod:`torchspectral.bootstrap_algebra`): the gap family is linear in the
+multiplicities (one GEMM for all B), linear CKA (biased, unbiased) and CORAL are quadratic forms in them
+(O(n²) per replicate). SAS and SVCCA need each replicate's eigenvectors and keep the weighted-moment path,
+unless ``ritz_rank`` opts SAS into a Rayleigh–Ritz approximation (:mod:`torchspectral.bootstrap_ritz`).
 
 Permutation null for ΔSAS: shuffling the pairing leaves Σ_x, Σ_y and so every eigenbasis, active set
 and σ²_k unchanged; only the cross-moments ``v_kᵀΣ_xy v_k`` change, and those are means of products
@@ -20,6 +27,9 @@ from dataclasses import dataclass
 
 import torch
 
+from torchspectral import bootstrap_algebra
+from torchspectral.bootstrap_algebra import LINEAR_METRICS, QUADRATIC_METRICS, linear_replicates
+from torchspectral.bootstrap_ritz import SAS_METRICS, ritz_sas_replicates
 from torchspectral.functional.sas import anchor_modes
 from torchspectral.moments import Moments, compute_dtype
 from torchspectral.spectral import active_masks, eigh_descending
@@ -31,6 +41,10 @@ MOMENT_METRICS = (
 )  # fmt: skip
 SAME_DIM_METRICS = frozenset(MOMENT_METRICS) - {"cka_linear", "cka_linear_unbiased", "svcca"}
 INTERVAL_METHODS = ("percentile", "basic")
+ENGINES = ("fast", "exact")
+# Replicates resampled together: a block's counts matrix is COUNTS_BLOCK × n float64 (164 MB at n = 20,000), and the
+# fast engine forms its sample-space Grams once per block.
+COUNTS_BLOCK = 1024
 # Replicates whose covariances are decomposed together: B×d×d float64 at d=768 is 4.7 MB per matrix.
 EIGH_BATCH = 32
 
@@ -71,6 +85,18 @@ def resample_indices(n: int, n_boot: int, seed: int) -> Iterator[torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     for _ in range(n_boot):
         yield torch.randint(n, (n,), generator=generator)
+
+
+def resample_counts(n: int, n_boot: int, seed: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+    """Multiplicities of the resamples of :func:`resample_indices`, float64 blocks of ≤ COUNTS_BLOCK rows (b, n)."""
+    block: list[torch.Tensor] = []
+    for idx in resample_indices(n, n_boot, seed):
+        block.append(torch.bincount(idx, minlength=n))
+        if len(block) == COUNTS_BLOCK:
+            yield torch.stack(block).to(device=device, dtype=torch.float64)
+            block = []
+    if block:
+        yield torch.stack(block).to(device=device, dtype=torch.float64)
 
 
 class _WeightedRows:
@@ -178,6 +204,8 @@ def bootstrap(
     q: float = 0.1,
     method: str = "percentile",
     *,
+    engine: str = "fast",
+    ritz_rank: int | None = None,
     nan_policy: str = "raise",
 ) -> BootstrapResult:
     """Percentile bootstrap intervals (resampling pairs) for moment metrics of x (n, d_x), y (n, d_y).
@@ -190,6 +218,20 @@ def bootstrap(
         method: "percentile" (SPEC §9 default): the (1 ± confidence)/2 quantiles of the replicates;
             "basic": ``2·estimate −`` those quantiles, which removes the estimator's first-order bias
             (SAS is biased low by O(1/n) through eigenvector noise; see the README's CI section).
+        engine: how replicates are computed; both give the same replicate values (up to rounding) on the
+            same resamples as the naive loop ``alignment_report(x[idx], y[idx])``.
+            "fast" (default): the gap family (O(n) per replicate, one GEMM for all B) and linear CKA biased,
+            unbiased and CORAL (quadratic forms in the counts, O(n²) per replicate instead of O(n·d²); see
+            :mod:`torchspectral.bootstrap_algebra`) exactly by algebra; SAS and SVCCA, which need each
+            replicate's eigenvectors, through weighted moments as in "exact" — and then CKA and CORAL too,
+            since they come free with those moments, as they do when d is small against n
+            (:func:`~torchspectral.bootstrap_algebra.quadratic_forms_pay_off`).
+            "exact": every metric from the replicate's weighted moments (one weighted d×d Gram per
+            replicate, spectra decomposed in batches).
+        ritz_rank: opt-in approximation for SAS with engine="fast": Rayleigh–Ritz in the full sample's top
+            ``ritz_rank`` eigenvectors of each anchor, O(n·k²) per replicate (:mod:`torchspectral.bootstrap_ritz`).
+            Exact only when ``ritz_rank ≥ d``; otherwise SAS replicates are off by up to ~1e-3 … 1e-2 at d = 768
+            (measured; worst for flat spectra), so compare with engine="exact" on a few replicates first.
 
     Example:
         >>> import torch, torchspectral as ts
@@ -207,6 +249,13 @@ def bootstrap(
         raise ValueError(f"bootstrap: confidence must lie in (0, 1), got {confidence}")
     if method not in INTERVAL_METHODS:
         raise ValueError(f"bootstrap: method must be one of {INTERVAL_METHODS}, got {method!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"bootstrap: engine must be one of {ENGINES}, got {engine!r}")
+    if ritz_rank is not None:
+        if isinstance(ritz_rank, bool) or not isinstance(ritz_rank, int) or ritz_rank < 1:
+            raise ValueError(f"bootstrap: ritz_rank must be a positive integer or None, got {ritz_rank!r}")
+        if engine != "fast":
+            raise ValueError("bootstrap: ritz_rank is an approximation of the fast engine; engine='exact' ignores it")
     same_dim = x.shape[1] == y.shape[1]
     names = (
         list(metrics) if metrics is not None else [n for n in MOMENT_METRICS if same_dim or n not in SAME_DIM_METRICS]
@@ -216,26 +265,47 @@ def bootstrap(
         raise ValueError(f"bootstrap: unknown metrics {unknown}; choose from {MOMENT_METRICS}")
     if not same_dim and any(n in SAME_DIM_METRICS for n in names):
         raise ValueError(f"bootstrap: {sorted(set(names) & SAME_DIM_METRICS)} need d_x = d_y")
+    fast_names = list(LINEAR_METRICS) + list(SAS_METRICS if ritz_rank is not None else ())
+    needs_moments = any(name not in fast_names + list(QUADRATIC_METRICS) for name in names)
+    # CKA and CORAL come free with the weighted moments when those are formed anyway (exact SAS, SVCCA), and the
+    # weighted Gram is cheaper than the O(n²) forms when d is small against n.
+    if not needs_moments and bootstrap_algebra.quadratic_forms_pay_off(x.shape[0], x.shape[1], y.shape[1]):
+        fast_names += QUADRATIC_METRICS
+    algebra = [name for name in names if name in fast_names] if engine == "fast" else []
+    spectral = [name for name in names if name not in algebra]
     with torch.no_grad():
         rows = _WeightedRows(x, y)
+        # The point estimate also validates what every replicate needs (variance, non-zero rows, n).
         estimate = {k: float(v) for k, v in evaluate(rows.point, names, q).items()}
         values: dict[str, list[torch.Tensor]] = {name: [] for name in names}
         batch: list[Moments] = []
 
         def flush() -> None:
-            _decompose_together(batch, names)
+            _decompose_together(batch, spectral)
+            per_name: dict[str, list[torch.Tensor]] = {name: [] for name in spectral}
             for m in batch:
-                for name, value in evaluate(m, names, q).items():
-                    values[name].append(value)
+                for name, value in evaluate(m, spectral, q).items():
+                    per_name[name].append(value)
+            for name, v in per_name.items():
+                if v:
+                    values[name].append(torch.stack(v))
             batch.clear()
 
-        for idx in resample_indices(rows.n, n_boot, seed):
-            weights = torch.bincount(idx, minlength=rows.n).to(torch.float64).to(x.device)
-            batch.append(rows.moments(weights))
-            if len(batch) == EIGH_BATCH:
+        for counts in resample_counts(rows.n, n_boot, seed, x.device):
+            if algebra:
+                values_now = linear_replicates(rows, counts, algebra)
+                values_now.update(bootstrap_algebra.quadratic_replicates(rows, counts, algebra))
+                if ritz_rank is not None:
+                    values_now.update(ritz_sas_replicates(rows, counts, algebra, q, ritz_rank))
+                for name, value in values_now.items():
+                    values[name].append(value)
+            if spectral:
+                for weights in counts:
+                    batch.append(rows.moments(weights))
+                    if len(batch) == EIGH_BATCH:
+                        flush()
                 flush()
-        flush()
-    replicates = {name: torch.stack(v) for name, v in values.items()}
+    replicates = {name: torch.cat(v) for name, v in values.items()}
     tails = torch.tensor([(1 - confidence) / 2, (1 + confidence) / 2], dtype=torch.float64)
     bounds = {name: torch.quantile(r, tails.to(r.device)) for name, r in replicates.items()}
     if method == "basic":
