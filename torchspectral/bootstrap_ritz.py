@@ -50,7 +50,8 @@ def _projected_moments(za: torch.Tensor, zo: torch.Tensor, counts: torch.Tensor)
     w = counts.to(za.dtype)
     for r0 in range(0, n, ROW_CHUNK):
         a, o = za[r0 : r0 + ROW_CHUNK], zo[r0 : r0 + ROW_CHUNK]
-        ai, aj, oi, oj = a[:, upper[0]], a[:, upper[1]], o[:, upper[0]], o[:, upper[1]]
+        ai, aj = a.index_select(1, upper[0]), a.index_select(1, upper[1])
+        oi, oj = o.index_select(1, upper[0]), o.index_select(1, upper[1])
         products = torch.cat([ai * aj, (ai * oj + oi * aj) / 2, oi * oj], 1)
         acc.addmm_(w[:, r0 : r0 + ROW_CHUNK], products)
     acc = acc.double()

@@ -88,13 +88,14 @@ def run_audit(
                     q_grid=settings.q_grid,
                     top_k=settings.top_k_pairs,
                     interval=interval,
+                    ritz_rank=settings.ritz_rank,
                 )
             )
         except ValueError as error:
             raise AnalysisError(f"run {spec.name}: {error}") from error
     stage_seconds["analysing runs"] = time.perf_counter() - started
     used = {"n_boot": n_boot, "interval": interval, "seed": seed, "presets": list(presets), "device": device}
-    used.update({"q_grid": list(settings.q_grid), "top_k_pairs": settings.top_k_pairs})
+    used.update({"ritz_rank": settings.ritz_rank, "q_grid": list(settings.q_grid), "top_k_pairs": settings.top_k_pairs})
     return write_report(out, results, manifest=manifest.path, settings=used, stage_seconds=stage_seconds, force=force)
 
 

@@ -10,6 +10,7 @@ Format::
     q = [0.02, 0.05, 0.1, 0.2, 0.5, 1.0]   # SAS quantile grid of the q-sweep, each in (0, 1]
     top_k_pairs = 5                    # best/worst pairs listed by instance-level SAS
     interval = "percentile"            # bootstrap interval: "percentile" (SPEC default) or "basic"
+    ritz_rank = 100                    # SAS replicates by Rayleigh–Ritz in the top-k eigenvectors (0 = exact)
 
     [[run]]
     model = "clip-vit-b32"
@@ -54,7 +55,7 @@ __all__ = ["DEFAULT_Q_GRID", "AuditSettings", "Manifest", "RunSpec", "load_manif
 DEFAULT_Q_GRID: tuple[float, ...] = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 _RUN_KEYS = ("model", "dataset", "domain", "image", "text", "caption_to_image", "embeddings")
-_SETTING_KEYS = ("bootstrap", "n_boot", "seed", "presets", "q", "top_k_pairs", "interval")
+_SETTING_KEYS = ("bootstrap", "n_boot", "seed", "presets", "q", "top_k_pairs", "interval", "ritz_rank")
 _TOP_KEYS = ("audit", "run")
 
 
@@ -69,6 +70,7 @@ class AuditSettings:
     q_grid: tuple[float, ...] = DEFAULT_Q_GRID
     top_k_pairs: int = 5
     interval: str = "percentile"
+    ritz_rank: int = 100
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ def _parse_settings(path: Path, table: Any) -> AuditSettings:
     n_boot = integer("n_boot" if "n_boot" in table else "bootstrap", AuditSettings.n_boot, 0)
     seed = integer("seed", AuditSettings.seed, 0)
     top_k_pairs = integer("top_k_pairs", AuditSettings.top_k_pairs, 0)
+    ritz_rank = integer("ritz_rank", AuditSettings.ritz_rank, 0)
 
     presets = table.get("presets", list(AuditSettings.presets))
     if isinstance(presets, str):
@@ -210,7 +213,13 @@ def _parse_settings(path: Path, table: Any) -> AuditSettings:
         raise AuditInputError(f"{where}: key 'interval' must be one of {', '.join(INTERVAL_METHODS)}, got {interval!r}")
 
     return AuditSettings(
-        n_boot=n_boot, seed=seed, presets=tuple(presets), q_grid=q_grid, top_k_pairs=top_k_pairs, interval=interval
+        n_boot=n_boot,
+        seed=seed,
+        presets=tuple(presets),
+        q_grid=q_grid,
+        top_k_pairs=top_k_pairs,
+        interval=interval,
+        ritz_rank=ritz_rank,
     )
 
 

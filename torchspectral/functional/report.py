@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from torchspectral.functional.cka import rbf_cka
+from torchspectral.functional.cka import rbf_cka_both
 from torchspectral.functional.mmd import mmd
 from torchspectral.functional.retrieval import clean_retrieval_inputs, retrieval
 from torchspectral.moments import Moments
@@ -66,10 +66,8 @@ def pairwise_report(
 ) -> dict[str, float]:
     """The pairwise metrics of the report on validated, finite inputs (see :func:`alignment_report`)."""
     pairs_x = images if caption_to_image is None else images[caption_to_image]
-    values: dict[str, float] = {
-        "cka_rbf": float(rbf_cka(pairs_x, captions, backend=backend)),
-        "cka_rbf_unbiased": float(rbf_cka(pairs_x, captions, unbiased=True, backend=backend)),
-    }
+    biased, unbiased = rbf_cka_both(pairs_x, captions, backend=backend)
+    values: dict[str, float] = {"cka_rbf": float(biased), "cka_rbf_unbiased": float(unbiased)}
     if images.shape[1] == captions.shape[1]:
         values["mmd"] = float(mmd(images, captions, **PRESETS[preset]["mmd"], backend=backend))
         values.update(retrieval(images, captions, caption_to_image, backend=backend).as_dict())
