@@ -58,10 +58,17 @@ def _projected_moments(za: torch.Tensor, zo: torch.Tensor, counts: torch.Tensor)
     w64 = counts.double()
     mean_a, mean_o = (w64 @ za.double()) / n, (w64 @ zo.double()) / n
 
+    linear = upper[0] * k + upper[1]
+    diagonal = upper[0] == upper[1]
+
     def symmetric(flat: torch.Tensor) -> torch.Tensor:
-        full = torch.zeros(flat.shape[0], k, k, dtype=torch.float64, device=flat.device)
-        full[:, upper[0], upper[1]] = flat
-        full[:, upper[1], upper[0]] = flat
+        # index_copy of the upper triangle, then add its transpose without the doubled diagonal (cheaper on CPU
+        # than two advanced-index writes).
+        tri = torch.zeros(flat.shape[0], k * k, dtype=torch.float64, device=flat.device)
+        tri.index_copy_(1, linear, flat.masked_fill(diagonal, 0.0))
+        tri = tri.view(-1, k, k)
+        full = tri + tri.transpose(1, 2)
+        full.diagonal(dim1=1, dim2=2).copy_(flat[:, diagonal])
         return full / n
 
     outer = lambda u, v: u[:, :, None] * v[:, None, :]  # noqa: E731

@@ -417,6 +417,19 @@ def _kth(values: torch.Tensor, k: int) -> torch.Tensor:
     return torch.kthvalue(values, k + 1).values  # kthvalue is 1-based
 
 
+def _next_order_statistic(upper: torch.Tensor, previous: torch.Tensor, q: int, n: int) -> torch.Tensor:
+    """Sorted position q of the full n² list (n zeros, each upper value twice), given position q − 1's value.
+
+    One counting pass and one masked min instead of a second selection over the P upper values.
+    """
+    value = previous.to(upper.dtype)
+    # Full-list entries ≤ value: the n zeros (when value ≥ 0, always true here) plus twice each upper value ≤ value.
+    at_most = n + 2 * int((upper <= value).sum())
+    if at_most > q:
+        return previous
+    return upper[upper > value].min().double()
+
+
 def pooled_subsample(x: torch.Tensor, y: torch.Tensor, size: int = MEDIAN_SUBSAMPLE) -> torch.Tensor:
     """The rows of [x; y] at :func:`median_subsample` positions, without stacking the whole pooled sample."""
     idx = median_subsample(x.shape[0] + y.shape[0], x.device, size)
@@ -461,7 +474,8 @@ def median_squared_distance_all_pairs(z: torch.Tensor) -> torch.Tensor:
         total = n * n
         if total % 2:
             return order_statistic(total // 2)
-        return 0.5 * (order_statistic(total // 2 - 1) + order_statistic(total // 2))
+        low = order_statistic(total // 2 - 1)
+        return 0.5 * (low + _next_order_statistic(upper, low, total // 2, n))
 
 
 # ----------------------------------------------------------------------------------------------------------
