@@ -218,3 +218,14 @@ def test_referenced_file_not_found(folder: Path) -> None:
         path, str(path), "[[run]] #1", "key 'caption_to_image'", "file not found", str(folder / "c2i_typo.npy")
     )
     expect_error(write(folder, RUN_B.replace("both.pt", "sub")), "key 'embeddings'", "not a file", str(folder / "sub"))
+
+
+def test_interval_and_ritz_rank_settings(folder: Path) -> None:
+    settings = load_manifest(write(folder, '[audit]\ninterval = "basic"\nritz_rank = 0\n' + RUN_A)).settings
+    assert settings.interval == "basic" and settings.ritz_rank == 0
+    defaults = load_manifest(write(folder, RUN_A)).settings
+    assert defaults.interval == "percentile" and defaults.ritz_rank == 100
+    expect_error(write(folder, '[audit]\ninterval = "bca"\n' + RUN_A), "key 'interval' must be one of", "'bca'")
+    expect_error(write(folder, "[audit]\ninterval = 3\n" + RUN_A), "key 'interval'")
+    expect_error(write(folder, "[audit]\nritz_rank = -1\n" + RUN_A), "key 'ritz_rank' must be ≥ 0")
+    expect_error(write(folder, "[audit]\nritz_rank = 1.5\n" + RUN_A), "key 'ritz_rank' must be an integer")

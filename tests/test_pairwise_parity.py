@@ -255,3 +255,13 @@ def test_strided_inputs() -> None:
     torch.testing.assert_close(ts.mmd(sx, sy), ts.mmd(x, y), rtol=1e-12, atol=0)
     torch.testing.assert_close(ts.cka(sx, sy, kernel="rbf", unbiased=True), ts.cka(x, y, kernel="rbf", unbiased=True))
     assert ts.retrieval(sx, sy).t2i_ranks.tolist() == ts.retrieval(x, y).t2i_ranks.tolist()
+
+
+@pytest.mark.parametrize("n", [4, 6, 10, 11])
+def test_median_with_tied_distances(n: int) -> None:
+    """Duplicated rows on an integer grid: many equal distances around the middle of the sorted list."""
+    rng = np.random.default_rng(n)
+    x = rng.integers(0, 2, size=(n, 2)).astype(np.float64)
+    x[-1] = x[0]
+    got = float(pairwise.median_squared_distance_all_pairs(t(x)))
+    assert got == pytest.approx(R.kornblith_sigma(x) ** 2, abs=1e-12)
