@@ -184,6 +184,28 @@ def test_fast_engine_equals_exact_engine(monkeypatch, n, d, d_y, dtype, small_bl
     assert fast.estimate == exact.estimate
 
 
+@pytest.mark.parametrize(
+    ("n", "d", "names"),
+    [
+        (90, 6, ["sas_x_to_y", "sas_y_to_x", "sas_symmetric", "sas_imbalance"]),
+        (90, 6, ["sas_y_to_x"]),  # one anchor only
+        (40, 9, ["sas_imbalance", "l2i"]),  # several blocks of eigendecompositions
+        (8, 12, ["sas_x_to_y", "sas_imbalance"]),  # n < d: repeated zero eigenvalues in every replicate
+    ],
+)
+def test_fast_sas_replicates_equal_the_exact_engine(monkeypatch, n, d, names) -> None:
+    """SAS from two weighted Grams per replicate (bootstrap_sas) equals the full weighted-moment path."""
+    import torchspectral.bootstrap_sas as fast_sas
+
+    monkeypatch.setattr(fast_sas, "EIGH_BATCH", 4)
+    x, y = (torch.from_numpy(t) for t in paired(n, d, seed=79, offset=1.0))
+    fast = ts.bootstrap(x, y, names, n_boot=11, seed=6)
+    exact = ts.bootstrap(x, y, names, n_boot=11, seed=6, engine="exact")
+    assert list(fast.replicates) == names
+    for name in names:
+        np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
 def test_fast_engine_mixed_with_spectral_metrics(data) -> None:
     x, y = data
     names = ["sas_imbalance", "coral", "svcca", "rmg"]

@@ -12,8 +12,10 @@ That is ``engine="exact"``; it costs O(n·d²) per replicate, like the naive loo
 The default ``engine="fast"`` computes the metrics that are not spectral without any d×d matrix per
 replicate, still exactly (:mod:`torchspectral.bootstrap_algebra`): the gap family is linear in the
 multiplicities (one GEMM for all B), linear CKA (biased, unbiased) and CORAL are quadratic forms in them
-(O(n²) per replicate). SAS and SVCCA need each replicate's eigenvectors and keep the weighted-moment path,
-unless ``ritz_rank`` opts SAS into a Rayleigh–Ritz approximation (:mod:`torchspectral.bootstrap_ritz`).
+(O(n²) per replicate). SAS needs each replicate's eigenvectors; it gets them exactly from two weighted
+Grams per replicate and nothing else of the moments (:mod:`torchspectral.bootstrap_sas`), unless
+``ritz_rank`` opts it into a Rayleigh–Ritz approximation (:mod:`torchspectral.bootstrap_ritz`). SVCCA keeps
+the weighted-moment path.
 
 Permutation null for ΔSAS: shuffling the pairing leaves Σ_x, Σ_y and so every eigenbasis, active set
 and σ²_k unchanged; only the cross-moments ``v_kᵀΣ_xy v_k`` change, and those are means of products
@@ -30,6 +32,7 @@ import torch
 from torchspectral import bootstrap_algebra
 from torchspectral.bootstrap_algebra import LINEAR_METRICS, QUADRATIC_METRICS, linear_replicates
 from torchspectral.bootstrap_ritz import SAS_METRICS, ritz_sas_replicates
+from torchspectral.bootstrap_sas import exact_sas_replicates
 from torchspectral.functional.sas import anchor_modes
 from torchspectral.moments import Moments, compute_dtype
 from torchspectral.spectral import active_masks, eigh_descending
@@ -222,16 +225,18 @@ def bootstrap(
             same resamples as the naive loop ``alignment_report(x[idx], y[idx])``.
             "fast" (default): the gap family (O(n) per replicate, one GEMM for all B) and linear CKA biased,
             unbiased and CORAL (quadratic forms in the counts, O(n²) per replicate instead of O(n·d²); see
-            :mod:`torchspectral.bootstrap_algebra`) exactly by algebra; SAS and SVCCA, which need each
-            replicate's eigenvectors, through weighted moments as in "exact" — and then CKA and CORAL too,
-            since they come free with those moments, as they do when d is small against n
+            :mod:`torchspectral.bootstrap_algebra`) exactly by algebra; SAS, which needs each replicate's
+            eigenvectors, from two weighted Grams per replicate (:mod:`torchspectral.bootstrap_sas`); SVCCA
+            through weighted moments as in "exact" — and then CKA and CORAL too, since they come free with
+            those moments, as they do when d is small against n
             (:func:`~torchspectral.bootstrap_algebra.quadratic_forms_pay_off`).
             "exact": every metric from the replicate's weighted moments (one weighted d×d Gram per
             replicate, spectra decomposed in batches).
         ritz_rank: opt-in approximation for SAS with engine="fast": Rayleigh–Ritz in the full sample's top
             ``ritz_rank`` eigenvectors of each anchor, O(n·k²) per replicate (:mod:`torchspectral.bootstrap_ritz`).
-            Exact only when ``ritz_rank ≥ d``; otherwise SAS replicates are off by up to ~1e-3 … 1e-2 at d = 768
-            (measured; worst for flat spectra), so compare with engine="exact" on a few replicates first.
+            Exact only when ``ritz_rank ≥ d``. Otherwise the error depends on the spectrum: ≈3e-4 on a
+            power-law spectrum at n = 20,000, but 1.5–2e-2 — about one interval width — on planted data with a
+            noise bulk at n = 5,000, d = 768 (measured, README). Compare with the default on a few replicates first.
 
     Example:
         >>> import torch, torchspectral as ts
@@ -265,10 +270,12 @@ def bootstrap(
         raise ValueError(f"bootstrap: unknown metrics {unknown}; choose from {MOMENT_METRICS}")
     if not same_dim and any(n in SAME_DIM_METRICS for n in names):
         raise ValueError(f"bootstrap: {sorted(set(names) & SAME_DIM_METRICS)} need d_x = d_y")
-    fast_names = list(LINEAR_METRICS) + list(SAS_METRICS if ritz_rank is not None else ())
-    needs_moments = any(name not in fast_names + list(QUADRATIC_METRICS) for name in names)
-    # CKA and CORAL come free with the weighted moments when those are formed anyway (exact SAS, SVCCA), and the
-    # weighted Gram is cheaper than the O(n²) forms when d is small against n.
+    # SVCCA is the one metric that needs the full weighted moments of each replicate.
+    needs_moments = any(name not in LINEAR_METRICS + QUADRATIC_METRICS + SAS_METRICS for name in names)
+    # With those moments formed anyway, the replicates' spectra they decompose serve SAS too (unless Ritz is asked
+    # for), and CKA and CORAL come free with them; the weighted Gram is also cheaper than the O(n²) forms when d
+    # is small against n.
+    fast_names = list(LINEAR_METRICS) + list(SAS_METRICS if ritz_rank is not None or not needs_moments else ())
     if not needs_moments and bootstrap_algebra.quadratic_forms_pay_off(x.shape[0], x.shape[1], y.shape[1]):
         fast_names += QUADRATIC_METRICS
     algebra = [name for name in names if name in fast_names] if engine == "fast" else []
@@ -297,6 +304,8 @@ def bootstrap(
                 values_now.update(bootstrap_algebra.quadratic_replicates(rows, counts, algebra))
                 if ritz_rank is not None:
                     values_now.update(ritz_sas_replicates(rows, counts, algebra, q, ritz_rank))
+                else:
+                    values_now.update(exact_sas_replicates(rows, counts, algebra, q))
                 for name, value in values_now.items():
                     values[name].append(value)
             if spectral:
