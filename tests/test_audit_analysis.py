@@ -24,6 +24,8 @@ def _pairs(n: int = 64, d: int = 8, d_y: int | None = None):
         ({"n_boot": 1}, "n_boot"),
         ({"n_boot": -5}, "n_boot"),
         ({"n_boot": 2.5}, "n_boot"),
+        ({"sas_n_boot": 1}, "sas_n_boot"),
+        ({"sas_n_boot": True}, "sas_n_boot"),
         ({"top_k": -1}, "top_k"),
         ({"interval": "bca", "n_boot": 10}, "method"),
     ],
@@ -59,6 +61,24 @@ def test_different_dimensions_report_the_cross_space_metrics_only() -> None:
     assert {"cka_linear", "svcca", "cka_rbf"} <= set(run.metrics)
     assert "sas_imbalance" not in run.metrics and run.q_sweep == {} and run.extremes == {}
     assert set(run.intervals) == {"cka_linear", "cka_linear_unbiased"}
+
+
+def test_sas_intervals_have_their_own_replicate_count() -> None:
+    """The SAS intervals are those of `bootstrap` with sas_n_boot replicates, the others keep n_boot."""
+    import torchspectral as ts
+
+    x, y = _pairs(n=80, d=6)
+    run = analyse_run("m", "d", "x", x, y, n_boot=30, sas_n_boot=12, seed=3)
+    sas = ts.bootstrap(x, y, ["sas_x_to_y", "sas_imbalance"], n_boot=12, seed=3)
+    others = ts.bootstrap(x, y, ["coral", "rmg"], n_boot=30, seed=3)
+    for name, result in (("sas_x_to_y", sas), ("sas_imbalance", sas), ("coral", others), ("rmg", others)):
+        assert run.intervals[name] == [result.low[name], result.high[name]], name
+    assert {"bootstrap", "bootstrap_sas"} <= set(run.timings)
+    no_sas = analyse_run("m", "d", "x", x, y, n_boot=30, sas_n_boot=0, seed=3)
+    assert "coral" in no_sas.intervals and not any(name.startswith("sas_") for name in no_sas.intervals)
+    assert "bootstrap_sas" not in no_sas.timings
+    same = analyse_run("m", "d", "x", x, y, n_boot=12, seed=3)  # default: as many as n_boot
+    assert same.intervals["sas_imbalance"] == run.intervals["sas_imbalance"]
 
 
 def test_write_report_needs_runs(tmp_path) -> None:

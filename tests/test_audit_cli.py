@@ -62,6 +62,15 @@ def test_paper_preset_adds_the_metrics_it_changes(demo_manifest, tmp_path) -> No
     assert run["intervals"] == {}
 
 
+def test_sas_n_boot_flag_sets_the_sas_intervals_apart(demo_manifest, tmp_path) -> None:
+    out = tmp_path / "report"
+    assert main(["audit", str(demo_manifest), "--out", str(out), "--quiet", "--n-boot", "0", "--sas-n-boot", "10"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["n_boot"] == 0 and report["settings"]["sas_n_boot"] == 10
+    intervals = report["runs"][0]["intervals"]
+    assert set(intervals) == {"sas_x_to_y", "sas_y_to_x", "sas_symmetric", "sas_imbalance"}
+
+
 def test_existing_output_is_refused_then_replaced_with_force(demo_manifest, tmp_path, capsys) -> None:
     out = tmp_path / "report"
     out.mkdir()

@@ -220,11 +220,15 @@ def test_referenced_file_not_found(folder: Path) -> None:
     expect_error(write(folder, RUN_B.replace("both.pt", "sub")), "key 'embeddings'", "not a file", str(folder / "sub"))
 
 
-def test_interval_and_ritz_rank_settings(folder: Path) -> None:
-    settings = load_manifest(write(folder, '[audit]\ninterval = "basic"\nritz_rank = 0\n' + RUN_A)).settings
-    assert settings.interval == "basic" and settings.ritz_rank == 0
+def test_interval_ritz_rank_and_sas_bootstrap_settings(folder: Path) -> None:
+    text = '[audit]\ninterval = "basic"\nritz_rank = 50\nsas_bootstrap = 0\n'
+    settings = load_manifest(write(folder, text + RUN_A)).settings
+    assert settings.interval == "basic" and settings.ritz_rank == 50 and settings.sas_n_boot == 0
     defaults = load_manifest(write(folder, RUN_A)).settings
-    assert defaults.interval == "percentile" and defaults.ritz_rank == 100
+    # Exact SAS replicates, as many as the other metrics', unless asked otherwise.
+    assert defaults.interval == "percentile" and defaults.ritz_rank == 0 and defaults.sas_n_boot is None
+    expect_error(write(folder, "[audit]\nsas_bootstrap = -5\n" + RUN_A), "key 'sas_bootstrap' must be ≥ 0")
+    expect_error(write(folder, "[audit]\nsas_bootstrap = true\n" + RUN_A), "key 'sas_bootstrap' must be an integer")
     expect_error(write(folder, '[audit]\ninterval = "bca"\n' + RUN_A), "key 'interval' must be one of", "'bca'")
     expect_error(write(folder, "[audit]\ninterval = 3\n" + RUN_A), "key 'interval'")
     expect_error(write(folder, "[audit]\nritz_rank = -1\n" + RUN_A), "key 'ritz_rank' must be ≥ 0")

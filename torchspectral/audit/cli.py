@@ -35,6 +35,7 @@ def run_audit(
     *,
     force: bool = False,
     n_boot: int | None = None,
+    sas_n_boot: int | None = None,
     seed: int | None = None,
     presets: Sequence[str] | None = None,
     device: str | None = None,
@@ -59,6 +60,9 @@ def run_audit(
     manifest = load_manifest(manifest_path)
     settings = manifest.settings
     n_boot = settings.n_boot if n_boot is None else n_boot
+    # SAS replicates: --sas-n-boot, else the manifest's `sas_bootstrap`, else the same count as the other metrics.
+    if sas_n_boot is None:
+        sas_n_boot = n_boot if settings.sas_n_boot is None else settings.sas_n_boot
     seed = settings.seed if seed is None else seed
     presets = tuple(settings.presets if presets is None else presets)
     interval = settings.interval if interval is None else interval
@@ -84,6 +88,7 @@ def run_audit(
                     pairs.caption_to_image.to(device),
                     presets=presets,
                     n_boot=n_boot,
+                    sas_n_boot=sas_n_boot,
                     seed=seed,
                     q_grid=settings.q_grid,
                     top_k=settings.top_k_pairs,
@@ -94,7 +99,8 @@ def run_audit(
         except ValueError as error:
             raise AnalysisError(f"run {spec.name}: {error}") from error
     stage_seconds["analysing runs"] = time.perf_counter() - started
-    used = {"n_boot": n_boot, "interval": interval, "seed": seed, "presets": list(presets), "device": device}
+    used = {"n_boot": n_boot, "sas_n_boot": sas_n_boot, "interval": interval, "seed": seed, "presets": list(presets)}
+    used["device"] = device
     used.update({"ritz_rank": settings.ritz_rank, "q_grid": list(settings.q_grid), "top_k_pairs": settings.top_k_pairs})
     return write_report(out, results, manifest=manifest.path, settings=used, stage_seconds=stage_seconds, force=force)
 
@@ -110,6 +116,7 @@ def _audit_command(args: argparse.Namespace) -> int:
         args.out,
         force=args.force,
         n_boot=args.n_boot,
+        sas_n_boot=args.sas_n_boot,
         seed=args.seed,
         presets=presets,
         device=args.device,
@@ -173,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--out", required=True, help="report directory to create (written atomically)")
     audit.add_argument("--force", action="store_true", help="replace --out if it exists")
     audit.add_argument("--n-boot", type=int, default=None, help="bootstrap replicates (0 = no intervals)")
+    audit.add_argument(
+        "--sas-n-boot", type=int, default=None, help="bootstrap replicates for the SAS intervals (default: --n-boot)"
+    )
     audit.add_argument("--interval", choices=INTERVAL_METHODS, default=None, help="bootstrap interval method")
     audit.add_argument("--seed", type=int, default=None)
     audit.add_argument("--presets", default=None, help="comma-separated report presets, e.g. default,paper")
