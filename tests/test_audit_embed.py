@@ -253,6 +253,27 @@ def test_parquet_without_pyarrow_or_pandas_says_so(tmp_path: Path, monkeypatch) 
     expect_error(lambda: read_captions(tmp_path), "captions.parquet", "needs pyarrow or pandas", "captions.csv")
 
 
+def test_parquet_with_caption_lists(tmp_path: Path) -> None:
+    """MIMIC-CXR style: one row per study image with a list of report sentences, read through pyarrow."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    picture(tmp_path / "p10_s1.png", seed=0)
+    picture(tmp_path / "p10_s2.png", seed=1)
+    table = pa.table(
+        {
+            "image": ["p10_s1.png", "p10_s2.png"],
+            "caption": [["No acute findings.", "Heart size normal."], ["Effusion."]],
+        }
+    )
+    pq.write_table(table, tmp_path / "captions.parquet")
+    captions = read_captions(tmp_path)
+    assert captions.captions == ("No acute findings.", "Heart size normal.", "Effusion.")
+    assert captions.caption_to_image == (0, 0, 1)
+    (tmp_path / "captions.parquet").write_bytes(b"PAR1 not really parquet")
+    expect_error(lambda: read_captions(tmp_path), "captions.parquet", "unreadable parquet file")
+
+
 def test_unreadable_image(clip_dir: Path, data_dir: Path, tmp_path: Path) -> None:
     (data_dir / "imgs" / "2.png").write_bytes(b"not a png")
     expect_error(lambda: embed(clip_dir, data_dir, tmp_path / "o.safetensors"), "2.png", "unreadable image")

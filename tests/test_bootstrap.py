@@ -198,6 +198,7 @@ def test_fast_sas_replicates_equal_the_exact_engine(monkeypatch, n, d, names) ->
     import torchspectral.bootstrap_sas as fast_sas
 
     monkeypatch.setattr(fast_sas, "EIGH_BATCH", 4)
+    monkeypatch.setattr(fast_sas, "ROW_CHUNK", 16)  # several row chunks of the projections
     x, y = (torch.from_numpy(t) for t in paired(n, d, seed=79, offset=1.0))
     fast = ts.bootstrap(x, y, names, n_boot=11, seed=6)
     exact = ts.bootstrap(x, y, names, n_boot=11, seed=6, engine="exact")

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 # Replicates decomposed together: 2 × EIGH_BATCH × d × d float64 covariances (151 MB at d = 768).
 EIGH_BATCH = 16
+# Rows projected at once: ≤ 4 × ROW_CHUNK × EIGH_BATCH × |A| values (≈ 160 MB in float32 at |A| = 77).
+ROW_CHUNK = 8192
 
 
 def _covariances(
@@ -37,17 +39,17 @@ def _covariances(
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Each replicate's weighted sums s (b, d) float64 and, when asked, its covariance about its own mean
     (b, d, d) float64 (the Gram over the drawn rows: the one O(n·d²) step)."""
-    covs, sums = [], []
-    for weights in counts:
+    sums = (counts.to(centred.dtype) @ centred).double()
+    if not with_covariance:
+        return None, sums
+    covs = []
+    for weights, s in zip(counts, sums, strict=True):
         drawn = torch.nonzero(weights).squeeze(1)
+        # Σ w_i x_i x_iᵀ as the Gram of the √w-scaled drawn rows: one copy of them, scaled in place.
         rows = torch.index_select(centred, 0, drawn)
-        w = torch.index_select(weights, 0, drawn).to(rows.dtype)
-        s = (rows.T @ w).double()
-        sums.append(s)
-        if with_covariance:
-            gram = (rows.T @ (rows * w[:, None])).double()
-            covs.append((gram - torch.outer(s, s) / n) / n)
-    return (torch.stack(covs) if covs else None), torch.stack(sums)
+        rows.mul_(torch.index_select(weights, 0, drawn).sqrt().to(rows.dtype)[:, None])
+        covs.append(((rows.T @ rows).double() - torch.outer(s, s) / n) / n)
+    return torch.stack(covs), sums
 
 
 def _scores(
@@ -65,23 +67,28 @@ def _scores(
     top = int(masks.sum(1).max())  # the active modes are a prefix of the descending order
     own, other = (rows.xc, rows.yc) if anchor == "x" else (rows.yc, rows.xc)
     own_sum, other_sum = (sums["x"], sums["y"]) if anchor == "x" else (sums["y"], sums["x"])
-    n = rows.n
-    scores = []
-    for b, weights in enumerate(counts):
-        drawn = torch.nonzero(weights).squeeze(1)
-        w = torch.index_select(weights, 0, drawn)
-        basis = vectors[b, :, :top]
-        p = (torch.index_select(own, 0, drawn) @ basis.to(own.dtype)).double()  # (drawn, top)
-        o = (torch.index_select(other, 0, drawn) @ basis.to(other.dtype)).double()
-        mean_p, mean_o = own_sum[b] @ basis, other_sum[b] @ basis
-        cross = ((w @ (p * o)) - mean_p * mean_o / n) / n
-        other_variance = ((w @ (o * o)) - mean_o * mean_o / n) / n
-        lam = values[b, :top]
-        rho = cross / torch.sqrt(lam * other_variance + eps)
-        weight = lam * masks[b, :top]
-        # |ρ_k| ≤ 1 by Cauchy–Schwarz; as in the metric, the clamp only removes rounding beyond the bounds.
-        scores.append(((weight * rho.abs()).sum() / weight.sum()).clamp(0.0, 1.0))
-    return torch.stack(scores)
+    n, b, d = rows.n, counts.shape[0], vectors.shape[1]
+    bases = vectors[:, :, :top]  # (b, d, top)
+    # Every replicate's active eigenvectors side by side: the projections of all rows are two GEMMs per block,
+    # and a zero count drops a row from the weighted sums below, so no drawn rows are gathered.
+    side_by_side = bases.transpose(0, 1).reshape(d, b * top).to(own.dtype)
+    w = counts.to(own.dtype)
+    cross_sum = torch.zeros(b, top, dtype=torch.float64, device=own.device)  # Σ_i w_bi (xc_i·v_bt)(yc_i·v_bt)
+    other_square_sum = torch.zeros_like(cross_sum)
+    for r0 in range(0, n, ROW_CHUNK):
+        p = (own[r0 : r0 + ROW_CHUNK] @ side_by_side).view(-1, b, top)
+        o = (other[r0 : r0 + ROW_CHUNK] @ side_by_side).view(-1, b, top)
+        cross_sum += torch.einsum("bn,nbt->bt", w[:, r0 : r0 + ROW_CHUNK], p * o).double()
+        other_square_sum += torch.einsum("bn,nbt->bt", w[:, r0 : r0 + ROW_CHUNK], o * o).double()
+    mean_p = torch.einsum("bd,bdt->bt", own_sum, bases)
+    mean_o = torch.einsum("bd,bdt->bt", other_sum, bases)
+    cross = (cross_sum - mean_p * mean_o / n) / n
+    other_variance = (other_square_sum - mean_o * mean_o / n) / n
+    lam = values[:, :top]
+    rho = cross / torch.sqrt(lam * other_variance + eps)
+    weight = lam * masks[:, :top]
+    # |ρ_k| ≤ 1 by Cauchy–Schwarz; as in the metric, the clamp only removes rounding beyond the bounds.
+    return ((weight * rho.abs()).sum(1) / weight.sum(1)).clamp(0.0, 1.0)
 
 
 def exact_sas_replicates(
