@@ -80,7 +80,7 @@ def analyse_run(
         interval: bootstrap interval method, "percentile" or "basic" (see :func:`torchspectral.bootstrap`).
         ritz_rank: > 0 approximates the SAS replicates by Rayleigh–Ritz in the run's top-``ritz_rank`` eigenvectors
             per anchor (O(n·k²) per replicate instead of two d×d eigendecompositions). Measured at n = 5,000,
-            d = 768 on planted data with a noise bulk: endpoints off by 1.5–2e-2, about one interval width
+            d = 768 on planted data with a noise bulk: endpoints off by up to 1.8e-2, about one interval width
             (:mod:`torchspectral.bootstrap_ritz`). 0 (default) = exact replicates.
 
     Raises:
