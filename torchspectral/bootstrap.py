@@ -236,7 +236,8 @@ def bootstrap(
             ``ritz_rank`` eigenvectors of each anchor, O(n·k²) per replicate (:mod:`torchspectral.bootstrap_ritz`).
             Exact only when ``ritz_rank ≥ d``. Otherwise the error depends on the spectrum: ≈3e-4 on a
             power-law spectrum at n = 20,000, but endpoints off by up to 1.8e-2 — about one interval width — on
-            planted data with a noise bulk at n = 5,000, d = 768 (measured, README). Compare with the default on a few replicates first.
+            planted data with a noise bulk at n = 5,000, d = 768 (measured, README). Compare with the default on
+            a few replicates first.
 
     Example:
         >>> import torch, torchspectral as ts
