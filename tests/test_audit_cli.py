@@ -71,6 +71,21 @@ def test_sas_n_boot_flag_sets_the_sas_intervals_apart(demo_manifest, tmp_path) -
     assert set(intervals) == {"sas_x_to_y", "sas_y_to_x", "sas_symmetric", "sas_imbalance"}
 
 
+def test_manifest_sas_bootstrap_applies_unless_the_flag_overrides_it(demo_manifest, tmp_path) -> None:
+    text = demo_manifest.read_text()
+    assert "[audit]\n" in text
+    manifest = demo_manifest.with_name("sas-off.toml")
+    manifest.write_text(text.replace("[audit]\n", "[audit]\nsas_bootstrap = 0\n", 1))
+    out = tmp_path / "report"
+    assert main(["audit", str(manifest), "--out", str(out), "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["sas_n_boot"] == 0 and report["settings"]["n_boot"] == 20
+    assert "coral" in report["runs"][0]["intervals"] and "sas_imbalance" not in report["runs"][0]["intervals"]
+    again = tmp_path / "again"
+    assert main(["audit", str(manifest), "--out", str(again), "--quiet", "--sas-n-boot", "10"]) == 0
+    assert json.loads((again / "report.json").read_text())["settings"]["sas_n_boot"] == 10
+
+
 def test_existing_output_is_refused_then_replaced_with_force(demo_manifest, tmp_path, capsys) -> None:
     out = tmp_path / "report"
     out.mkdir()

@@ -185,26 +185,66 @@ def test_fast_engine_equals_exact_engine(monkeypatch, n, d, d_y, dtype, small_bl
 
 
 @pytest.mark.parametrize(
-    ("n", "d", "names"),
+    ("n", "d", "names", "q", "dtype"),
     [
-        (90, 6, ["sas_x_to_y", "sas_y_to_x", "sas_symmetric", "sas_imbalance"]),
-        (90, 6, ["sas_y_to_x"]),  # one anchor only
-        (40, 9, ["sas_imbalance", "l2i"]),  # several blocks of eigendecompositions
-        (8, 12, ["sas_x_to_y", "sas_imbalance"]),  # n < d: repeated zero eigenvalues in every replicate
+        (90, 6, ["sas_x_to_y", "sas_y_to_x", "sas_symmetric", "sas_imbalance"], 0.1, torch.float64),
+        (90, 6, ["sas_y_to_x"], 0.1, torch.float64),  # one anchor only
+        (40, 9, ["sas_imbalance", "l2i"], 0.1, torch.float64),  # several blocks of eigendecompositions
+        # n < d: repeated zero eigenvalues in every replicate, all of them active at q = 1
+        (8, 12, ["sas_x_to_y", "sas_imbalance"], 1.0, torch.float64),
+        (300, 16, ["sas_x_to_y", "sas_y_to_x"], 0.2, torch.float32),
     ],
 )
-def test_fast_sas_replicates_equal_the_exact_engine(monkeypatch, n, d, names) -> None:
+def test_fast_sas_replicates_equal_the_exact_engine(monkeypatch, n, d, names, q, dtype) -> None:
     """SAS from two weighted Grams per replicate (bootstrap_sas) equals the full weighted-moment path."""
+    import importlib
+
     import torchspectral.bootstrap_sas as fast_sas
 
+    bootstrap_module = importlib.import_module("torchspectral.bootstrap")
+    calls = []
+    real = bootstrap_module.exact_sas_replicates
+    monkeypatch.setattr(bootstrap_module, "exact_sas_replicates", lambda *a, **k: calls.append(1) or real(*a, **k))
     monkeypatch.setattr(fast_sas, "EIGH_BATCH", 4)
     monkeypatch.setattr(fast_sas, "ROW_CHUNK", 16)  # several row chunks of the projections
-    x, y = (torch.from_numpy(t) for t in paired(n, d, seed=79, offset=1.0))
-    fast = ts.bootstrap(x, y, names, n_boot=11, seed=6)
-    exact = ts.bootstrap(x, y, names, n_boot=11, seed=6, engine="exact")
+    x, y = (torch.from_numpy(t).to(dtype) for t in paired(n, d, seed=79, offset=1.0))
+    fast = ts.bootstrap(x, y, names, n_boot=11, seed=6, q=q)
+    assert calls, "the fast engine did not take the exact-SAS path"
+    exact = ts.bootstrap(x, y, names, n_boot=11, seed=6, q=q, engine="exact")
     assert list(fast.replicates) == names
+    rel, abs_ = (1e-9, 1e-12) if dtype == torch.float64 else (1e-5, 1e-6)
     for name in names:
-        np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=1e-9, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=rel, atol=abs_, err_msg=name)
+
+
+def test_sas_shares_the_weighted_moments_when_they_are_formed_anyway(monkeypatch, data) -> None:
+    """d ≪ n: CKA goes through the weighted moments, whose spectra then serve SAS (no second pair of Grams)."""
+    import importlib
+
+    bootstrap_module = importlib.import_module("torchspectral.bootstrap")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("exact_sas_replicates called although the moments were formed")
+
+    monkeypatch.setattr(bootstrap_module, "exact_sas_replicates", fail)
+    x, y = data
+    fast = ts.bootstrap(x, y, ["sas_imbalance", "cka_linear"], n_boot=7, seed=1)
+    exact = ts.bootstrap(x, y, ["sas_imbalance", "cka_linear"], n_boot=7, seed=1, engine="exact")
+    for name in fast.replicates:
+        np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("ritz_rank", [None, 1])
+def test_a_resample_of_one_distinct_pair_is_refused(ritz_rank) -> None:
+    """n = 3: some resamples draw one pair three times; their covariance is 0 and SAS undefined, as in the exact
+    engine, which refuses them too — never a silent 0 or NaN replicate."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 2, generator=g, dtype=torch.float64)
+    y = x + 0.3 * torch.randn(3, 2, generator=g, dtype=torch.float64)
+    with pytest.raises(ValueError, match="single distinct pair"):
+        ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=20, ritz_rank=ritz_rank)
+    with pytest.raises(ValueError, match="zero variance"):
+        ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=20, engine="exact")
 
 
 def test_fast_engine_mixed_with_spectral_metrics(data) -> None:

@@ -102,6 +102,24 @@ def test_rank_deficient_data_gives_finite_values() -> None:
     assert report["sas_x_to_y"] == pytest.approx(R.sas(x, y), rel=1e-8)
 
 
+@pytest.mark.parametrize(("n", "d"), [(10, 16), (20, 64), (50, 256)])
+def test_rank_deficient_offset_float32_gives_finite_sas(n: int, d: int) -> None:
+    """float32, n < d, far from the origin: null modes get rounding-negative eigenvalues, which once turned ρ's
+    denominator into sqrt(negative) = NaN and spread through SAS despite their zero weight."""
+    g = torch.Generator().manual_seed(n)
+    x = 3 * torch.randn(n, d, generator=g) + 5
+    y = x + 0.3 * torch.randn(n, d, generator=g)
+    want = R.sas(x.double().numpy(), y.double().numpy())
+    sa = ts.spectral_alignment(x, y)
+    assert float(sa.x_to_y) == pytest.approx(want, rel=1e-5)
+    assert np.isfinite(float(sa.y_to_x)) and np.isfinite(sa.rho_x.numpy()).all()
+    x.requires_grad_(True)
+    ts.sas(x, y).backward()
+    assert torch.isfinite(x.grad).all()
+    prior = ts.SpectralPrior.fit(x.detach(), y)
+    assert torch.isfinite(prior.score(x.detach(), y)).all()
+
+
 def test_all_constant_modality_is_refused() -> None:
     x = torch.randn(50, 4, dtype=torch.float64)
     y = torch.ones(50, 4, dtype=torch.float64)

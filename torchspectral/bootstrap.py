@@ -35,7 +35,7 @@ from torchspectral.bootstrap_ritz import SAS_METRICS, ritz_sas_replicates
 from torchspectral.bootstrap_sas import exact_sas_replicates
 from torchspectral.functional.sas import anchor_modes
 from torchspectral.moments import Moments, compute_dtype
-from torchspectral.spectral import active_masks, eigh_descending
+from torchspectral.spectral import active_masks, eigh_descending, rho_denominator
 from torchspectral.validation import check_pair, check_q
 
 MOMENT_METRICS = (
@@ -163,6 +163,26 @@ class _WeightedRows:
         )  # fmt: skip
 
 
+def _require_replicate_variance(rows: _WeightedRows, counts: torch.Tensor, start: int) -> None:
+    """Refuse a block in which a resample has no variance in x or y, as the exact engine does.
+
+    A resample that drew a single distinct row has Σ_b = 0: SAS is undefined for it (and would silently come
+    out 0 or NaN on the fast paths). trace(Σ_b) = (Σ w_i ‖xc_i‖² − ‖s‖²/n)/n costs O(n·d) per replicate; for
+    such a resample it is rounding, ≲ ε·Σ w_i ‖xc_i‖²/n.
+    """
+    n, eps = rows.n, torch.finfo(rows.xc.dtype).eps
+    for which, centred, squares in (("x", rows.xc, rows.a), ("y", rows.yc, rows.b)):
+        total = counts @ squares
+        s = (counts.to(centred.dtype) @ centred).double()
+        trace = (total - (s * s).sum(1) / n) / n
+        empty = torch.nonzero(trace <= 64 * eps * total / n).squeeze(1)
+        if empty.numel():
+            raise ValueError(
+                f"bootstrap: resample {start + int(empty[0])} drew a single distinct pair, so {which} has zero "
+                "variance in it and SAS is undefined; bootstrap SAS needs more (distinct) pairs"
+            )
+
+
 def evaluate(m: Moments, names: Sequence[str], q: float = 0.1) -> dict[str, torch.Tensor]:
     """The named moment metrics of one Moments (SVCCA, CORAL with their default settings)."""
     out: dict[str, torch.Tensor] = {}
@@ -271,14 +291,14 @@ def bootstrap(
         raise ValueError(f"bootstrap: unknown metrics {unknown}; choose from {MOMENT_METRICS}")
     if not same_dim and any(n in SAME_DIM_METRICS for n in names):
         raise ValueError(f"bootstrap: {sorted(set(names) & SAME_DIM_METRICS)} need d_x = d_y")
-    # SVCCA is the one metric that needs the full weighted moments of each replicate.
-    needs_moments = any(name not in LINEAR_METRICS + QUADRATIC_METRICS + SAS_METRICS for name in names)
-    # With those moments formed anyway, the replicates' spectra they decompose serve SAS too (unless Ritz is asked
-    # for), and CKA and CORAL come free with them; the weighted Gram is also cheaper than the O(n²) forms when d
-    # is small against n.
-    fast_names = list(LINEAR_METRICS) + list(SAS_METRICS if ritz_rank is not None or not needs_moments else ())
-    if not needs_moments and bootstrap_algebra.quadratic_forms_pay_off(x.shape[0], x.shape[1], y.shape[1]):
-        fast_names += QUADRATIC_METRICS
+    # SVCCA needs the full weighted moments of each replicate; then CKA and CORAL come free with them. The
+    # weighted Gram is also cheaper than the O(n²) forms of CKA and CORAL when d is small against n.
+    needs_svcca = "svcca" in names
+    forms = not needs_svcca and bootstrap_algebra.quadratic_forms_pay_off(x.shape[0], x.shape[1], y.shape[1])
+    moments_formed = needs_svcca or (not forms and any(name in QUADRATIC_METRICS for name in names))
+    # Where the moments are formed anyway, their spectra serve SAS too (unless Ritz is asked for).
+    fast_names = list(LINEAR_METRICS) + list(SAS_METRICS if ritz_rank is not None or not moments_formed else ())
+    fast_names += list(QUADRATIC_METRICS if forms else ())
     algebra = [name for name in names if name in fast_names] if engine == "fast" else []
     spectral = [name for name in names if name not in algebra]
     with torch.no_grad():
@@ -299,8 +319,11 @@ def bootstrap(
                     values[name].append(torch.stack(v))
             batch.clear()
 
+        done = 0  # replicates before this block
         for counts in resample_counts(rows.n, n_boot, seed, x.device):
             if algebra:
+                if any(name in SAS_METRICS for name in algebra):
+                    _require_replicate_variance(rows, counts, start=done)
                 values_now = linear_replicates(rows, counts, algebra)
                 values_now.update(bootstrap_algebra.quadratic_replicates(rows, counts, algebra))
                 if ritz_rank is not None:
@@ -315,6 +338,7 @@ def bootstrap(
                     if len(batch) == EIGH_BATCH:
                         flush()
                 flush()
+            done += counts.shape[0]
     replicates = {name: torch.cat(v) for name, v in values.items()}
     tails = torch.tensor([(1 - confidence) / 2, (1 + confidence) / 2], dtype=torch.float64)
     bounds = {name: torch.quantile(r, tails.to(r.device)) for name, r in replicates.items()}
@@ -366,7 +390,7 @@ def permutation_test(
             modes = anchor_modes(m, anchor, eps)
             active = active_masks(modes.eigenvalues, q)[0]
             vectors, lam = modes.eigenvectors[:, active], modes.eigenvalues[active]
-            denominator = torch.sqrt(lam * modes.other_variance[active] + eps)
+            denominator = rho_denominator(lam, modes.other_variance[active], eps)
             directions.append((xc @ vectors, yc @ vectors, lam, denominator))
         generator = torch.Generator().manual_seed(seed)
         null = torch.empty(n_perm, dtype=torch.float64)

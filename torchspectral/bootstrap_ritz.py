@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from torchspectral.spectral import active_masks, eigh_descending
+from torchspectral.spectral import active_masks, eigh_descending, rho_denominator
 
 if TYPE_CHECKING:
     from torchspectral.bootstrap import _WeightedRows as _Rows
@@ -102,7 +102,7 @@ def _direction(rows: _Rows, anchor: str, counts: torch.Tensor, q: float, rank: i
             masks[:, :top] = True
         cross = torch.einsum("bki,bkl,bli->bi", ritz, ao, ritz)
         other_variance = torch.einsum("bki,bkl,bli->bi", ritz, oo, ritz)
-        rho = cross / torch.sqrt(theta * other_variance + eps)
+        rho = cross / rho_denominator(theta, other_variance, eps)
         weights = theta * masks
         scores.append(((weights * rho.abs()).sum(1) / weights.sum(1)).clamp(0.0, 1.0))
     return torch.cat(scores)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from torchspectral.bootstrap_ritz import SAS_METRICS
-from torchspectral.spectral import active_masks, eigh_descending
+from torchspectral.spectral import active_masks, eigh_descending, rho_denominator
 
 if TYPE_CHECKING:
     from torchspectral.bootstrap import _WeightedRows as _Rows
@@ -85,7 +85,7 @@ def _scores(
     cross = (cross_sum - mean_p * mean_o / n) / n
     other_variance = (other_square_sum - mean_o * mean_o / n) / n
     lam = values[:, :top]
-    rho = cross / torch.sqrt(lam * other_variance + eps)
+    rho = cross / rho_denominator(lam, other_variance, eps)
     weight = lam * masks[:, :top]
     # |ρ_k| ≤ 1 by Cauchy–Schwarz; as in the metric, the clamp only removes rounding beyond the bounds.
     return ((weight * rho.abs()).sum(1) / weight.sum(1)).clamp(0.0, 1.0)

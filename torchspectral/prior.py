@@ -22,7 +22,7 @@ import torch
 
 from torchspectral.functional.sas import SAME_DIM_REASON
 from torchspectral.moments import Moments
-from torchspectral.spectral import active_masks
+from torchspectral.spectral import active_masks, rho_denominator
 from torchspectral.validation import check_pair, check_q
 
 DIRECTIONS = ("x_to_y", "y_to_x")
@@ -136,7 +136,7 @@ class SpectralPrior:
             vectors = eigenvectors[:, active]
             cross = ((m.covariance("xy").detach() @ vectors) * vectors).sum(0)
             other_variance = ((m.covariance(other).detach() @ vectors) * vectors).sum(0)
-            rho = cross / torch.sqrt(eigenvalues[active] * other_variance + eps)
+            rho = cross / rho_denominator(eigenvalues[active], other_variance, eps)
             lam = eigenvalues[active]
             directions[name] = FrozenDirection(
                 vectors=vectors,
@@ -155,7 +155,7 @@ class SpectralPrior:
         if mode not in MODES:
             raise ValueError(f"SpectralPrior: mode must be one of {MODES}, got {mode!r}")
         lam = frozen.eigenvalues
-        w = lam / (torch.sqrt(lam * frozen.other_variance + self.eps) * lam.sum())
+        w = lam / (rho_denominator(lam, frozen.other_variance, self.eps) * lam.sum())
         return w * frozen.signs if mode == "decompose" else w
 
     def score(

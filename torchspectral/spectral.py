@@ -97,3 +97,13 @@ def standardized(cov: torch.Tensor) -> torch.Tensor:
     """Correlation matrix D^{-1/2} C D^{-1/2} (see :func:`inverse_std` for constant features)."""
     scale = inverse_std(cov)
     return cov * scale[:, None] * scale[None, :]
+
+
+def rho_denominator(eigenvalues: torch.Tensor, other_variance: torch.Tensor, eps: float) -> torch.Tensor:
+    """``sqrt(λ_k σ²_k + ε)``, the denominator of ρ_k (SPEC §1).
+
+    λ_k and σ²_k are variances, so their product is ≥ 0. Rounding can make the eigenvalue of a (near-)null
+    mode slightly negative (float32, n < d, offset data), and its square root would be NaN. A NaN would
+    then spread through the score even from a mode with zero weight. Such a product counts as 0.
+    """
+    return torch.sqrt((eigenvalues * other_variance).clamp_min(0.0) + eps)

@@ -179,7 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("manifest", help="TOML manifest with one [[run]] table per model × dataset")
     audit.add_argument("--out", required=True, help="report directory to create (written atomically)")
     audit.add_argument("--force", action="store_true", help="replace --out if it exists")
-    audit.add_argument("--n-boot", type=int, default=None, help="bootstrap replicates (0 = no intervals)")
+    audit.add_argument(
+        "--n-boot",
+        type=int,
+        default=None,
+        help="bootstrap replicates (0 = no intervals); the SAS intervals use as many unless sas_bootstrap or "
+        "--sas-n-boot says otherwise",
+    )
     audit.add_argument(
         "--sas-n-boot", type=int, default=None, help="bootstrap replicates for the SAS intervals (default: --n-boot)"
     )

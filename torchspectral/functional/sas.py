@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from torchspectral.moments import Moments
-from torchspectral.spectral import active_masks
+from torchspectral.spectral import active_masks, rho_denominator
 from torchspectral.validation import check_q
 
 SAME_DIM_REASON = "SAS evaluates y's covariance on the eigenvectors of x, so both must live in one space"
@@ -77,7 +77,7 @@ def anchor_modes(m: Moments, anchor: str, eps: float = 1e-8) -> AnchorModes:
     # v_kᵀ Σ_xy v_k equals v_kᵀ Σ_yx v_k (a quadratic form ignores transposition), so one cross block serves both.
     cross = ((m.covariance("xy") @ eigenvectors) * eigenvectors).sum(0)
     other_variance = ((m.covariance(other) @ eigenvectors) * eigenvectors).sum(0)
-    rho = cross / torch.sqrt(eigenvalues * other_variance + eps)
+    rho = cross / rho_denominator(eigenvalues, other_variance, eps)
     return AnchorModes(eigenvalues, eigenvectors, other_variance, rho)
 
 

@@ -17,7 +17,7 @@ from torchspectral.functional.cka import linear_cka_from_moments
 from torchspectral.functional.sas import SAME_DIM_REASON, spectral_alignment_from_moments
 from torchspectral.moments import Moments, compute_dtype
 from torchspectral.prior import SpectralPrior
-from torchspectral.spectral import active_masks
+from torchspectral.spectral import active_masks, rho_denominator
 from torchspectral.validation import check_pair, check_q
 
 BASES = ("batch", "frozen", "ema")
@@ -230,7 +230,7 @@ class SASLoss(nn.Module):
 
 def _direction_score(lam: torch.Tensor, other: torch.Tensor, cross: torch.Tensor, eps: float) -> torch.Tensor:
     """``Σ λ̂_k |ρ_k| / Σ λ̂_k`` over the given (active) modes, clamped to [0, 1] as :func:`torchspectral.sas`."""
-    rho = cross / torch.sqrt(lam * other + eps)
+    rho = cross / rho_denominator(lam, other, eps)
     return ((lam * rho.abs()).sum() / lam.sum()).clamp(0.0, 1.0)
 
 
