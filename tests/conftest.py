@@ -67,3 +67,16 @@ def run_ranks(worker: Callable[..., Any], world: int, *args: Any) -> dict[int, A
         out = dict(results)
     assert sorted(out) == list(range(world)), f"ranks that returned: {sorted(out)}"
     return out
+
+
+def expect_audit_error(call: Callable[[], Any], *fragments: str) -> str:
+    """`call()` raises the audit's input error: one line, containing every fragment; returns the message."""
+    from torchspectral.audit.errors import AuditInputError
+
+    with pytest.raises(AuditInputError) as caught:
+        call()
+    message = str(caught.value)
+    assert "\n" not in message, "errors are one line"
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    return message

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import expect_audit_error
 
 pytest.importorskip("transformers")
 PIL = pytest.importorskip("PIL.Image")
@@ -17,7 +18,6 @@ PIL = pytest.importorskip("PIL.Image")
 from safetensors import safe_open  # noqa: E402
 
 from torchspectral.audit.embed import add_embed_parser, embed, read_captions, run_embed  # noqa: E402
-from torchspectral.audit.errors import AuditInputError  # noqa: E402
 from torchspectral.audit.manifest import load_manifest  # noqa: E402
 from torchspectral.audit.readers import PairedEmbeddings, read_run  # noqa: E402
 
@@ -92,14 +92,7 @@ def data_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def expect_error(call, *fragments: str) -> str:
-    with pytest.raises(AuditInputError) as caught:
-        call()
-    message = str(caught.value)
-    assert "\n" not in message, "errors are one line"
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not in {message!r}"
-    return message
+expect_error = expect_audit_error
 
 
 def test_embed_shapes_norms_pairing_and_file(clip_dir: Path, data_dir: Path, tmp_path: Path) -> None:

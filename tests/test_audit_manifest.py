@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import expect_audit_error
 
-from torchspectral.audit.errors import AuditInputError
 from torchspectral.audit.manifest import DEFAULT_Q_GRID, AuditSettings, Manifest, RunSpec, load_manifest
 
 FILES = ("img.safetensors", "txt.safetensors", "c2i.npy", "both.pt", "sub/other.npy")
@@ -47,13 +47,7 @@ embeddings = "both.pt"
 
 
 def expect_error(path: Path, *fragments: str) -> str:
-    with pytest.raises(AuditInputError) as caught:
-        load_manifest(path)
-    message = str(caught.value)
-    assert "\n" not in message, "errors are one line"
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not in {message!r}"
-    return message
+    return expect_audit_error(lambda: load_manifest(path), *fragments)
 
 
 def test_two_runs_with_defaults(folder: Path) -> None:

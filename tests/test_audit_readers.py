@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import expect_audit_error
 from safetensors.torch import save_file
 
-from torchspectral.audit.errors import AuditInputError
 from torchspectral.audit.manifest import RunSpec
 from torchspectral.audit.readers import PairedEmbeddings, read_index, read_matrix, read_run
 
@@ -24,14 +24,7 @@ def run(**files: Path) -> RunSpec:
     return RunSpec(model="m", dataset="d", domain="x", **files)
 
 
-def expect_error(call, *fragments: str) -> str:
-    with pytest.raises(AuditInputError) as caught:
-        call()
-    message = str(caught.value)
-    assert "\n" not in message, "errors are one line"
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not in {message!r}"
-    return message
+expect_error = expect_audit_error
 
 
 # ── formats ───────────────────────────────────────────────────────────────────────────────────────
