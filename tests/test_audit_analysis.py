@@ -26,6 +26,8 @@ def _pairs(n: int = 64, d: int = 8, d_y: int | None = None):
         ({"n_boot": 2.5}, "n_boot"),
         ({"sas_n_boot": 1}, "sas_n_boot"),
         ({"sas_n_boot": True}, "sas_n_boot"),
+        ({"sas_n_boot": -3}, "sas_n_boot"),
+        ({"sas_n_boot": 2.5}, "sas_n_boot"),
         ({"top_k": -1}, "top_k"),
         ({"interval": "bca", "n_boot": 10}, "method"),
     ],

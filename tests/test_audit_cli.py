@@ -86,6 +86,17 @@ def test_manifest_sas_bootstrap_applies_unless_the_flag_overrides_it(demo_manife
     assert json.loads((again / "report.json").read_text())["settings"]["sas_n_boot"] == 10
 
 
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--n-boot", "1"), ("--n-boot", "-4"), ("--sas-n-boot", "1"), ("--sas-n-boot", "-2")]
+)
+def test_bad_replicate_counts_are_input_errors(demo_manifest, tmp_path, capsys, flag, value) -> None:
+    out = tmp_path / "report"
+    assert main(["audit", str(demo_manifest), "--out", str(out), "--quiet", flag, value]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} must be 0 (no intervals) or ≥ 2, got {value}" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
 def test_existing_output_is_refused_then_replaced_with_force(demo_manifest, tmp_path, capsys) -> None:
     out = tmp_path / "report"
     out.mkdir()

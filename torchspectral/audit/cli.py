@@ -63,6 +63,10 @@ def run_audit(
     # SAS replicates: --sas-n-boot, else the manifest's `sas_bootstrap`, else the same count as the other metrics.
     if sas_n_boot is None:
         sas_n_boot = n_boot if settings.sas_n_boot is None else settings.sas_n_boot
+    for flag, value in (("--n-boot", n_boot), ("--sas-n-boot", sas_n_boot)):
+        # The manifest's values are checked when it is read; these are the command line's.
+        if value < 0 or value == 1:
+            raise AuditInputError(f"{flag} must be 0 (no intervals) or ≥ 2, got {value}")
     seed = settings.seed if seed is None else seed
     presets = tuple(settings.presets if presets is None else presets)
     interval = settings.interval if interval is None else interval

@@ -190,8 +190,12 @@ def _parse_settings(path: Path, table: Any) -> AuditSettings:
     # `n_boot` (the field's own name, which the CLI flag --n-boot mirrors) is accepted as an alias.
     if "bootstrap" in table and "n_boot" in table:
         raise AuditInputError(f"{where}: give 'bootstrap' or its alias 'n_boot', not both")
-    n_boot = integer("n_boot" if "n_boot" in table else "bootstrap", AuditSettings.n_boot, 0)
+    n_boot_key = "n_boot" if "n_boot" in table else "bootstrap"
+    n_boot = integer(n_boot_key, AuditSettings.n_boot, 0)
     sas_n_boot = integer("sas_bootstrap", 0, 0) if "sas_bootstrap" in table else None
+    for key, value in ((n_boot_key, n_boot), ("sas_bootstrap", sas_n_boot)):
+        if value == 1:  # one replicate has no spread: an interval needs at least two
+            raise AuditInputError(f"{where}: key {key!r} must be 0 (no intervals) or ≥ 2, got 1")
     seed = integer("seed", AuditSettings.seed, 0)
     top_k_pairs = integer("top_k_pairs", AuditSettings.top_k_pairs, 0)
     ritz_rank = integer("ritz_rank", AuditSettings.ritz_rank, 0)
