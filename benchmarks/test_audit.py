@@ -20,7 +20,7 @@ from dataclasses import replace
 import pytest
 from safetensors.torch import save_file
 
-from torchspectral.audit.cli import run_audit
+from torchspectral.audit.run import run_audit
 from torchspectral.demo import DEMO_DATASETS, planted_pairs
 
 N_RUNS, N, D = 10, 5_000, 768

@@ -30,7 +30,7 @@ def _leftovers(folder: Path) -> list[str]:
 def test_audit_writes_the_full_report(demo_manifest, tmp_path) -> None:
     out = tmp_path / "report"
     assert main(["audit", str(demo_manifest), "--out", str(out), "--quiet"]) == 0
-    assert {p.name for p in out.iterdir()} == {"report.json", "runs.csv", "report.md", "plots"}
+    assert {p.name for p in out.iterdir()} == {"report.json", "runs.csv", "report.md", "plots", ".torchspectral-report"}
     report = json.loads((out / "report.json").read_text())
     assert len(report["runs"]) == 8
     assert report["settings"]["n_boot"] == 20
@@ -97,15 +97,22 @@ def test_bad_replicate_counts_are_input_errors(demo_manifest, tmp_path, capsys, 
     assert not out.exists() and _leftovers(tmp_path) == []
 
 
-def test_existing_output_is_refused_then_replaced_with_force(demo_manifest, tmp_path, capsys) -> None:
+def test_existing_output_is_refused_and_force_replaces_only_a_previous_report(demo_manifest, tmp_path, capsys) -> None:
     out = tmp_path / "report"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     assert main(["audit", str(demo_manifest), "--out", str(out), "--quiet", "--n-boot", "0"]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert (out / "keep.txt").exists()
-    assert main(["audit", str(demo_manifest), "--out", str(out), "--quiet", "--n-boot", "0", "--force"]) == 0
-    assert not (out / "keep.txt").exists() and (out / "report.json").exists()
+    # --force never deletes a folder that is not a torchspectral report.
+    assert main(["audit", str(demo_manifest), "--out", str(out), "--quiet", "--n-boot", "0", "--force"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "replaces only a previous torchspectral report" in err and len(err.splitlines()) == 1
+    assert (out / "keep.txt").read_text() == "mine" and _leftovers(tmp_path) == []
+    report = tmp_path / "previous"
+    assert main(["audit", str(demo_manifest), "--out", str(report), "--quiet", "--n-boot", "0"]) == 0
+    (report / "stale.txt").write_text("from the previous report")
+    assert main(["audit", str(demo_manifest), "--out", str(report), "--quiet", "--n-boot", "0", "--force"]) == 0
+    assert not (report / "stale.txt").exists() and (report / "report.json").exists()
     assert _leftovers(tmp_path) == []
 
 

@@ -5,117 +5,48 @@
 * ``torchspectral embed --model DIR --data DIR --out FILE``: embeddings from a local transformers model.
 * ``torchspectral demo [--out DIR]``: the audit over planted synthetic embeddings (what ``make demo`` runs).
 
-Errors in the input (manifest, files, values) print one line naming the problem and exit with status 2;
-a metric that fails on the data exits with status 1. Either way no report directory is left behind.
+Errors in the input (manifest, files, settings, output location) print one line naming the problem and exit
+with status 2 before anything is written. A run the metrics reject is listed in the report's "Failed runs"
+section and the audit exits with status 3; when no run succeeds it exits with status 1 and writes nothing.
+SIGINT/SIGTERM exit with 130/143 and leave nothing behind (see ``EXIT_STATUSES``).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 import torchspectral as ts
+from torchspectral.audit.destination import AuditInterrupted, is_report, terminate_as_exception
 from torchspectral.audit.errors import AuditInputError
+from torchspectral.audit.run import AnalysisError, run_audit
 from torchspectral.bootstrap import INTERVAL_METHODS
 
-EXIT_INPUT_ERROR = 2
-EXIT_ANALYSIS_ERROR = 1
+__all__ = ["AnalysisError", "build_parser", "main", "run_audit"]  # run_audit: re-exported for earlier imports
 
-
-def run_audit(
-    manifest_path: str | Path,
-    out: str | Path,
-    *,
-    force: bool = False,
-    n_boot: int | None = None,
-    sas_n_boot: int | None = None,
-    seed: int | None = None,
-    presets: Sequence[str] | None = None,
-    device: str | None = None,
-    interval: str | None = None,
-    progress: bool = True,
-) -> Path:
-    """Read every run of the manifest, analyse it and write the report directory; returns its path.
-
-    Every input file is read and validated before any analysis starts, so a bad file costs seconds,
-    not the whole audit. Keyword arguments override the manifest's ``[audit]`` settings.
-    """
-    from tqdm.auto import tqdm
-
-    from torchspectral.audit.analysis import analyse_run
-    from torchspectral.audit.manifest import load_manifest
-    from torchspectral.audit.output import write_report
-    from torchspectral.audit.readers import read_run
-
-    out = Path(out)
-    if out.exists() and not force:
-        raise AuditInputError(f"output directory {out} already exists (pass --force to replace it)")
-    manifest = load_manifest(manifest_path)
-    settings = manifest.settings
-    n_boot = settings.n_boot if n_boot is None else n_boot
-    # SAS replicates: --sas-n-boot, else the manifest's `sas_bootstrap`, else the same count as the other metrics.
-    if sas_n_boot is None:
-        sas_n_boot = n_boot if settings.sas_n_boot is None else settings.sas_n_boot
-    for flag, value in (("--n-boot", n_boot), ("--sas-n-boot", sas_n_boot)):
-        # The manifest's values are checked when it is read; these are the command line's.
-        if value < 0 or value == 1:
-            raise AuditInputError(f"{flag} must be 0 (no intervals) or ≥ 2, got {value}")
-    seed = settings.seed if seed is None else seed
-    presets = tuple(settings.presets if presets is None else presets)
-    interval = settings.interval if interval is None else interval
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    stage_seconds: dict[str, float] = {}
-
-    started = time.perf_counter()
-    inputs = [read_run(spec) for spec in tqdm(manifest.runs, desc="reading", unit="run", disable=not progress)]
-    stage_seconds["reading inputs"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    results = []
-    work = list(zip(manifest.runs, inputs, strict=True))
-    for spec, pairs in tqdm(work, desc="analysing", unit="run", disable=not progress):
-        try:
-            results.append(
-                analyse_run(
-                    spec.model,
-                    spec.dataset,
-                    spec.domain,
-                    pairs.image.to(device),
-                    pairs.text.to(device),
-                    pairs.caption_to_image.to(device),
-                    presets=presets,
-                    n_boot=n_boot,
-                    sas_n_boot=sas_n_boot,
-                    seed=seed,
-                    q_grid=settings.q_grid,
-                    top_k=settings.top_k_pairs,
-                    interval=interval,
-                    ritz_rank=settings.ritz_rank,
-                )
-            )
-        except ValueError as error:
-            raise AnalysisError(f"run {spec.name}: {error}") from error
-    stage_seconds["analysing runs"] = time.perf_counter() - started
-    used = {"n_boot": n_boot, "sas_n_boot": sas_n_boot, "interval": interval, "seed": seed, "presets": list(presets)}
-    used["device"] = device
-    used.update({"ritz_rank": settings.ritz_rank, "q_grid": list(settings.q_grid), "top_k_pairs": settings.top_k_pairs})
-    return write_report(out, results, manifest=manifest.path, settings=used, stage_seconds=stage_seconds, force=force)
-
-
-class AnalysisError(RuntimeError):
-    """A metric rejected a run's data (after the inputs were read and validated)."""
+# Exit statuses (documented in `torchspectral audit --help` and the README).
+EXIT_OK = 0
+EXIT_ALL_RUNS_FAILED = 1  # no run could be analysed: nothing written
+EXIT_INPUT_ERROR = 2  # bad manifest, file, setting or --out: nothing read past it, nothing touched or written
+EXIT_SOME_RUNS_FAILED = 3  # report written for the runs that succeeded; the others are in its "Failed runs"
+EXIT_ANALYSIS_ERROR = EXIT_ALL_RUNS_FAILED  # the name earlier releases used
+EXIT_STATUSES = f"""exit status:
+  {EXIT_OK}  every run analysed, report written
+  {EXIT_ALL_RUNS_FAILED}  no run could be analysed (each reason on stderr); nothing written
+  {EXIT_INPUT_ERROR}  bad manifest, input file, setting or --out (one line on stderr); nothing touched or written
+  {EXIT_SOME_RUNS_FAILED}  report written for the runs that succeeded; the failed ones are listed in its "Failed runs"
+     section and on stderr
+  130/143  interrupted by SIGINT/SIGTERM; nothing written (the staging directory is removed)"""
 
 
 def _audit_command(args: argparse.Namespace) -> int:
     presets = args.presets.split(",") if args.presets else None
-    out = run_audit(
+    outcome = run_audit(
         args.manifest,
         args.out,
         force=args.force,
@@ -127,8 +58,10 @@ def _audit_command(args: argparse.Namespace) -> int:
         interval=args.interval,
         progress=not args.quiet,
     )
-    print(f"torchspectral audit: report written to {out}/report.md")
-    return 0
+    print(f"torchspectral audit: report written to {outcome.report}/report.md")
+    for failure in outcome.failures:
+        print(f"torchspectral audit: run {failure.name} failed: {failure.reason}", file=sys.stderr)
+    return EXIT_SOME_RUNS_FAILED if outcome.failures else EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------- demo
@@ -136,7 +69,7 @@ def _demo_command(args: argparse.Namespace) -> int:
     from torchspectral.demo import write_demo_inputs
 
     out = Path(args.out)
-    if out.exists() and not (out / "report.json").exists():
+    if (out.exists() or out.is_symlink()) and not is_report(out):
         raise AuditInputError(f"{out} exists and is not a previous report; choose another --out")
     started = time.perf_counter()
     print("torchspectral demo: the full audit over planted synthetic image–text embeddings")
@@ -179,10 +112,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torchspectral", description=ts.__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    audit = commands.add_parser("audit", help="every metric over a manifest of models × datasets")
+    audit = commands.add_parser(
+        "audit",
+        help="every metric over a manifest of models × datasets",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     audit.add_argument("manifest", help="TOML manifest with one [[run]] table per model × dataset")
-    audit.add_argument("--out", required=True, help="report directory to create (written atomically)")
-    audit.add_argument("--force", action="store_true", help="replace --out if it exists")
+    audit.add_argument(
+        "--out",
+        required=True,
+        help="report directory to create (written atomically; never an input, the current directory or above it)",
+    )
+    audit.add_argument(
+        "--force", action="store_true", help="replace --out if it is a previous torchspectral report (never anything else)"
+    )
     audit.add_argument(
         "--n-boot",
         type=int,
@@ -220,13 +164,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo" and args.n < 16:
         parser.error("--n must be at least 16")
     try:
-        return args.handler(args)
+        with terminate_as_exception():
+            return args.handler(args)
     except (AuditInputError, FileExistsError) as error:
         print(f"torchspectral {args.command}: error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except AnalysisError as error:
-        print(f"torchspectral {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_ANALYSIS_ERROR
+        for failure in error.failures:
+            print(f"torchspectral {args.command}: error: run {failure.name}: {failure.reason}", file=sys.stderr)
+        return EXIT_ALL_RUNS_FAILED
+    except (KeyboardInterrupt, AuditInterrupted) as error:
+        signum = error.signum if isinstance(error, AuditInterrupted) else signal.SIGINT
+        print(f"torchspectral {args.command}: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

@@ -95,6 +95,12 @@ class RunSpec:
     def name(self) -> str:
         return f"{self.model} / {self.dataset}"
 
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The input files this run reads (the report may never be written over any of them)."""
+        paths = (self.image, self.text, self.caption_to_image, self.embeddings)
+        return tuple(path for path in paths if path is not None)
+
 
 @dataclass(frozen=True)
 class Manifest:

@@ -1,8 +1,8 @@
 """Write an audit's report directory atomically: report.json, runs.csv, report.md and plots/*.png.
 
-Everything is written into a temporary sibling directory that is renamed onto ``out`` only when every
-file is complete, so a failed run (bad input, a metric error, a full disk, Ctrl-C) leaves no partial
-report behind — either the whole report exists or nothing does.
+Everything is written into a staging directory next to ``out`` that is renamed onto it only when every file
+is complete (:mod:`torchspectral.audit.destination`), so an error, a full disk, Ctrl-C or SIGTERM leaves no
+partial report behind — either the whole report exists or nothing does.
 """
 
 from __future__ import annotations
@@ -10,15 +10,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from torchspectral.audit import plots, statistics
-from torchspectral.audit.records import RunResult
+from torchspectral.audit.destination import ReportDestination
+from torchspectral.audit.records import RunFailure, RunResult
 
 # The columns of the headline table: (metric key, header).
 HEADLINE = (
@@ -57,63 +55,65 @@ def write_report(
     settings: dict,
     stage_seconds: dict[str, float],
     force: bool = False,
+    failures: Sequence[RunFailure] = (),
+    inputs: Sequence[str | Path] = (),
 ) -> Path:
     """Analyse across runs, draw the plots and write the report directory ``out`` atomically.
 
     Args:
         runs: the per-run results, in manifest order.
-        manifest: the manifest's path (recorded in the report).
+        manifest: the manifest's path (recorded in the report; ``out`` may never be written over it).
         settings: the audit settings actually used (recorded in the report).
         stage_seconds: seconds spent before writing (e.g. reading, analysing); the report's timing
             section adds the cross-run statistics, the plots and the writing.
-        force: replace an existing ``out`` (only once the new report is complete).
+        force: replace an existing ``out``, only when it is a previous report, and only once the new one is complete.
+        failures: runs that could not be analysed (the report's "Failed runs" section).
+        inputs: files the report may never be written over, besides the manifest.
     """
-    out = Path(out)
     if not runs:
         raise ValueError("write_report: no runs to report")
-    if out.exists() and not force:
-        raise FileExistsError(f"{out} already exists; pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        timings = dict(stage_seconds)
-        started = time.perf_counter()
-        cross = cross_run_analysis(runs)
-        timings["cross-run statistics"] = time.perf_counter() - started
-        started = time.perf_counter()
-        series = _draw_plots(staging / "plots", runs)
-        timings["plots"] = time.perf_counter() - started
-        started = time.perf_counter()
-        report = {
-            "manifest": str(manifest),
-            "settings": settings,
-            "runs": [run.to_dict() for run in runs],
-            "cross_run": cross,
-            "plots": {name: f"plots/{file}" for name, file in PLOT_FILES.items() if name in series},
-            "timings": timings,
-        }
-        _write_json(staging / "report.json", report)
-        _write_csv(staging / "runs.csv", runs)
-        timings["write"] = time.perf_counter() - started
-        (staging / "report.md").write_text(render_markdown(report), encoding="utf-8")
-        _write_json(staging / "report.json", report)  # again: now with the write time
-        _publish(staging, out, force)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out
+    with ReportDestination(out, force=force, inputs=[manifest, *inputs]) as destination:
+        write_report_files(
+            destination.staging, runs, manifest=manifest, settings=settings, stage_seconds=stage_seconds,
+            failures=failures,
+        )  # fmt: skip
+        return destination.publish()
 
 
-def _publish(staging: Path, out: Path, force: bool) -> None:
-    if out.exists():
-        if not force:
-            raise FileExistsError(f"{out} appeared while the audit ran; not replacing it")
-        retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, retired / out.name)
-        os.replace(staging, out)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(staging, out)
+def write_report_files(
+    folder: Path,
+    runs: Sequence[RunResult],
+    *,
+    manifest: str | Path,
+    settings: dict,
+    stage_seconds: dict[str, float],
+    failures: Sequence[RunFailure] = (),
+) -> None:
+    """Write report.json, runs.csv, report.md and plots/ into the existing (staging) directory ``folder``."""
+    if not runs:
+        raise ValueError("write_report: no runs to report")
+    timings = dict(stage_seconds)
+    started = time.perf_counter()
+    cross = cross_run_analysis(runs)
+    timings["cross-run statistics"] = time.perf_counter() - started
+    started = time.perf_counter()
+    series = _draw_plots(folder / "plots", runs)
+    timings["plots"] = time.perf_counter() - started
+    started = time.perf_counter()
+    report = {
+        "manifest": str(manifest),
+        "settings": settings,
+        "runs": [run.to_dict() for run in runs],
+        "failed_runs": [failure.to_dict() for failure in failures],
+        "cross_run": cross,
+        "plots": {name: f"plots/{file}" for name, file in PLOT_FILES.items() if name in series},
+        "timings": timings,
+    }
+    _write_json(folder / "report.json", report)
+    _write_csv(folder / "runs.csv", runs)
+    timings["write"] = time.perf_counter() - started
+    (folder / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    _write_json(folder / "report.json", report)  # again: now with the write time
 
 
 def _draw_plots(folder: Path, runs: Sequence[RunResult]) -> dict[str, int]:

@@ -49,3 +49,20 @@ class RunResult:
     @classmethod
     def from_dict(cls, data: dict) -> RunResult:
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    """A run the audit could not analyse: its labels and the one-line reason (listed in the report's "Failed runs")."""
+
+    model: str
+    dataset: str
+    domain: str
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} / {self.dataset}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,216 @@
+"""Where an audit's report goes: vetted before any input is read, staged, published atomically, never destructive.
+
+Rules (each broken rule is an :class:`~torchspectral.audit.errors.AuditInputError`, raised before anything is
+created, moved or removed):
+
+* ``out`` must not be, contain or lie inside the manifest or any input file, and must not be ``/``, the
+  current directory or one of its ancestors (replacing those would pull the ground from under the caller).
+* An existing ``out`` is replaced only with ``force=True``, and only when it is itself a previous report: a
+  directory holding the marker file :data:`REPORT_MARKER`, which every report carries. ``--force`` never deletes
+  anything else.
+* The parent must be writable: the staging directory ``.<out name>.partial-XXXX`` is created next to ``out``
+  at once (with missing parent folders), so an unwritable location fails in a second, not after the analysis.
+
+The report is written into the staging directory, which is renamed onto ``out`` when complete; a replaced
+report is moved aside first and deleted only after the swap. Whatever interrupts the audit before then
+(an error, Ctrl-C, SIGTERM) removes the staging directory and any parent folders this module created, so no
+partial report is ever left. Staging and retired directories of earlier audits that were killed outright
+(SIGKILL, power loss) carry the marker with their owner's process id and are removed on the next start once
+that process is gone.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from torchspectral.audit.errors import AuditInputError
+
+__all__ = ["REPORT_MARKER", "AuditInterrupted", "ReportDestination", "is_report", "terminate_as_exception"]
+
+REPORT_MARKER = ".torchspectral-report"
+_STAGING, _RETIRED = ".partial-", ".old-"
+
+
+class AuditInterrupted(BaseException):
+    """SIGTERM arrived (SIGINT raises KeyboardInterrupt): unwinds like Ctrl-C so the staging directory is removed.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` on the way swallows it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def is_report(path: Path) -> bool:
+    """True when ``path`` is a directory written by this module (it holds the report marker)."""
+    return path.is_dir() and not path.is_symlink() and (path / REPORT_MARKER).is_file()
+
+
+@contextmanager
+def terminate_as_exception() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`AuditInterrupted` (the default would kill without cleanup)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread; a library caller keeps its own
+        return
+
+    def handler(signum, frame):
+        raise AuditInterrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class ReportDestination:
+    """The vetted output directory of one audit. Use as a context manager around the whole audit.
+
+    Example::
+
+        with ReportDestination(out, force=False, inputs=[manifest, *files]) as destination:
+            ...  # read, analyse, write files into destination.staging
+            destination.publish()
+
+    Leaving the block without :meth:`publish` (an exception, an interrupt) removes the staging directory.
+    """
+
+    def __init__(self, out: str | Path, *, force: bool, inputs: Iterable[str | Path]) -> None:
+        self.out = Path(out)
+        self.force = force
+        self.staging: Path | None = None
+        self._created_parents: list[Path] = []
+        self._vet(list(inputs))
+
+    # -- vetting ---------------------------------------------------------------------------------------
+    def _vet(self, inputs: list[str | Path]) -> None:
+        out, name = self.out, self.out.name
+        if name in ("", ".", ".."):
+            raise AuditInputError(f"--out {out}: name a new report directory, not {str(out)!r}")
+        target = out.resolve()
+        here = Path.cwd().resolve()
+        if target == here or target in here.parents:
+            what = "the current directory" if target == here else "a folder that holds the current directory"
+            raise AuditInputError(f"--out {out}: refusing to write the report over {what}; name a new directory")
+        for given in inputs:
+            path = Path(given).resolve()
+            if target == path or target in path.parents:
+                raise AuditInputError(
+                    f"--out {out}: would replace the input {given}; the report must go to a directory of its own"
+                )
+            if path in target.parents:
+                raise AuditInputError(f"--out {out}: lies inside the input {given}; choose a directory elsewhere")
+        if out.is_symlink() or out.exists():
+            if not self.force:
+                raise AuditInputError(
+                    f"output directory {out} already exists (pass --force to replace a previous report)"
+                )
+            if not is_report(out):
+                raise AuditInputError(
+                    f"--force replaces only a previous torchspectral report (a directory holding {REPORT_MARKER}); "
+                    f"{out} is not one, so nothing was touched"
+                )
+
+    # -- staging ---------------------------------------------------------------------------------------
+    def __enter__(self) -> ReportDestination:
+        parent = self.out.parent
+        missing = []
+        probe = parent
+        while not probe.exists():
+            missing.append(probe)
+            probe = probe.parent
+        try:
+            for folder in reversed(missing):
+                folder.mkdir()
+                self._created_parents.append(folder)
+            _remove_stale(parent, self.out.name)
+            self.staging = Path(tempfile.mkdtemp(prefix=f".{self.out.name}{_STAGING}", dir=parent))
+            _mark(self.staging)
+        except OSError as error:
+            self._cleanup()
+            reason = error.strerror or type(error).__name__
+            raise AuditInputError(f"--out {self.out}: cannot create the report there: {reason}") from None
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        self._cleanup()
+
+    def publish(self) -> Path:
+        """Move the complete report from staging onto ``out`` (replacing a previous report only after the swap)."""
+        if self.staging is None:
+            raise RuntimeError("ReportDestination.publish: used outside its `with` block")
+        out = self.out
+        _mark(self.staging, owner=None)  # a finished report: no owner process, never taken for stale staging
+        if out.is_symlink() or out.exists():
+            # Checked again: the first check was before the analysis, and the folder may have changed since.
+            if not (self.force and is_report(out)):
+                raise AuditInputError(f"{out} appeared or changed while the audit ran; not replacing it")
+            retired = Path(tempfile.mkdtemp(prefix=f".{out.name}{_RETIRED}", dir=out.parent))
+            _mark(retired)
+            try:
+                os.replace(out, retired / out.name)
+                try:
+                    os.replace(self.staging, out)
+                except OSError:
+                    os.replace(retired / out.name, out)  # put the previous report back
+                    raise
+            finally:
+                shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(self.staging, out)
+        self.staging = None
+        self._created_parents = []
+        return out
+
+    def _cleanup(self) -> None:
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging = None
+        for folder in reversed(self._created_parents):
+            try:
+                folder.rmdir()  # only if still empty: never a folder someone else filled meanwhile
+            except OSError:
+                break
+        self._created_parents = []
+
+
+def _mark(folder: Path, owner: int | None = -1) -> None:
+    """Write the marker; ``owner`` is the process that may still be writing into ``folder`` (default: this one)."""
+    content = {"tool": "torchspectral", "owner_pid": os.getpid() if owner == -1 else owner}
+    (folder / REPORT_MARKER).write_text(json.dumps(content) + "\n", encoding="utf-8")
+
+
+def _remove_stale(parent: Path, name: str) -> None:
+    """Remove staging/retired folders of ``name`` left by audits that died (their owner process is gone)."""
+    for prefix in (f".{name}{_STAGING}", f".{name}{_RETIRED}"):
+        for folder in parent.glob(f"{glob.escape(prefix)}*"):
+            if not is_report(folder):
+                continue  # not ours: never touched
+            try:
+                owner = json.loads((folder / REPORT_MARKER).read_text(encoding="utf-8")).get("owner_pid")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(owner, int) and owner > 0 and not _alive(owner):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, belongs to someone else
+    return True

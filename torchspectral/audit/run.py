@@ -1,0 +1,145 @@
+"""`run_audit`: a manifest in, a report directory out — the audit's whole flow, without the command line.
+
+Order of work, so that a mistake costs seconds and never a file:
+
+1. read the manifest, vet the output location against it and every input it names, and create the staging
+   directory (:class:`~torchspectral.audit.destination.ReportDestination`) — before any embedding is read;
+2. read and validate every run's files (a bad file is an input error: nothing is analysed or written);
+3. analyse each run; a run the metrics reject (constant embeddings, too few pairs, …) is recorded as a
+   :class:`~torchspectral.audit.records.RunFailure` with its one-line reason, and the audit goes on;
+4. write the report of the runs that succeeded (with a "Failed runs" section) and publish it atomically.
+
+When no run succeeds there is nothing to report: :class:`AnalysisError` lists every failure and nothing is written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from torchspectral.audit.destination import ReportDestination, terminate_as_exception
+from torchspectral.audit.errors import AuditInputError
+from torchspectral.audit.records import RunFailure
+
+__all__ = ["AnalysisError", "AuditOutcome", "run_audit"]
+
+
+class AnalysisError(RuntimeError):
+    """No run of the audit could be analysed; ``failures`` says why for each (nothing was written)."""
+
+    def __init__(self, failures: Sequence[RunFailure]) -> None:
+        self.failures = list(failures)
+        super().__init__("; ".join(f"run {f.name}: {f.reason}" for f in self.failures))
+
+
+@dataclass(frozen=True)
+class AuditOutcome:
+    """What :func:`run_audit` wrote: the report directory and the runs it could not analyse (listed in it)."""
+
+    report: Path
+    failures: list[RunFailure] = field(default_factory=list)
+
+
+def run_audit(
+    manifest_path: str | Path,
+    out: str | Path,
+    *,
+    force: bool = False,
+    n_boot: int | None = None,
+    sas_n_boot: int | None = None,
+    seed: int | None = None,
+    presets: Sequence[str] | None = None,
+    device: str | None = None,
+    interval: str | None = None,
+    progress: bool = True,
+) -> AuditOutcome:
+    """Read every run of the manifest, analyse it and write the report directory ``out``.
+
+    Keyword arguments override the manifest's ``[audit]`` settings. ``force`` replaces ``out`` only when it is a
+    previous report (see :mod:`torchspectral.audit.destination`).
+
+    Raises:
+        AuditInputError: bad manifest, settings, input file or output location (nothing touched or written).
+        AnalysisError: every run failed analysis (nothing written).
+        AuditInterrupted / KeyboardInterrupt: SIGTERM / SIGINT (the staging directory is removed first).
+    """
+    from tqdm.auto import tqdm
+
+    from torchspectral.audit.analysis import analyse_run
+    from torchspectral.audit.manifest import load_manifest
+    from torchspectral.audit.output import write_report_files
+    from torchspectral.audit.readers import read_run
+
+    manifest = load_manifest(manifest_path)
+    settings = manifest.settings
+    n_boot = settings.n_boot if n_boot is None else n_boot
+    # SAS replicates: --sas-n-boot, else the manifest's `sas_bootstrap`, else the same count as the other metrics.
+    if sas_n_boot is None:
+        sas_n_boot = n_boot if settings.sas_n_boot is None else settings.sas_n_boot
+    for flag, value in (("--n-boot", n_boot), ("--sas-n-boot", sas_n_boot)):
+        # The manifest's values are checked when it is read; these are the command line's.
+        if value < 0 or value == 1:
+            raise AuditInputError(f"{flag} must be 0 (no intervals) or ≥ 2, got {value}")
+    seed = settings.seed if seed is None else seed
+    presets = tuple(settings.presets if presets is None else presets)
+    interval = settings.interval if interval is None else interval
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    inputs = [manifest.path, *(path for spec in manifest.runs for path in spec.files)]
+
+    with terminate_as_exception(), ReportDestination(out, force=force, inputs=inputs) as destination:
+        stage_seconds: dict[str, float] = {}
+        started = time.perf_counter()
+        pairs_of_runs = [read_run(spec) for spec in tqdm(manifest.runs, desc="reading", unit="run", disable=not progress)]
+        stage_seconds["reading inputs"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        results, failures = [], []
+        work = list(zip(manifest.runs, pairs_of_runs, strict=True))
+        for spec, pairs in tqdm(work, desc="analysing", unit="run", disable=not progress):
+            try:
+                results.append(
+                    analyse_run(
+                        spec.model,
+                        spec.dataset,
+                        spec.domain,
+                        pairs.image.to(device),
+                        pairs.text.to(device),
+                        pairs.caption_to_image.to(device),
+                        presets=presets,
+                        n_boot=n_boot,
+                        sas_n_boot=sas_n_boot,
+                        seed=seed,
+                        q_grid=settings.q_grid,
+                        top_k=settings.top_k_pairs,
+                        interval=interval,
+                        ritz_rank=settings.ritz_rank,
+                    )
+                )
+            except Exception as error:  # one bad run never sinks the others: it is listed with its reason
+                failures.append(RunFailure(spec.model, spec.dataset, spec.domain, _reason(error)))
+        stage_seconds["analysing runs"] = time.perf_counter() - started
+        if not results:
+            raise AnalysisError(failures)
+        used = {"n_boot": n_boot, "sas_n_boot": sas_n_boot, "interval": interval, "seed": seed}
+        used.update({"presets": list(presets), "device": device, "ritz_rank": settings.ritz_rank})
+        used.update({"q_grid": list(settings.q_grid), "top_k_pairs": settings.top_k_pairs})
+        write_report_files(
+            destination.staging,
+            results,
+            manifest=manifest.path,
+            settings=used,
+            stage_seconds=stage_seconds,
+            failures=failures,
+        )
+        return AuditOutcome(destination.publish(), failures)
+
+
+def _reason(error: Exception) -> str:
+    """One line: the metric's own message (a ValueError names the problem), else the exception type too."""
+    lines = str(error).strip().splitlines()
+    message = lines[0] if lines else "(no message)"
+    return message if isinstance(error, ValueError) else f"{type(error).__name__}: {message}"
