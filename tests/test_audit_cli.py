@@ -126,7 +126,7 @@ def _manifest(folder: Path, image: str, text: str) -> Path:
     ("image", "text", "problem"),
     [
         (np.full((50, 8), np.nan, np.float32), np.ones((50, 8), np.float32), "non-finite"),
-        (np.ones((50, 8), np.float32), np.ones((50, 6), np.float32), "dimension"),
+        (np.full((50, 8), 1e20, np.float32), np.ones((50, 8), np.float32), "overflow float32"),
         (np.ones((50, 8), np.float32), np.ones((40, 8), np.float32), "40"),
     ],
 )

@@ -253,10 +253,18 @@ def test_non_finite_rows_are_counted_and_the_first_is_named(tmp_path: Path) -> N
     )
 
 
-def test_float64_overflow_is_caught_after_conversion(tmp_path: Path) -> None:
+def test_float64_beyond_float32_is_named_as_overflow_not_non_finite(tmp_path: Path) -> None:
     x = np.ones((3, 2))
     x[2, 0] = 1e300
-    expect_error(lambda: read_matrix(save_npy(tmp_path, x)), "1 of 3 rows", "row 2")
+    expect_error(lambda: read_matrix(save_npy(tmp_path, x)), "x.npy", "values up to 1e+300", "overflow float32")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_values_whose_squares_overflow_float32_are_refused(tmp_path: Path, dtype) -> None:
+    x = (np.random.default_rng(0).standard_normal((64, 8)) * 1e20).astype(dtype)
+    expect_error(lambda: read_matrix(save_npy(tmp_path, x)), "x.npy", "64 × 8", "overflow float32", "rescale")
+    # Large but safe values are read as they are.
+    assert torch.equal(read_matrix(save_npy(tmp_path, x / 1e8)), torch.from_numpy(x / 1e8).float())
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.uint8, np.bool_])
@@ -282,13 +290,15 @@ def towers(tmp_path: Path) -> tuple[Path, Path]:
     return save_npy(tmp_path, matrix(3, 4).numpy(), "img.npy"), save_npy(tmp_path, matrix(5, 4).numpy(), "txt.npy")
 
 
-def test_dimension_mismatch(tmp_path: Path) -> None:
+def test_different_widths_are_paired(tmp_path: Path) -> None:
+    """Towers without a shared projection are read; the audit then reports the cross-space metrics only."""
     image, text = save_npy(tmp_path, matrix(3, 4).numpy(), "i.npy"), save_npy(tmp_path, matrix(3, 6).numpy(), "t.npy")
-    expect_error(
-        lambda: read_run(run(image=image, text=text)), "i.npy", "t.npy", "dimension mismatch: image dim 4 ≠ text dim 6"
-    )
+    pairs = read_run(run(image=image, text=text))
+    assert pairs.image.shape == (3, 4) and pairs.text.shape == (3, 6)
     save_file({"image": matrix(3, 4), "text": matrix(3, 6)}, tmp_path / "both.safetensors")
-    expect_error(lambda: read_run(run(embeddings=tmp_path / "both.safetensors")), "both.safetensors", "4 ≠ text dim 6")
+    pairs = read_run(run(embeddings=tmp_path / "both.safetensors"))
+    assert pairs.image.shape == (3, 4) and pairs.text.shape == (3, 6)
+    assert pairs.caption_to_image.tolist() == [0, 1, 2]
 
 
 def test_count_mismatch_without_caption_to_image(towers) -> None:

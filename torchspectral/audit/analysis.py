@@ -6,7 +6,8 @@ contributes five pairs — while MMD compares the N images with the M captions a
 the N images against the M captions (SPEC §7). Stages, each timed:
 
 1. ``moments``: one pass over the pairs (:class:`~torchspectral.Moments`), every moment metric per preset;
-2. ``pairwise``: RBF CKA, MMD and retrieval, streamed over tiles (no n×n matrix);
+2. ``pairwise``: RBF CKA, MMD and retrieval, streamed over tiles (no n×n matrix); retrieval under both tie
+   rules (the metrics carry the optimistic one, ``ties`` counts the queries the rule changes);
 3. ``q_sweep``: SAS in both directions at every q of the grid, from the same eigendecompositions;
 4. ``bootstrap``: percentile intervals for every moment metric but SAS (resampling pairs,
    :func:`torchspectral.bootstrap`), and ``bootstrap_sas`` for the four SAS metrics, with their own replicate
@@ -29,7 +30,7 @@ from torchspectral.bootstrap import MOMENT_METRICS, SAME_DIM_METRICS, bootstrap
 from torchspectral.bootstrap_ritz import SAS_METRICS
 from torchspectral.functional.mmd import mmd
 from torchspectral.functional.report import PRESETS, pairwise_report, report_from_moments
-from torchspectral.functional.retrieval import clean_retrieval_inputs
+from torchspectral.functional.retrieval import clean_retrieval_inputs, retrieval
 from torchspectral.moments import Moments
 from torchspectral.prior import SpectralPrior
 
@@ -112,9 +113,20 @@ def analyse_run(
                 # Only the metrics whose settings the presets change (SVCCA, CORAL; MMD below) are repeated.
                 values = report_from_moments(moments, preset)
                 metrics.update({f"{preset}/{k}": values[k] for k in PRESETS[preset] if k in values})
+        ties: dict = {}
         with clock.stage("pairwise"):
-            metrics.update(pairwise_report(images, captions, c, preset=presets[0], backend=backend))
+            metrics.update(pairwise_report(images, captions, c, preset=presets[0], backend=backend, with_retrieval=False))
             if same_dim:
+                # Both tie rules: duplicate captions or images make ties real, and the source paper's own code
+                # lands between the two; the metrics carry the optimistic figures, `ties` says how far off they are.
+                optimistic = retrieval(images, captions, c, backend=backend)
+                pessimistic = retrieval(images, captions, c, ties="pessimistic", backend=backend)
+                metrics.update(optimistic.as_dict())
+                tied = int((optimistic.i2t_ranks != pessimistic.i2t_ranks).sum())
+                tied += int((optimistic.t2i_ranks != pessimistic.t2i_ranks).sum())
+                ties = {"rule": "optimistic", "tied_queries": tied}
+                if tied:
+                    ties["pessimistic"] = pessimistic.as_dict()
                 for preset in presets[1:]:
                     metrics[f"{preset}/mmd"] = float(mmd(images, captions, **PRESETS[preset]["mmd"], backend=backend))
 
@@ -175,6 +187,7 @@ def analyse_run(
         modes=modes,
         extremes=extremes,
         timings=clock.seconds,
+        ties=ties,
     )
 
 

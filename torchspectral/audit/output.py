@@ -17,6 +17,7 @@ from pathlib import Path
 from torchspectral.audit import plots, statistics
 from torchspectral.audit.destination import ReportDestination
 from torchspectral.audit.records import RunFailure, RunResult
+from torchspectral.functional.report import PRESETS
 
 # The columns of the headline table: (metric key, header).
 HEADLINE = (
@@ -37,13 +38,31 @@ PLOT_FILES = {
 }
 
 
+# Below this many runs a cross-run test or correlation says nothing (Spearman needs 3 points; a t-test 2 per domain).
+MIN_CROSS_RUNS = 3
+
+
 def cross_run_analysis(runs: Sequence[RunResult]) -> dict:
-    """The paper's cross-run analyses (SPEC §9) as one JSON-ready dict."""
+    """The paper's cross-run analyses (SPEC §9) as one JSON-ready dict.
+
+    Each analysis uses the runs that have what it needs (a run with d_x ≠ d_y has no ΔSAS, q-sweep or retrieval)
+    and is left empty when fewer than :data:`MIN_CROSS_RUNS` runs qualify; with fewer runs in all, every analysis
+    is empty and ``"note"`` says why.
+    """
+    empty = {"domain_comparison": [], "imbalance_tests": {}, "q_sweep_by_domain": {}, "retrieval_correlations": []}
+    if len(runs) < MIN_CROSS_RUNS:
+        return {**empty, "note": f"cross-run statistics need at least {MIN_CROSS_RUNS} runs; this audit has {len(runs)}"}
+    with_imbalance = [r for r in runs if "sas_imbalance" in r.metrics]
+    with_sweep = [r for r in runs if r.q_sweep]
+    with_retrieval = [r for r in runs if "rsum" in r.metrics]
+    enough = len(with_imbalance) >= MIN_CROSS_RUNS, len(with_sweep) >= MIN_CROSS_RUNS
     return {
         "domain_comparison": statistics.domain_comparison(runs),
-        "imbalance_tests": statistics.imbalance_tests(runs),
-        "q_sweep_by_domain": statistics.q_sweep_by_domain(runs) if all(r.q_sweep for r in runs) else {},
-        "retrieval_correlations": statistics.retrieval_correlations(runs),
+        "imbalance_tests": statistics.imbalance_tests(with_imbalance) if enough[0] else {},
+        "q_sweep_by_domain": statistics.q_sweep_by_domain(with_sweep) if enough[1] else {},
+        "retrieval_correlations": (
+            statistics.retrieval_correlations(with_retrieval) if len(with_retrieval) >= MIN_CROSS_RUNS else []
+        ),
     }
 
 
@@ -118,15 +137,16 @@ def write_report_files(
 
 def _draw_plots(folder: Path, runs: Sequence[RunResult]) -> dict[str, int]:
     folder.mkdir()
-    drawers: dict[str, Callable[[Sequence[RunResult], Path], int]] = {
-        "imbalance": plots.plot_imbalance,
-        "metric_vs_rsum": plots.plot_metric_vs_retrieval,
+    # Each plot shows the runs that have what it needs (a run with d_x ≠ d_y has no ΔSAS, spectra or retrieval).
+    drawers: dict[str, tuple[Callable[[Sequence[RunResult], Path], int], list[RunResult]]] = {
+        "imbalance": (plots.plot_imbalance, [r for r in runs if "sas_imbalance" in r.metrics]),
+        "q_sweep": (plots.plot_q_sweep, [r for r in runs if r.q_sweep]),
+        "mode_spectra": (plots.plot_mode_spectra, [r for r in runs if r.modes]),
     }
-    if all(run.q_sweep for run in runs):
-        drawers["q_sweep"] = plots.plot_q_sweep
-    if all(run.modes for run in runs):
-        drawers["mode_spectra"] = plots.plot_mode_spectra
-    return {name: draw(runs, folder / PLOT_FILES[name]) for name, draw in drawers.items()}
+    with_retrieval = [r for r in runs if "rsum" in r.metrics]
+    if len(with_retrieval) >= MIN_CROSS_RUNS:  # a rank correlation needs three runs
+        drawers["metric_vs_rsum"] = (plots.plot_metric_vs_retrieval, with_retrieval)
+    return {name: draw(shown, folder / PLOT_FILES[name]) for name, (draw, shown) in drawers.items() if shown}
 
 
 def _json_ready(value):
@@ -177,8 +197,17 @@ def _table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
     return [*lines, ""]
 
 
+def _metric_cell(run: dict, name: str) -> str:
+    """A metric's value; "n/a" where the run does not define it (d_x ≠ d_y)."""
+    return _fmt(run["metrics"][name]) if name in run["metrics"] else "n/a"
+
+
 def _with_interval(run: dict, name: str) -> str:
-    value = run["metrics"].get(name)
+    if name not in run["metrics"]:
+        return "n/a"
+    value = run["metrics"][name]
+    if name == "rsum" and run.get("ties", {}).get("tied_queries"):
+        return f"{_fmt(value)} ({_fmt(run['ties']['pessimistic']['rsum'])})"
     interval = run["intervals"].get(name)
     if not interval:
         return _fmt(value)
@@ -205,20 +234,30 @@ def _bottleneck(run: dict) -> str:
     return f"ΔSAS = {delta:+.3f}, {bounds}: {reading}"
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def render_markdown(report: dict) -> str:
     """report.md: the tables a person reads, built from the JSON report."""
     runs, cross = report["runs"], report["cross_run"]
+    failed = report.get("failed_runs", [])
+    settings = report["settings"]
+    counted = _plural(len(runs), "run") + (f" ({len(failed)} more failed, listed below)" if failed else "")
     lines = [
         "# torchspectral audit",
         "",
-        f"Manifest: `{report['manifest']}` — {len(runs)} runs. Settings: "
-        + ", ".join(f"{k} = {v}" for k, v in report["settings"].items()),
+        f"Manifest: `{report['manifest']}` — {counted}. Settings: "
+        + ", ".join(f"{k} = {v}" for k, v in settings.items()),
         "",
         "Image = x, text = y. SAS img→txt asks how much of the image's dominant eigenspace the text recovers;",
         "ΔSAS = SAS img→txt − SAS txt→img > 0 means the text side loses image structure. Brackets: bootstrap",
-        f"95% intervals ({report['settings'].get('interval', 'percentile')}) over resampled pairs. † marks an",
+        f"95% intervals ({settings.get('interval', 'percentile')}) over resampled pairs. † marks an",
         "interval that misses its own estimate: resampling duplicates pairs, which biases CKA, SVCCA and SAS",
         "when n is not much larger than d; the 'basic' interval (`interval = \"basic\"`) corrects that bias.",
+        "Retrieval (rSum, R@K) counts tied similarity scores optimistically: only a strictly higher score ranks",
+        "ahead of the true match. Where ties occur, the pessimistic figure follows in parentheses (a tied wrong",
+        "item ranks ahead); the source paper's own code lands between the two.",
         "",
         "## Runs",
         "",
@@ -230,15 +269,72 @@ def render_markdown(report: dict) -> str:
         for r in runs
     ]
     lines += _table(header, rows)
+    if any(key not in r["metrics"] for r in runs for key, _ in HEADLINE):
+        lines += ["n/a: not defined for that run — its image and text embeddings differ in dimension, so only the",
+                  "metrics that compare two spaces (CKA, SVCCA) are computed.", ""]  # fmt: skip
+    lines += _markdown_presets(runs, settings.get("presets", ["default"]))
+    lines += _markdown_ties(runs)
     lines += ["## Which modality is the bottleneck?", ""]
     lines += [f"- **{r['model']} / {r['dataset']}** ({r['domain']}): {_bottleneck(r)}" for r in runs] + [""]
-    lines += _markdown_statistics(cross)
+    lines += _markdown_failures(failed)
+    if cross.get("note"):
+        lines += ["## Across runs", "", f"Omitted: {cross['note']}.", ""]
+    else:
+        lines += _markdown_statistics(cross)
     lines += _markdown_extremes(runs)
     if report["plots"]:
         lines += ["## Plots", ""]
         lines += [f"![{name}]({path})" for name, path in report["plots"].items()] + [""]
     lines += _markdown_timings(report["timings"], runs)
     return "\n".join(lines)
+
+
+def _markdown_presets(runs: Sequence[dict], presets: Sequence[str]) -> list[str]:
+    """With several presets: the metrics whose settings a preset changes, one column per (metric, preset)."""
+    if len(presets) < 2:
+        return []
+    changed = list(dict.fromkeys(name for preset in presets for name in PRESETS[preset]))
+
+    def key(name: str, preset: str) -> str:
+        return name if preset == presets[0] else f"{preset}/{name}"
+
+    lines = ["## Metrics under each preset", ""]
+    for preset in presets:
+        described = "; ".join(
+            f"{name} " + ", ".join(f"{k}={v}" for k, v in options.items()) for name, options in PRESETS[preset].items()
+        )
+        lines.append(f"- **{preset}**: {described}")
+    lines.append("")
+    header = ["model", "dataset", *(f"{name.upper()} ({preset})" for name in changed for preset in presets)]
+    rows = [
+        [r["model"], r["dataset"], *(_metric_cell(r, key(name, preset)) for name in changed for preset in presets)]
+        for r in runs
+    ]
+    return lines + _table(header, rows)
+
+
+def _markdown_ties(runs: Sequence[dict]) -> list[str]:
+    tied = [r for r in runs if r.get("ties", {}).get("tied_queries")]
+    if not tied:
+        return []
+    lines = ["## Tied retrieval scores", "",
+             "Queries whose rank depends on the tie rule, and retrieval under both rules (optimistic / pessimistic):",
+             ""]  # fmt: skip
+    keys = ("rsum", "i2t_r1", "t2i_r1")
+    rows = []
+    for r in tied:
+        pessimistic = r["ties"]["pessimistic"]
+        cells = [f"{_fmt(r['metrics'][k])} / {_fmt(pessimistic[k])}" for k in keys]
+        rows.append([f"{r['model']} / {r['dataset']}", r["ties"]["tied_queries"], *cells])
+    return lines + _table(["run", "tied queries", "rSum", "i2t R@1", "t2i R@1"], rows)
+
+
+def _markdown_failures(failed: Sequence[dict]) -> list[str]:
+    if not failed:
+        return []
+    lines = ["## Failed runs", "", "These runs could not be analysed and are in no table or statistic above or below:", ""]
+    lines += [f"- **{f['model']} / {f['dataset']}** ({f['domain']}): {f['reason']}" for f in failed]
+    return [*lines, ""]
 
 
 def _markdown_extremes(runs: Sequence[dict]) -> list[str]:
@@ -248,7 +344,8 @@ def _markdown_extremes(runs: Sequence[dict]) -> list[str]:
         "## Best- and worst-aligned pairs (instance-level SAS img→txt)",
         "",
         "Per-pair SAS from a prior fitted on the run (decompose mode: the scores average to the run's SAS).",
-        "Each entry is `caption (image): score`; look at the worst pairs first.",
+        "Unlike the run's SAS, a per-pair score is not bounded to [0, 1] (SPEC §1.1): it is one pair's term of the",
+        "average, and may be negative or above 1. Each entry is `caption (image): score`; look at the worst pairs first.",
         "",
     ]
 
@@ -284,10 +381,8 @@ def _mean_std(summary: dict) -> str:
     return _fmt(summary["mean"]) + (f" ± {_fmt(std, 2)}" if std is not None else "")
 
 
-def _markdown_statistics(cross: dict) -> list[str]:
-    """The cross-run analyses (SPEC §9; the source paper's experiments 1–4) as markdown tables."""
+def _markdown_imbalance(tests: dict) -> list[str]:
     lines = ["## Directional imbalance across runs (ΔSAS)", ""]
-    tests = cross["imbalance_tests"]
     rows = [
         [domain, t["n"], _mean_std(t), _fmt(t.get("t")), _p(t), f"{t['n_positive']}/{t['n']}"]
         for domain, t in tests["domains"].items()
@@ -299,8 +394,12 @@ def _markdown_statistics(cross: dict) -> list[str]:
               f"p = {_p(greater)}.", ""]  # fmt: skip
     rows = [[name, d["domain"], d["n"], _mean_std(d), "yes" if d["all_positive"] else "no"]
             for name, d in tests["datasets"].items()]  # fmt: skip
-    lines += _table(["dataset", "domain", "runs", "ΔSAS mean ± std", "all > 0?"], rows)
+    return lines + _table(["dataset", "domain", "runs", "ΔSAS mean ± std", "all > 0?"], rows)
 
+
+def _markdown_statistics(cross: dict) -> list[str]:
+    """The cross-run analyses (SPEC §9; the source paper's experiments 1–4) as markdown tables."""
+    lines = _markdown_imbalance(cross["imbalance_tests"]) if cross["imbalance_tests"] else []
     comparison = cross["domain_comparison"]
     if comparison:
         domains = list(comparison[0]["domains"])

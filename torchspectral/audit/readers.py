@@ -24,14 +24,16 @@ What a manifest run points at (:class:`~torchspectral.audit.manifest.RunSpec`):
     every caption counts, as SPEC §7 requires.)
 
 Validation (each failure is an :class:`~torchspectral.audit.errors.AuditInputError` naming the file):
-matrices must be 2-D, non-empty, floating point and finite; image and text must have the same width;
-``caption_to_image`` must be 1-D integers, one per caption, each in ``[0, N)``, and every image must have
+matrices must be 2-D, non-empty, floating point, finite, and small enough that their sums of squares stay
+finite in float32 (in which the audit computes); image and text may differ in width (only CKA and SVCCA are then
+defined); ``caption_to_image`` must be 1-D integers, one per caption, each in ``[0, N)``, and every image must have
 at least one caption. Without ``caption_to_image`` the pairing is the identity and N must equal M.
 float16/bfloat16/float64 inputs are converted to float32.
 """
 
 from __future__ import annotations
 
+import math
 import pickle
 import re
 import zipfile
@@ -272,9 +274,6 @@ def _matrix(value: Any, where: str) -> torch.Tensor:
         raise AuditInputError(f"{where}: empty matrix (shape {tuple(tensor.shape)})")
     if not tensor.dtype.is_floating_point:
         raise AuditInputError(f"{where}: embeddings must be floating point, got dtype {_dtype(tensor.dtype)}")
-    # The metrics run in float32 (or float64 on request downstream); bf16/fp16 from GPU extraction are
-    # upcast exactly. float64 → float32 can overflow, so finiteness is checked after the conversion.
-    tensor = tensor.to(torch.float32).contiguous()
     bad = ~torch.isfinite(tensor).all(dim=1)
     if bool(bad.any()):
         rows = bad.nonzero().flatten()
@@ -282,7 +281,23 @@ def _matrix(value: Any, where: str) -> torch.Tensor:
             f"{where}: {rows.numel()} of {tensor.shape[0]} rows contain non-finite (NaN or Inf) values "
             f"(first: row {int(rows[0])})"
         )
-    return tensor
+    # The audit computes in float32 (bf16/fp16 from GPU extraction are upcast exactly). Its largest sums are
+    # sums of squares over every entry (traces, norms, Grams): they must stay finite in float32, so values
+    # beyond this bound are refused here, naming the cause, instead of turning into Inf/NaN in some metric.
+    largest = float(tensor.abs().amax())
+    limit = float32_safe_magnitude(tensor.shape[0] * tensor.shape[1])
+    if largest > limit:
+        raise AuditInputError(
+            f"{where}: values up to {largest:.3g}: their squares summed over {tensor.shape[0]} × {tensor.shape[1]} "
+            f"entries overflow float32, in which the audit computes (largest safe magnitude here {limit:.3g}); "
+            "rescale the embeddings"
+        )
+    return tensor.to(torch.float32).contiguous()
+
+
+def float32_safe_magnitude(entries: int) -> float:
+    """The largest |value| whose squares, summed over ``entries`` values, stay 256× below float32's maximum."""
+    return math.sqrt(torch.finfo(torch.float32).max / 256.0 / max(entries, 1))
 
 
 def _index(value: Any, where: str) -> torch.Tensor:
@@ -312,13 +327,9 @@ def _pair(
     text_where: str,
     index_where: str | None,
 ) -> PairedEmbeddings:
+    # Image and text may differ in width (towers without a shared projection): the audit then reports the
+    # metrics that compare two spaces (CKA, SVCCA) and marks the others n/a.
     n, m = image.shape[0], text.shape[0]
-    if image.shape[1] != text.shape[1]:
-        where = image_where if image_where == text_where else f"{image_where} / {text_where}"
-        raise AuditInputError(
-            f"{where}: dimension mismatch: image dim {image.shape[1]} ≠ text dim {text.shape[1]} "
-            "(both towers must embed into one space)"
-        )
     if index is None:
         if n != m:
             where = image_where if image_where == text_where else f"{image_where} / {text_where}"

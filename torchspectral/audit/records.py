@@ -24,6 +24,10 @@ class RunResult:
         extremes: instance-level SAS (x→y, decompose mode): ``{"top": [{"caption": j, "image": i, "score": s},
             ...], "bottom": [...]}`` (a pair is indexed by its caption) — the best- and worst-aligned pairs.
         timings: stage name → seconds.
+        ties: how retrieval treated tied similarity scores: ``{"rule": "optimistic", "tied_queries": k}`` with
+            ``k`` the queries (images and captions) whose rank the rule changes, and when ``k > 0``
+            ``"pessimistic": {key: value}`` — the retrieval keys under the pessimistic rule (a tied wrong item
+            ranks ahead). The metrics' retrieval keys are the optimistic ones. Empty when retrieval was not run.
     """
 
     model: str
@@ -38,6 +42,7 @@ class RunResult:
     modes: dict[str, list[float] | int] = field(default_factory=dict)
     extremes: dict[str, list[dict]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    ties: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -63,14 +63,21 @@ def pairwise_report(
     caption_to_image: torch.Tensor | None,
     preset: str = "default",
     backend: str = "auto",
+    *,
+    with_retrieval: bool = True,
 ) -> dict[str, float]:
-    """The pairwise metrics of the report on validated, finite inputs (see :func:`alignment_report`)."""
+    """The pairwise metrics of the report on validated, finite inputs (see :func:`alignment_report`).
+
+    ``with_retrieval=False`` leaves retrieval out, for a caller that ranks the pairs itself (the audit ranks
+    them under both tie rules).
+    """
     pairs_x = images if caption_to_image is None else images[caption_to_image]
     biased, unbiased = rbf_cka_both(pairs_x, captions, backend=backend)
     values: dict[str, float] = {"cka_rbf": float(biased), "cka_rbf_unbiased": float(unbiased)}
     if images.shape[1] == captions.shape[1]:
         values["mmd"] = float(mmd(images, captions, **PRESETS[preset]["mmd"], backend=backend))
-        values.update(retrieval(images, captions, caption_to_image, backend=backend).as_dict())
+        if with_retrieval:
+            values.update(retrieval(images, captions, caption_to_image, backend=backend).as_dict())
     return values
 
 
