@@ -94,14 +94,14 @@ class ReportDestination:
 
     # -- vetting ---------------------------------------------------------------------------------------
     def _vet(self, inputs: list[str | Path]) -> None:
-        out, name = self.out, self.out.name
-        if name in ("", ".", ".."):
-            raise AuditInputError(f"--out {out}: name a new report directory, not {str(out)!r}")
+        out = self.out
         target = out.resolve()
         here = Path.cwd().resolve()
-        if target == here or target in here.parents:
+        if target == here or target in here.parents:  # "/" and "." land here
             what = "the current directory" if target == here else "a folder that holds the current directory"
             raise AuditInputError(f"--out {out}: refusing to write the report over {what}; name a new directory")
+        if out.name in ("", ".", ".."):
+            raise AuditInputError(f"--out {out}: name a new report directory, not {str(out)!r}")
         for given in inputs:
             path = Path(given).resolve()
             if target == path or target in path.parents:
