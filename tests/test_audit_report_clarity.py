@@ -65,6 +65,10 @@ def test_a_run_with_different_dimensions_is_reported_with_n_a(tmp_path) -> None:
     assert report["cross_run"]["imbalance_tests"]["domains"]["natural"]["n"] == 3  # ΔSAS tests over the 3 it has
     assert {c["n"] for c in report["cross_run"]["retrieval_correlations"] if c["stratum"] == "all"} == {3}
     assert set(report["plots"]) == {"imbalance", "q_sweep", "mode_spectra", "metric_vs_rsum"}
+    # Each metric is compared across domains over the runs that have it: SAS over the three, CKA over all four.
+    compared = {row["metric"]: row["domains"] for row in report["cross_run"]["domain_comparison"]}
+    assert set(compared["sas_imbalance"]) == {"natural"} and compared["cka_linear"]["medical"]["n"] == 1
+    assert "| sas_imbalance |" in markdown and "| cka_linear |" in markdown
 
 
 def test_cross_run_sections_need_three_runs_and_counts_read_naturally(tmp_path) -> None:

@@ -34,7 +34,6 @@ EXIT_OK = 0
 EXIT_ALL_RUNS_FAILED = 1  # no run could be analysed: nothing written
 EXIT_INPUT_ERROR = 2  # bad manifest, file, setting or --out: nothing read past it, nothing touched or written
 EXIT_SOME_RUNS_FAILED = 3  # report written for the runs that succeeded; the others are in its "Failed runs"
-EXIT_ANALYSIS_ERROR = EXIT_ALL_RUNS_FAILED  # the name earlier releases used
 EXIT_STATUSES = f"""exit status:
   {EXIT_OK}  every run analysed, report written
   {EXIT_ALL_RUNS_FAILED}  no run could be analysed (each reason on stderr); nothing written

@@ -56,8 +56,15 @@ def cross_run_analysis(runs: Sequence[RunResult]) -> dict:
     with_sweep = [r for r in runs if r.q_sweep]
     with_retrieval = [r for r in runs if "rsum" in r.metrics]
     enough = len(with_imbalance) >= MIN_CROSS_RUNS, len(with_sweep) >= MIN_CROSS_RUNS
+    # Per metric, over the runs that have it: a run with d_x ≠ d_y must not drop SAS from everyone's comparison.
+    names = sorted({k for r in runs for k in r.metrics} - set(statistics.NON_METRIC_KEYS), key=statistics.report_order)
+    comparison = []
+    for name in names:
+        having = [r for r in runs if name in r.metrics]
+        if len(having) >= MIN_CROSS_RUNS:
+            comparison += statistics.domain_comparison(having, [name])
     return {
-        "domain_comparison": statistics.domain_comparison(runs),
+        "domain_comparison": comparison,
         "imbalance_tests": statistics.imbalance_tests(with_imbalance) if enough[0] else {},
         "q_sweep_by_domain": statistics.q_sweep_by_domain(with_sweep) if enough[1] else {},
         "retrieval_correlations": (
@@ -402,14 +409,19 @@ def _markdown_statistics(cross: dict) -> list[str]:
     lines = _markdown_imbalance(cross["imbalance_tests"]) if cross["imbalance_tests"] else []
     comparison = cross["domain_comparison"]
     if comparison:
-        domains = list(comparison[0]["domains"])
-        pairs = [f"{t['a']} vs {t['b']}" for t in comparison[0]["tests"]]
+        # Rows may cover different runs (a metric is compared over the runs that have it), so columns are by name.
+        domains = list(dict.fromkeys(d for row in comparison for d in row["domains"]))
+        pairs = list(dict.fromkeys((t["a"], t["b"]) for row in comparison for t in row["tests"]))
         lines += ["## Domains compared, per metric", "", "Mean ± std over runs; two-sided Mann–Whitney U.", ""]
-        rows = [
-            [row["metric"], *(_mean_std(row["domains"][d]) for d in domains), *(_p(t) for t in row["tests"])]
-            for row in comparison
-        ]
-        lines += _table(["metric", *domains, *(f"p ({pair})" for pair in pairs)], rows)
+        rows = []
+        for row in comparison:
+            tests = {(t["a"], t["b"]): t for t in row["tests"]}
+            rows.append([
+                row["metric"],
+                *(_mean_std(row["domains"][d]) if d in row["domains"] else "n/a" for d in domains),
+                *(_p(tests[pair]) if pair in tests else "n/a" for pair in pairs),
+            ])  # fmt: skip
+        lines += _table(["metric", *domains, *(f"p ({a} vs {b})" for a, b in pairs)], rows)
 
     sweep = cross["q_sweep_by_domain"]
     if sweep:

@@ -319,7 +319,8 @@ def retrieval_value(run: RunResult, target: str) -> float:
 # helpers
 
 
-def _report_order(name: str) -> tuple[int, str]:
+def report_order(name: str) -> tuple[int, str]:
+    """Sort key of metric names in tables and figures: :data:`REPORT_ORDER`, then any other key alphabetically."""
     return (REPORT_ORDER.index(name) if name in REPORT_ORDER else len(REPORT_ORDER), name)
 
 
@@ -335,7 +336,7 @@ def _resolve_metrics(
 ) -> list[str]:
     if metrics is None:
         common = set(runs[0].metrics).intersection(*(r.metrics for r in runs[1:]))
-        chosen = sorted(common - set(exclude), key=_report_order)
+        chosen = sorted(common - set(exclude), key=report_order)
         if not chosen:
             raise ValueError(f"{where}: no metric is present in every run")
         return chosen
