@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from torchspectral.validation import check_pair
+from torchspectral.validation import check_pair, compute_dtype
 
 if TYPE_CHECKING:
     from torchspectral.functional.sas import SpectralAlignment
@@ -48,11 +48,6 @@ SHIFTED_STATE = (
 )  # fmt: skip
 NORMALISED_STATE = ("sum_xhat", "sum_yhat", "sum_dot", "sum_l2i", "zero_norm_x", "zero_norm_y")
 STATE = SHIFTED_STATE + NORMALISED_STATE
-
-
-def compute_dtype(x: torch.Tensor, y: torch.Tensor) -> torch.dtype:
-    """float64 when either input is float64, else float32 (half precisions are upcast first)."""
-    return torch.float64 if torch.float64 in (x.dtype, y.dtype) else torch.float32
 
 
 # Rows per chunk where a per-pair temporary is needed: about 16 MB of float32 whatever d is.

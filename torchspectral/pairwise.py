@@ -42,6 +42,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from torchspectral import kernels
+from torchspectral.validation import compute_dtype
 
 BACKENDS = ("auto", "torch", "triton")
 
@@ -61,11 +62,6 @@ def tile_side(dtype: torch.dtype, budget_bytes: int | None = None) -> int:
     itemsize = torch.empty((), dtype=dtype).element_size()
     side = math.isqrt(budget // (itemsize * _TILE_TEMPORARIES))
     return max(16, side - side % 16)
-
-
-def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
-    """float64 when any input is float64, else float32 (half precisions are upcast first)."""
-    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
 
 
 def resolve_backend(backend: str, metric: str, *tensors: torch.Tensor) -> str:
