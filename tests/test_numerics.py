@@ -131,3 +131,34 @@ def test_all_constant_modality_is_refused() -> None:
         ts.cka(x, y)
     with pytest.raises(ValueError, match="zero variance"):
         ts.svcca(x, y)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("n", "d", "keep"), [(5, 8, 5), (100, 384, 100)])
+def test_svcca_rank_of_centred_data_is_at_most_n_minus_1(dtype: torch.dtype, n: int, d: int, keep: int) -> None:
+    """n ≤ d: the centred data spans at most n − 1 directions; the rest of the spectrum is rounding, in either dtype."""
+    g = torch.Generator().manual_seed(n)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64) + 0.5
+    y = x + 0.5 * torch.randn(n, d, generator=g, dtype=torch.float64)
+    with pytest.raises(ValueError, match=f"keep={keep} exceeds the numerical rank {n - 1} of x's covariance"):
+        ts.svcca(x.to(dtype), y.to(dtype), keep=keep)
+    got = float(ts.svcca(x.to(dtype), y.to(dtype), keep=n - 1))
+    assert got == pytest.approx(float(ts.svcca(x, y, keep=n - 1)), rel=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_svcca_rank_tolerance_follows_the_compute_dtype(dtype: torch.dtype) -> None:
+    """16 features spanning 8 directions: float32 rounding leaves the other 8 eigenvalues at ~1e-7 of the top, which
+    must not count as rank (the tolerance is relative to the compute dtype's epsilon)."""
+    g = torch.Generator().manual_seed(3)
+    base = torch.randn(500, 8, generator=g, dtype=torch.float64)
+    x = torch.cat([base, base @ torch.randn(8, 8, generator=g, dtype=torch.float64)], 1)
+    y = x + 0.3 * torch.randn(500, 16, generator=g, dtype=torch.float64)
+    with pytest.raises(ValueError, match="keep=9 exceeds the numerical rank 8 of x's covariance"):
+        ts.svcca(x.to(dtype), y.to(dtype), keep=9)
+    m = ts.Moments()
+    for start in range(0, 500, 200):  # the precision is part of the accumulated state
+        m.update(x[start : start + 200].to(dtype), y[start : start + 200].to(dtype))
+    with pytest.raises(ValueError, match="numerical rank 8"):
+        m.svcca(keep=9)
+    assert float(ts.svcca(x.to(dtype), y.to(dtype))) == pytest.approx(float(ts.svcca(x, y)), rel=1e-4)
