@@ -162,3 +162,22 @@ def test_svcca_rank_tolerance_follows_the_compute_dtype(dtype: torch.dtype) -> N
     with pytest.raises(ValueError, match="numerical rank 8"):
         m.svcca(keep=9)
     assert float(ts.svcca(x.to(dtype), y.to(dtype))) == pytest.approx(float(ts.svcca(x, y)), rel=1e-4)
+
+
+def test_svcca_paper_preset_does_not_blow_up_near_constant_features() -> None:
+    """standardize=True floors σ at 1e-8 as the source paper's σ + 1e-8 does: a feature with σ = 1e-12 (constant
+    up to rounding, as in real MiniLM embeddings) stays negligible instead of becoming a unit-variance noise
+    feature, so the preset no longer depends on the input dtype."""
+    x, y = paired(500, 24, seed=31, offset=0.2)
+    rng = np.random.default_rng(31)
+    constant_x, constant_y = x.copy(), y.copy()
+    constant_x[:, [3, 17]] = 0.1
+    constant_y[:, 5] = -0.2
+    x, y = constant_x.copy(), constant_y.copy()
+    x[:, [3, 17]] += 1e-12 * rng.normal(size=(500, 2))
+    y[:, 5] += 1e-12 * rng.normal(size=500)
+    want = R.svcca(constant_x, constant_y, keep=10, standardize=True)
+    x64, y64 = torch.from_numpy(x), torch.from_numpy(y)
+    assert float(ts.svcca(x64, y64, keep=10, standardize=True)) == pytest.approx(want, rel=1e-8)
+    assert float(ts.svcca(x64.float(), y64.float(), keep=10, standardize=True)) == pytest.approx(want, rel=1e-5)
+    assert ts.alignment_report(x64, y64, preset="paper")["svcca"] == pytest.approx(want, rel=1e-8)

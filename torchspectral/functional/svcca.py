@@ -86,7 +86,9 @@ def svcca(
     Args:
         keep: float in (0, 1] = variance fraction each modality keeps (default 0.99); int = number
             of principal directions.
-        standardize: divide each feature by its standard deviation first (constant features stay 0).
+        standardize: divide each feature by its standard deviation σ first, with σ floored at 1e-8 as the
+            source paper's σ + 1e-8 does: near-constant features (σ ≪ 1e-8, rounding) stay negligible instead of
+            being blown up to unit variance, and constant features stay 0.
 
     Shape: x (n, d_x), y (n, d_y) → ().
 
