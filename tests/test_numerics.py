@@ -181,3 +181,17 @@ def test_svcca_paper_preset_does_not_blow_up_near_constant_features() -> None:
     assert float(ts.svcca(x64, y64, keep=10, standardize=True)) == pytest.approx(want, rel=1e-8)
     assert float(ts.svcca(x64.float(), y64.float(), keep=10, standardize=True)) == pytest.approx(want, rel=1e-5)
     assert ts.alignment_report(x64, y64, preset="paper")["svcca"] == pytest.approx(want, rel=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+def test_gap_family_stays_in_its_mathematical_range(dtype: torch.dtype) -> None:
+    """float32 rounding of normalised rows made rmg(x, x) = −6.5e−8 and true_pair_cosine(x, x) = 1.00000006: values
+    outside ranges that are theorems (cosines in [−1, 1], RMG in [0, 1])."""
+    g = torch.Generator().manual_seed(5)
+    for seed in range(5):
+        x = (torch.randn(257, 33, generator=g) * (seed + 1) + 0.3).to(dtype)
+        assert float(ts.true_pair_cosine(x, x)) <= 1.0
+        assert float(ts.true_pair_cosine(x, -x)) >= -1.0
+        assert 0.0 <= float(ts.rmg(x, x)) <= 1.0
+        assert float(ts.rmg(x, x)) == pytest.approx(0.0, abs=1e-6)
+        assert float(ts.true_pair_cosine(x, x)) == pytest.approx(1.0, abs=1e-6)

@@ -115,9 +115,12 @@ class SpectralPrior:
     ) -> SpectralPrior:
         """Fit on paired embeddings x, y (n, d). The fitted parameters are detached (the prior is frozen)."""
         check_q(q, "SpectralPrior.fit")
-        moments = Moments.from_data(
-            x.detach(), y.detach(), nan_policy=nan_policy, metric="SpectralPrior.fit", same_dim=SAME_DIM_REASON
-        )
+        # No graph is recorded (the prior is frozen); the inputs are validated as they came, so a non-tensor gets
+        # the TypeError every entry point gives.
+        with torch.no_grad():
+            moments = Moments.from_data(
+                x, y, nan_policy=nan_policy, metric="SpectralPrior.fit", same_dim=SAME_DIM_REASON
+            )
         return cls.from_moments(moments, q=q, eps=eps)
 
     @classmethod
