@@ -95,3 +95,12 @@ def test_large_values_and_nan_together_report_the_nan_first() -> None:
         ts.cka(x, y)
     with pytest.raises(ValueError, match="overflow float64"):
         ts.cka(x, y, nan_policy="omit")  # what is left is still too large
+
+
+def test_triton_backend_on_huge_float32_says_why_it_cannot_run() -> None:
+    pytest.importorskip("triton")
+    x, y = huge(1e20, torch.float32)
+    with pytest.raises(ValueError, match="values too large for float32 arithmetic are computed in float64"):
+        ts.mmd(x, y, backend="triton")
+    with pytest.raises(TypeError, match="values too large for float32 arithmetic are computed in float64"):
+        ts.SpectralPrior.fit(x, y).score(x, y, backend="triton")

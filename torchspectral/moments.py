@@ -22,7 +22,7 @@ state          meaning (``x' = x − k_x``, ``y' = y − k_y``)  used by
 ``sum_xhat``   Σ x̂, x̂ = x/‖x‖ (likewise ``sum_yhat``)      gap, Δcos, RMG
 ``sum_dot``    Σ ⟨x̂_i, ŷ_i⟩                                 true-pair cosine, Δcos, RMG
 ``sum_l2i``    Σ ‖x̂_i − ŷ_i‖                                L2I
-``pairs_f32``  pairs whose batch sums were taken in float32  SVCCA's numerical rank
+``pairs_f32``  pairs summed in float32 (f32/half input)    SVCCA's numerical rank
 =============  ==========================================  =============================
 
 Everything is differentiable with respect to the rows that went in.

@@ -81,7 +81,8 @@ def resolve_backend(backend: str, metric: str, *tensors: torch.Tensor) -> str:
             )
         if float64:
             raise ValueError(
-                f"{metric}: the Triton kernels compute in float32; use backend='torch' to keep float64 precision"
+                f"{metric}: the Triton kernels compute in float32; use backend='torch' for float64 inputs "
+                "(float32 inputs with values too large for float32 arithmetic are computed in float64 too)"
             )
     return backend
 

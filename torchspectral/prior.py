@@ -264,7 +264,8 @@ class SpectralPrior:
         if backend == "triton":
             if float64:
                 raise TypeError(
-                    "SpectralPrior.score: the Triton kernel computes in float32; use backend='torch' for float64"
+                    "SpectralPrior.score: the Triton kernel computes in float32; use backend='torch' for float64 "
+                    "(float32 inputs with values too large for float32 arithmetic are computed in float64 too)"
                 )
             if not kernels.available():
                 raise RuntimeError("SpectralPrior.score: backend='triton' needs the triton package")
