@@ -175,9 +175,9 @@ def within_range(tensors: dict[str, torch.Tensor], metric: str, n: int, d: int) 
         return [t.to(torch.float64) for t in values]
     name = list(tensors)[peaks.index(max(peaks))]
     raise ValueError(
-        f"{metric}: {name} has values up to {max(peaks):.3g}, whose squares and the sums of up to fourth powers "
-        f"over {n} rows × {d} features that the statistics need overflow float64 (finite only for |values| ≤ "
-        f"{limit:.3g} here); rescale the embeddings"
+        f"{metric}: {name} has values up to {max(peaks):.3g}, too large for float64: the statistics need their "
+        f"squares and sums of up to fourth powers over {n} rows × {d} features, which overflow float64 beyond "
+        f"|values| ≈ {limit:.3g} here; rescale the embeddings"
     )
 
 
