@@ -152,3 +152,49 @@ def test_bad_input(batch) -> None:
     bad[0, 0] = float("nan")
     with pytest.raises(ValueError, match="1 of 24 pairs contain NaN"):
         ts.nn.SigLIPLoss()(bad, y)
+
+
+GAP_LOSSES = {
+    "clip": lambda: ts.nn.CLIPLoss(),
+    "clip_learnable": lambda: ts.nn.CLIPLoss(learnable_temperature=True),
+    "siglip": lambda: ts.nn.SigLIPLoss(),
+    "align_true_pairs": lambda: ts.nn.AlignTruePairsLoss(),
+    "centroid_uniformity": lambda: ts.nn.CentroidUniformityLoss(),
+    "gap_closing": lambda: ts.nn.GapClosingLoss(),
+}
+
+
+@pytest.mark.parametrize("name", list(GAP_LOSSES))
+def test_float16_losses_are_upcast(name: str) -> None:
+    """float16 rows with norm > 65504 (each value representable): the loss is the float32 loss of those values,
+    the gradient comes back in float16."""
+    g = torch.Generator().manual_seed(83)
+    x = 1.5e4 * torch.randn(32, 64, generator=g)
+    y = 0.8 * x + 0.6 * 1.5e4 * torch.randn(32, 64, generator=g)
+    x16, y16 = x.half().requires_grad_(), y.half()
+    assert bool(torch.isfinite(x16).all() & torch.isfinite(y16).all())
+    assert float(torch.linalg.vector_norm(x16.detach().float(), dim=1).min()) > 65504
+    loss = GAP_LOSSES[name]()
+    got = loss(x16, y16)
+    want = loss(x16.detach().float(), y16.float())
+    assert got.dtype == torch.float32
+    assert float(got) == pytest.approx(float(want), rel=1e-6)
+    got.backward()
+    assert x16.grad.dtype == torch.float16 and bool(torch.isfinite(x16.grad).all())
+
+
+@pytest.mark.parametrize("name", list(GAP_LOSSES))
+def test_mixed_dtypes_are_accepted(name: str) -> None:
+    x, y = paired(24, 6, seed=84, offset=0.4)
+    x32, y64 = torch.from_numpy(x).float(), torch.from_numpy(y)
+    loss = GAP_LOSSES[name]()
+    assert float(loss(x32, y64)) == pytest.approx(float(loss(x32.double(), y64)), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", list(GAP_LOSSES))
+def test_float32_losses_with_huge_values(name: str) -> None:
+    """Values whose squares overflow float32 (issue 11, item 4): the loss of the same values in float64."""
+    x, y = paired(64, 8, seed=85, offset=0.4)
+    x32, y32 = (torch.from_numpy(x) * 1e20).float(), (torch.from_numpy(y) * 1e20).float()
+    loss = GAP_LOSSES[name]()
+    assert float(loss(x32, y32)) == pytest.approx(float(loss(x32.double(), y32.double())), rel=1e-6)

@@ -131,3 +131,67 @@ def test_all_constant_modality_is_refused() -> None:
         ts.cka(x, y)
     with pytest.raises(ValueError, match="zero variance"):
         ts.svcca(x, y)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("n", "d", "keep"), [(5, 8, 5), (100, 384, 100)])
+def test_svcca_rank_of_centred_data_is_at_most_n_minus_1(dtype: torch.dtype, n: int, d: int, keep: int) -> None:
+    """n ≤ d: the centred data spans at most n − 1 directions; the rest of the spectrum is rounding, in either dtype."""
+    g = torch.Generator().manual_seed(n)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64) + 0.5
+    y = x + 0.5 * torch.randn(n, d, generator=g, dtype=torch.float64)
+    with pytest.raises(ValueError, match=f"keep={keep} exceeds the numerical rank {n - 1} of x's covariance"):
+        ts.svcca(x.to(dtype), y.to(dtype), keep=keep)
+    got = float(ts.svcca(x.to(dtype), y.to(dtype), keep=n - 1))
+    assert got == pytest.approx(float(ts.svcca(x, y, keep=n - 1)), rel=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_svcca_rank_tolerance_follows_the_compute_dtype(dtype: torch.dtype) -> None:
+    """16 features spanning 8 directions: float32 rounding leaves the other 8 eigenvalues at ~1e-7 of the top, which
+    must not count as rank (the tolerance is relative to the compute dtype's epsilon)."""
+    g = torch.Generator().manual_seed(3)
+    base = torch.randn(500, 8, generator=g, dtype=torch.float64)
+    x = torch.cat([base, base @ torch.randn(8, 8, generator=g, dtype=torch.float64)], 1)
+    y = x + 0.3 * torch.randn(500, 16, generator=g, dtype=torch.float64)
+    with pytest.raises(ValueError, match="keep=9 exceeds the numerical rank 8 of x's covariance"):
+        ts.svcca(x.to(dtype), y.to(dtype), keep=9)
+    m = ts.Moments()
+    for start in range(0, 500, 200):  # the precision is part of the accumulated state
+        m.update(x[start : start + 200].to(dtype), y[start : start + 200].to(dtype))
+    with pytest.raises(ValueError, match="numerical rank 8"):
+        m.svcca(keep=9)
+    assert float(ts.svcca(x.to(dtype), y.to(dtype))) == pytest.approx(float(ts.svcca(x, y)), rel=1e-4)
+
+
+def test_svcca_paper_preset_does_not_blow_up_near_constant_features() -> None:
+    """standardize=True floors σ at 1e-8 as the source paper's σ + 1e-8 does: a feature with σ = 1e-12 (constant
+    up to rounding, as in real MiniLM embeddings) stays negligible instead of becoming a unit-variance noise
+    feature, so the preset no longer depends on the input dtype."""
+    x, y = paired(500, 24, seed=31, offset=0.2)
+    rng = np.random.default_rng(31)
+    constant_x, constant_y = x.copy(), y.copy()
+    constant_x[:, [3, 17]] = 0.1
+    constant_y[:, 5] = -0.2
+    x, y = constant_x.copy(), constant_y.copy()
+    x[:, [3, 17]] += 1e-12 * rng.normal(size=(500, 2))
+    y[:, 5] += 1e-12 * rng.normal(size=500)
+    want = R.svcca(constant_x, constant_y, keep=10, standardize=True)
+    x64, y64 = torch.from_numpy(x), torch.from_numpy(y)
+    assert float(ts.svcca(x64, y64, keep=10, standardize=True)) == pytest.approx(want, rel=1e-8)
+    assert float(ts.svcca(x64.float(), y64.float(), keep=10, standardize=True)) == pytest.approx(want, rel=1e-5)
+    assert ts.alignment_report(x64, y64, preset="paper")["svcca"] == pytest.approx(want, rel=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+def test_gap_family_stays_in_its_mathematical_range(dtype: torch.dtype) -> None:
+    """float32 rounding of normalised rows made rmg(x, x) = −6.5e−8 and true_pair_cosine(x, x) = 1.00000006: values
+    outside ranges that are theorems (cosines in [−1, 1], RMG in [0, 1])."""
+    g = torch.Generator().manual_seed(5)
+    for seed in range(5):
+        x = (torch.randn(257, 33, generator=g) * (seed + 1) + 0.3).to(dtype)
+        assert float(ts.true_pair_cosine(x, x)) <= 1.0
+        assert float(ts.true_pair_cosine(x, -x)) >= -1.0
+        assert 0.0 <= float(ts.rmg(x, x)) <= 1.0
+        assert float(ts.rmg(x, x)) == pytest.approx(0.0, abs=1e-6)
+        assert float(ts.true_pair_cosine(x, x)) == pytest.approx(1.0, abs=1e-6)

@@ -149,3 +149,17 @@ def test_triton_path_gradients_equal_torch_path(population) -> None:
         prior.score(a, b, mode="abs", backend=backend).sum().backward()
         grads.append((a.grad, b.grad))
     torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_fit_on_arrays_says_tensors_are_needed(population) -> None:
+    x, y = population
+    with pytest.raises(TypeError, match=r"SpectralPrior\.fit: x must be a torch\.Tensor, got ndarray"):
+        ts.SpectralPrior.fit(x.numpy(), y.numpy())
+    with pytest.raises(TypeError, match=r"SpectralPrior\.fit: y must be a torch\.Tensor, got list"):
+        ts.SpectralPrior.fit(x, y.tolist())
+
+
+def test_fit_does_not_record_a_graph(population) -> None:
+    x, y = population
+    prior = ts.SpectralPrior.fit(x.clone().requires_grad_(), y)
+    assert not any(t.requires_grad for t in prior.state_dict().values())

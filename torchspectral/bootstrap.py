@@ -156,6 +156,7 @@ class _WeightedRows:
             "sum_l2i": weights @ self.l2i,
             "zero_norm_x": weights @ self.zero_x,
             "zero_norm_y": weights @ self.zero_y,
+            "pairs_f32": weights.sum() if self.xc.dtype == torch.float32 else weights.new_zeros(()),
         }
         return Moments(
             d_x=self.d_x, d_y=self.d_y, device=self.xc.device, n=self.n,

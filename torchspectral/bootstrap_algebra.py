@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from torchspectral.functional.cka import _hsic_u
+from torchspectral.functional.gap import mean_cosine, rmg_terms
 
 if TYPE_CHECKING:
     from torchspectral.bootstrap import _WeightedRows as _Rows
@@ -71,16 +72,16 @@ def linear_replicates(rows: _Rows, counts: torch.Tensor, names: Sequence[str]) -
     w64 = counts.double()
     sum_dot, sum_l2i = w64 @ rows.cos, w64 @ rows.l2i
 
-    def intra(s: torch.Tensor) -> torch.Tensor:
-        return (1 - ((s * s).sum(1) - n) / (n * (n - 1))) / 2
+    def rmg() -> torch.Tensor:
+        numerator, denominator = rmg_terms(sum_xhat, sum_yhat, sum_dot, n)
+        return numerator / denominator
 
-    true_pair = (1 - sum_dot / n) / 2
     formulas = {
         "modality_gap": lambda: torch.linalg.vector_norm(sum_xhat - sum_yhat, dim=1) / n,
         "l2i": lambda: sum_l2i / n,
-        "true_pair_cosine": lambda: sum_dot / n,
+        "true_pair_cosine": lambda: mean_cosine(sum_dot, n),
         "cosine_gap": lambda: sum_dot / n - ((sum_xhat * sum_yhat).sum(1) - sum_dot) / (n * (n - 1)),
-        "rmg": lambda: true_pair / (true_pair + (intra(sum_xhat) + intra(sum_yhat)) / 2),
+        "rmg": rmg,
     }
     return {name: formulas[name]() for name in names if name in formulas}
 

@@ -22,6 +22,7 @@ state          meaning (``x' = x − k_x``, ``y' = y − k_y``)  used by
 ``sum_xhat``   Σ x̂, x̂ = x/‖x‖ (likewise ``sum_yhat``)      gap, Δcos, RMG
 ``sum_dot``    Σ ⟨x̂_i, ŷ_i⟩                                 true-pair cosine, Δcos, RMG
 ``sum_l2i``    Σ ‖x̂_i − ŷ_i‖                                L2I
+``pairs_f32``  pairs summed in float32 (f32/half input)    SVCCA's numerical rank
 =============  ==========================================  =============================
 
 Everything is differentiable with respect to the rows that went in.
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from torchspectral.validation import check_pair
+from torchspectral.validation import check_pair, compute_dtype
 
 if TYPE_CHECKING:
     from torchspectral.functional.sas import SpectralAlignment
@@ -46,13 +47,10 @@ SHIFTED_STATE = (
     "sum_a", "sum_b", "sum_ab", "sum_aa", "sum_bb",
     "sum_a_x", "sum_a_y", "sum_b_x", "sum_b_y",
 )  # fmt: skip
-NORMALISED_STATE = ("sum_xhat", "sum_yhat", "sum_dot", "sum_l2i", "zero_norm_x", "zero_norm_y")
+# pairs_f32 counts the pairs whose batch sums were taken in float32 (float32 and half inputs): a count adds up
+# under merge and all_reduce like the sums, and says whether the statistics carry float32 or float64 rounding.
+NORMALISED_STATE = ("sum_xhat", "sum_yhat", "sum_dot", "sum_l2i", "zero_norm_x", "zero_norm_y", "pairs_f32")
 STATE = SHIFTED_STATE + NORMALISED_STATE
-
-
-def compute_dtype(x: torch.Tensor, y: torch.Tensor) -> torch.dtype:
-    """float64 when either input is float64, else float32 (half precisions are upcast first)."""
-    return torch.float64 if torch.float64 in (x.dtype, y.dtype) else torch.float32
 
 
 # Rows per chunk where a per-pair temporary is needed: about 16 MB of float32 whatever d is.
@@ -111,7 +109,7 @@ class Moments:
             "sum_a": (), "sum_b": (), "sum_ab": (), "sum_aa": (), "sum_bb": (),
             "sum_a_x": (dx,), "sum_a_y": (dy,), "sum_b_x": (dx,), "sum_b_y": (dy,),
             "sum_xhat": (dx,), "sum_yhat": (dy,), "sum_dot": (), "sum_l2i": (),
-            "zero_norm_x": (), "zero_norm_y": (),
+            "zero_norm_x": (), "zero_norm_y": (), "pairs_f32": (),
         }  # fmt: skip
         self.sums = {name: torch.zeros(shapes[name], **f64) for name in STATE}
         self.shift_x = torch.zeros(dx, **f64)
@@ -168,6 +166,7 @@ class Moments:
         sums["sum_yhat"] = (y.T @ inv_y).double()
         sums["zero_norm_x"] = (~ok_x).sum().to(torch.float64)
         sums["zero_norm_y"] = (~ok_y).sum().to(torch.float64)
+        sums["pairs_f32"] = torch.tensor(float(n if cdt == torch.float32 else 0), dtype=torch.float64, device=x.device)
         if dx == dy:
             cos = torch.einsum("ij,ij->i", x, y) * inv_x * inv_y
             sums["sum_dot"] = cos.sum(dtype=torch.float64)
@@ -354,6 +353,13 @@ class Moments:
         if "centred" not in self._cache:
             self._cache["centred"] = self.reshifted(self.mean_x, self.mean_y)
         return self._cache["centred"]
+
+    @property
+    def rounding(self) -> float:
+        """Machine epsilon of the arithmetic the statistics were accumulated in: float32's as soon as any batch was
+        summed in float32 (float32 or half input), float64's otherwise. Rounding noise in the covariances is of
+        this order relative to their scale."""
+        return torch.finfo(torch.float32 if bool(self.sums["pairs_f32"] > 0) else torch.float64).eps
 
     @property
     def mean_x(self) -> torch.Tensor:

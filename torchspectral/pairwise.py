@@ -42,6 +42,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from torchspectral import kernels
+from torchspectral.validation import compute_dtype
 
 BACKENDS = ("auto", "torch", "triton")
 
@@ -63,11 +64,6 @@ def tile_side(dtype: torch.dtype, budget_bytes: int | None = None) -> int:
     return max(16, side - side % 16)
 
 
-def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
-    """float64 when any input is float64, else float32 (half precisions are upcast first)."""
-    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
-
-
 def resolve_backend(backend: str, metric: str, *tensors: torch.Tensor) -> str:
     """Turn ``"auto" | "torch" | "triton"`` into the backend that will run, or explain why it cannot."""
     if backend not in BACKENDS:
@@ -85,7 +81,8 @@ def resolve_backend(backend: str, metric: str, *tensors: torch.Tensor) -> str:
             )
         if float64:
             raise ValueError(
-                f"{metric}: the Triton kernels compute in float32; use backend='torch' to keep float64 precision"
+                f"{metric}: the Triton kernels compute in float32; use backend='torch' for float64 inputs "
+                "(float32 inputs with values too large for float32 arithmetic are computed in float64 too)"
             )
     return backend
 

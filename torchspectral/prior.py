@@ -115,9 +115,12 @@ class SpectralPrior:
     ) -> SpectralPrior:
         """Fit on paired embeddings x, y (n, d). The fitted parameters are detached (the prior is frozen)."""
         check_q(q, "SpectralPrior.fit")
-        moments = Moments.from_data(
-            x.detach(), y.detach(), nan_policy=nan_policy, metric="SpectralPrior.fit", same_dim=SAME_DIM_REASON
-        )
+        # No graph is recorded (the prior is frozen); the inputs are validated as they came, so a non-tensor gets
+        # the TypeError every entry point gives.
+        with torch.no_grad():
+            moments = Moments.from_data(
+                x, y, nan_policy=nan_policy, metric="SpectralPrior.fit", same_dim=SAME_DIM_REASON
+            )
         return cls.from_moments(moments, q=q, eps=eps)
 
     @classmethod
@@ -261,7 +264,8 @@ class SpectralPrior:
         if backend == "triton":
             if float64:
                 raise TypeError(
-                    "SpectralPrior.score: the Triton kernel computes in float32; use backend='torch' for float64"
+                    "SpectralPrior.score: the Triton kernel computes in float32; use backend='torch' for float64 "
+                    "(float32 inputs with values too large for float32 arithmetic are computed in float64 too)"
                 )
             if not kernels.available():
                 raise RuntimeError("SpectralPrior.score: backend='triton' needs the triton package")

@@ -83,18 +83,26 @@ def active_masks(eigenvalues: torch.Tensor, q: float | Sequence[float] | torch.T
     return eigenvalues.detach()[None, :] >= threshold[:, None]
 
 
-def inverse_std(cov: torch.Tensor) -> torch.Tensor:
-    """1/σ per feature from a covariance diagonal; constant features (zero variance) keep scale 1.
+# Standard deviations below this are treated as this (the source paper's code divides by σ + 1e-8).
+STD_FLOOR = 1e-8
 
-    A constant feature is all zeros after centring, so any scale leaves it at zero: choosing 1
-    avoids 0/0 without changing any other entry.
+
+def inverse_std(cov: torch.Tensor) -> torch.Tensor:
+    """1/max(σ, 1e-8) per feature from a covariance diagonal.
+
+    The source paper standardises by σ + 1e-8 so that a near-constant feature (σ of 1e-33 occurs in real
+    sentence embeddings: rounding, not signal) is not blown up to unit variance; without a floor its scale would
+    be rounding noise and differ between float32 and float64. The floor max(σ, 1e-8) does the same for such
+    features and, unlike σ + 1e-8, leaves every feature with σ ≫ 1e-8 exactly standardised (the two differ by a
+    relative 1e-8/σ, far below the paper's own randomised-SVD noise). A constant feature is all zeros after
+    centring and stays zero. The floor is applied to the variance (max(σ, f) = sqrt(max(σ², f²))): the gradient of
+    σ at σ² = 0 is infinite, and a rounding-negative variance is floored too.
     """
-    var = torch.diagonal(cov)
-    return torch.where(var > 0, var, torch.ones_like(var)).rsqrt()
+    return torch.diagonal(cov).clamp_min(STD_FLOOR**2).rsqrt()
 
 
 def standardized(cov: torch.Tensor) -> torch.Tensor:
-    """Correlation matrix D^{-1/2} C D^{-1/2} (see :func:`inverse_std` for constant features)."""
+    """Correlation matrix D^{-1/2} C D^{-1/2}, σ floored at 1e-8 (see :func:`inverse_std`)."""
     scale = inverse_std(cov)
     return cov * scale[:, None] * scale[None, :]
 

@@ -2,6 +2,10 @@
 
 Each check names the metric it guards, so a user calling `ts.alignment_report` on a bad tensor
 learns which metric refused and why, instead of getting NaN out of a covariance.
+
+Finite values can still be too large for the arithmetic: float32 embeddings at 1e20 have squares that
+overflow float32. Such inputs are moved to float64, where every metric is computed correctly; values too
+large even for float64 are refused with an error that says so (:func:`within_range`).
 """
 
 from __future__ import annotations
@@ -52,12 +56,11 @@ def check_pair(
         raise ValueError(f"{metric}: x is on {x.device} but y is on {y.device}")
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"{metric}: nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
-    # A row sum is non-finite whenever the row holds NaN or ±Inf, and costs one pass with no n×d mask;
-    # rows it flags are confirmed element-wise (a finite row whose sum overflows is not bad).
-    finite = torch.isfinite(x.sum(dim=1)) & torch.isfinite(y.sum(dim=1))
-    if not bool(finite.all()):
-        finite = torch.isfinite(x).all(dim=1) & torch.isfinite(y).all(dim=1)
-    n_bad = int((~finite).sum()) if not bool(finite.all()) else 0
+    n, d = x.shape[0], max(x.shape[1], y.shape[1])
+    if usable_as_is(n, d, x, y):
+        return x, y
+    finite = finite_rows(x) & finite_rows(y)
+    n_bad = int((~finite).sum())
     if n_bad:
         if nan_policy == "raise":
             raise ValueError(
@@ -67,6 +70,7 @@ def check_pair(
         x, y = x[finite], y[finite]
         if x.shape[0] == 0:
             raise ValueError(f"{metric}: every pair contains NaN or Inf; nothing is left after nan_policy='omit'")
+    x, y = within_range({"x": x, "y": y}, metric, x.shape[0], d)
     return x, y
 
 
@@ -85,6 +89,8 @@ def check_sample(t: torch.Tensor, name: str, metric: str, nan_policy: str = "rai
     check_matrix(t, name, metric)
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"{metric}: nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+    if usable_as_is(*t.shape, t):
+        return t
     finite = finite_rows(t)
     n_bad = int((~finite).sum())
     if n_bad:
@@ -98,15 +104,81 @@ def check_sample(t: torch.Tensor, name: str, metric: str, nan_policy: str = "rai
             raise ValueError(
                 f"{metric}: every row of {name} contains NaN or Inf; nothing is left after nan_policy='omit'"
             )
+    (t,) = within_range({name: t}, metric, *t.shape)
     return t
 
 
 def finite_rows(t: torch.Tensor) -> torch.Tensor:
-    """Boolean (n,) mask of the rows without NaN or Inf (one row-sum pass; flagged rows confirmed element-wise)."""
-    finite = torch.isfinite(t.sum(dim=1))
-    if not bool(finite.all()):
-        finite = torch.isfinite(t).all(dim=1)
-    return finite
+    """Boolean (n,) mask of the rows without NaN or Inf (element-wise: only reached once :func:`peak` flagged t)."""
+    return torch.isfinite(t).all(dim=1)
+
+
+def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """float64 when any input is float64, else float32 (half precisions are upcast first)."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def peak(t: torch.Tensor) -> torch.Tensor:
+    """max |t| as a float64 scalar tensor, NaN when t holds a NaN (one pass, no n×d temporary, no sync)."""
+    low, high = torch.aminmax(t.detach())
+    return torch.maximum(high, -low).double()
+
+
+# Headroom below the largest float for the few terms of that size that are added together.
+_HEADROOM = 16.0
+
+
+def magnitude_limit(dtype: torch.dtype, n: int, d: int) -> float:
+    """The largest |value| of n rows of width d whose statistics stay finite when computed in `dtype`.
+
+    With v = max|value|, centred values are at most 2v and a squared row norm at most 4dv². In float32 (the
+    compute dtype of float32 and half inputs) the batch sums reach third powers: ``Σ_i ‖xc_i‖² xc_i`` (unbiased
+    CKA) is at most 8ndv³. In float64 (every accumulated statistic) the metrics combine them up to fourth
+    powers: ``‖Σ_i xc_i xc_iᵀ‖²_F`` is at most 16n²d²v⁴, and SAS's λ_k·σ²_k is of that order. Squared
+    distances, norms and logits of the pairwise metrics and losses stay far below both bounds.
+
+    Example:
+        >>> f"{magnitude_limit(torch.float32, 64, 8):.2e}"
+        '1.73e+11'
+    """
+    big = torch.finfo(dtype).max / _HEADROOM
+    if dtype == torch.float64:
+        return (big / (16.0 * n * n * d * d)) ** 0.25
+    return (big / (8.0 * n * d)) ** (1.0 / 3.0)
+
+
+def usable_as_is(n: int, d: int, *tensors: torch.Tensor) -> bool:
+    """Whether every value is finite and within :func:`magnitude_limit` for n rows of width d.
+
+    One reduction per tensor and one host sync, as a finiteness check alone needs: the peak |value| is NaN
+    or Inf whenever any value is, so "finite and not too large" is one comparison. Only when it fails do the
+    callers look closer (which rows are bad, how large the values are).
+    """
+    peaks = torch.stack([peak(t) for t in tensors])
+    return bool(peaks.amax() <= magnitude_limit(compute_dtype(*tensors), n, d))
+
+
+def within_range(tensors: dict[str, torch.Tensor], metric: str, n: int, d: int) -> list[torch.Tensor]:
+    """The finite `tensors` (name → tensor), in float64 when their values are too large for float32 arithmetic.
+
+    float64 holds the squares and fourth powers of every float32 value, so moving such inputs to float64 computes
+    every metric correctly (scale-invariant or not) instead of returning NaN; gradients flow back in the input
+    dtype. Values too large even for float64 are refused, naming the input and the overflow.
+    """
+    values = list(tensors.values())
+    peaks = [float(peak(t)) for t in values]
+    dtype = compute_dtype(*values)
+    if max(peaks) <= magnitude_limit(dtype, n, d):
+        return values
+    limit = magnitude_limit(torch.float64, n, d)
+    if max(peaks) <= limit:
+        return [t.to(torch.float64) for t in values]
+    name = list(tensors)[peaks.index(max(peaks))]
+    raise ValueError(
+        f"{metric}: {name} has values up to {max(peaks):.3g}, too large for float64: the statistics need their "
+        f"squares and sums of up to fourth powers over {n} rows × {d} features, which overflow float64 beyond "
+        f"|values| ≈ {limit:.3g} here; rescale the embeddings"
+    )
 
 
 def check_bandwidth(sigma: object, metric: str, name: str = "sigma") -> float:

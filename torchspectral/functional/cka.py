@@ -80,8 +80,9 @@ def linear_cka_from_moments(m: Moments, unbiased: bool = False) -> torch.Tensor:
                 f"{metric}: the unbiased self-HSIC of {'x' if not bool(kk > 0) else 'y'} is not positive "
                 f"(HSIC_u(x,x)={float(kk):.3g}, HSIC_u(y,y)={float(ll):.3g}); too few pairs or a constant modality"
             )
-        # May be negative for unrelated representations; not clamped (SPEC §2).
-        return kl / torch.sqrt(kk * ll)
+        # May be negative for unrelated representations; not clamped (SPEC §2). Two roots, not the root of
+        # kk·ll: that product is an eighth power of the data and overflows float64 long before kk and ll do.
+        return kl / (torch.sqrt(kk) * torch.sqrt(ll))
     m.require_pairs(metric, 2, "a covariance needs two pairs")
     s = m.centred().sums
     norm_xx, norm_yy = torch.linalg.matrix_norm(s["sum_xx"]), torch.linalg.matrix_norm(s["sum_yy"])

@@ -7,6 +7,9 @@
 - RMG (Schrodi et al. 2025, the correct form): with d(u, v) = (1 − cos)/2, ``M`` the mean true-pair
   distance and ``D_x = (1 − (‖Σx̂‖² − n)/(n(n−1)))/2`` the mean intra-modality distance,
   ``RMG = M / (M + (D_x + D_y)/2)``. Symmetric in (x, y); lower = smaller gap.
+
+Ranges that are theorems are enforced against rounding: the true-pair cosine lies in [−1, 1] and RMG in
+[0, 1] (:func:`mean_cosine`, :func:`rmg_terms`). Nothing else is clamped.
 """
 
 from __future__ import annotations
@@ -40,9 +43,15 @@ def l2i_from_moments(m: Moments) -> torch.Tensor:
     return m.sums["sum_l2i"] / m.n
 
 
+def mean_cosine(sum_dot: torch.Tensor, n: int) -> torch.Tensor:
+    """``Σ⟨x̂_i, ŷ_i⟩ / n``, clamped to [−1, 1]: a mean of cosines lies there (Cauchy–Schwarz), and only the
+    rounding of normalised float32 rows goes beyond it (x = y gave 1.00000006). Any leading batch shape."""
+    return (sum_dot / n).clamp(-1.0, 1.0)
+
+
 def true_pair_cosine_from_moments(m: Moments) -> torch.Tensor:
     _check(m, "true_pair_cosine")
-    return m.sums["sum_dot"] / m.n
+    return mean_cosine(m.sums["sum_dot"], m.n)
 
 
 def cosine_gap_from_moments(m: Moments) -> torch.Tensor:
@@ -53,15 +62,25 @@ def cosine_gap_from_moments(m: Moments) -> torch.Tensor:
 
 
 def _intra_distance(sum_hat: torch.Tensor, n: int) -> torch.Tensor:
-    return (1 - (sum_hat @ sum_hat - n) / (n * (n - 1))) / 2
+    # A mean of distances (1 − cos)/2 ≥ 0 (‖Σx̂‖ ≤ n); rounding can only push it below 0 when all rows coincide.
+    return ((1 - ((sum_hat * sum_hat).sum(-1) - n) / (n * (n - 1))) / 2).clamp_min(0.0)
+
+
+def rmg_terms(
+    sum_xhat: torch.Tensor, sum_yhat: torch.Tensor, sum_dot: torch.Tensor, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """RMG's numerator M and denominator M + (D_x + D_y)/2, each ≥ 0 by construction, so RMG lies in [0, 1] (a
+    theorem: M, D ≥ 0 are means of distances) even where float32 rounding of the rows says otherwise (rmg(x, x)
+    gave −6.5e−8). Any leading batch shape (bootstrap replicates)."""
+    true_pair = (1 - mean_cosine(sum_dot, n)) / 2
+    intra = (_intra_distance(sum_xhat, n) + _intra_distance(sum_yhat, n)) / 2
+    return true_pair, true_pair + intra
 
 
 def rmg_from_moments(m: Moments) -> torch.Tensor:
     _check(m, "rmg", 2)
-    s, n = m.sums, m.n
-    true_pair = (1 - s["sum_dot"] / n) / 2
-    intra = (_intra_distance(s["sum_xhat"], n) + _intra_distance(s["sum_yhat"], n)) / 2
-    denominator = true_pair + intra
+    s = m.sums
+    true_pair, denominator = rmg_terms(s["sum_xhat"], s["sum_yhat"], s["sum_dot"], m.n)
     if not bool(denominator > 0):
         raise ValueError("rmg: every row of x and y is the same direction; the relative gap is 0/0")
     return true_pair / denominator

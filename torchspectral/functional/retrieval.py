@@ -26,7 +26,13 @@ from dataclasses import dataclass
 import torch
 
 from torchspectral import pairwise
-from torchspectral.validation import NAN_POLICIES, check_matrix, finite_rows
+from torchspectral.validation import (
+    NAN_POLICIES,
+    check_matrix,
+    finite_rows,
+    usable_as_is,
+    within_range,
+)
 
 TIES = ("optimistic", "pessimistic")
 RSUM_KS = (1, 5, 10)
@@ -91,6 +97,30 @@ def _caption_map(caption_to_image, n_img: int, n_cap: int, device: torch.device,
     return c
 
 
+def _drop_non_finite(x, y, c, paired: bool, metric: str, nan_policy: str):
+    """Apply the NaN policy: raise, or drop the images with NaN/Inf with their captions and the captions with
+    NaN/Inf, renumbering the images."""
+    ok_img, ok_cap = finite_rows(x), finite_rows(y)
+    bad_img, bad_cap = int((~ok_img).sum()), int((~ok_cap).sum())
+    if not (bad_img or bad_cap):
+        return x, y, c
+    if nan_policy == "raise":
+        if paired:
+            n_bad = int((~(ok_img & ok_cap)).sum())
+            message = f"{n_bad} of {x.shape[0]} pairs contain NaN or Inf"
+        else:
+            message = f"{bad_img} of {x.shape[0]} images and {bad_cap} of {y.shape[0]} captions contain NaN or Inf"
+        raise ValueError(f"{metric}: {message} (pass nan_policy='omit' to drop them)")
+    keep_cap = ok_cap & ok_img[c]
+    if paired:  # paired rows: drop the pair
+        ok_img = keep_cap
+    new_index = torch.cumsum(ok_img.long(), 0) - 1
+    x, y, c = x[ok_img], y[keep_cap], new_index[c[keep_cap]]
+    if x.shape[0] == 0 or y.shape[0] == 0:
+        raise ValueError(f"{metric}: nothing is left after nan_policy='omit' (every image or caption is bad)")
+    return x, y, c
+
+
 def clean_retrieval_inputs(
     x: torch.Tensor, y: torch.Tensor, caption_to_image, metric: str, nan_policy: str = "raise"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -106,23 +136,10 @@ def clean_retrieval_inputs(
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"{metric}: nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
     c = _caption_map(caption_to_image, x.shape[0], y.shape[0], x.device, metric)
-    ok_img, ok_cap = finite_rows(x), finite_rows(y)
-    bad_img, bad_cap = int((~ok_img).sum()), int((~ok_cap).sum())
-    if bad_img or bad_cap:
-        if nan_policy == "raise":
-            if caption_to_image is None:
-                n_bad = int((~(ok_img & ok_cap)).sum())
-                message = f"{n_bad} of {x.shape[0]} pairs contain NaN or Inf"
-            else:
-                message = f"{bad_img} of {x.shape[0]} images and {bad_cap} of {y.shape[0]} captions contain NaN or Inf"
-            raise ValueError(f"{metric}: {message} (pass nan_policy='omit' to drop them)")
-        keep_cap = ok_cap & ok_img[c]
-        if caption_to_image is None:  # paired rows: drop the pair
-            ok_img = keep_cap
-        new_index = torch.cumsum(ok_img.long(), 0) - 1
-        x, y, c = x[ok_img], y[keep_cap], new_index[c[keep_cap]]
-        if x.shape[0] == 0 or y.shape[0] == 0:
-            raise ValueError(f"{metric}: nothing is left after nan_policy='omit' (every image or caption is bad)")
+    n, d = max(x.shape[0], y.shape[0]), max(x.shape[1], y.shape[1])
+    if not usable_as_is(n, d, x, y):
+        x, y, c = _drop_non_finite(x, y, c, caption_to_image is None, metric, nan_policy)
+        x, y = within_range({"x": x, "y": y}, metric, n, d)
     captions_per_image = torch.bincount(c, minlength=x.shape[0])
     orphans = int((captions_per_image == 0).sum())
     if orphans:

@@ -15,14 +15,29 @@ import torch
 from torchspectral.moments import Moments
 from torchspectral.spectral import inverse_std
 
-# Directions whose variance is below this fraction of the largest carry nothing but rounding; whitening
-# them would amplify noise by up to 1/sqrt(RANK_RTOL) (the near-singular guard of SPEC §3).
+# Whitening a direction whose variance is below this fraction of the largest would amplify noise by up to
+# 1/sqrt(RANK_RTOL) (the near-singular guard of SPEC §3).
 RANK_RTOL = 1e-10
 
 
-def _kept(eigenvalues: torch.Tensor, keep: float | int, which: str) -> int:
+def _numerical_rank(eigenvalues: torch.Tensor, n: int, rounding: float) -> int:
+    """Number of principal directions that are data, not rounding, of a covariance of n centred rows.
+
+    Eigenvalues at or below ``λ_1 · max(RANK_RTOL, d·ε)`` do not count, with ε the epsilon of the arithmetic the
+    covariance was summed in (``torch.linalg.matrix_rank``'s default tolerance for a d×d matrix): float32 rounding
+    alone leaves null directions at ~1e-7·λ_1. Centring removes one direction, so the rank is at most n − 1
+    whatever the spectrum says.
+    """
     lam = eigenvalues.detach()
-    rank = int((lam > RANK_RTOL * lam[0]).sum()) if bool(lam[0] > 0) else 0
+    if not bool(lam[0] > 0):
+        return 0
+    tolerance = lam[0] * max(RANK_RTOL, lam.numel() * rounding)
+    return min(int((lam > tolerance).sum()), n - 1)
+
+
+def _kept(eigenvalues: torch.Tensor, keep: float | int, which: str, n: int, rounding: float) -> int:
+    lam = eigenvalues.detach()
+    rank = _numerical_rank(lam, n, rounding)
     if rank == 0:
         raise ValueError(f"svcca: {which} has zero variance; there is no principal subspace to compare")
     if isinstance(keep, bool) or not isinstance(keep, (int, float)):
@@ -35,7 +50,8 @@ def _kept(eigenvalues: torch.Tensor, keep: float | int, which: str) -> int:
         if keep > rank:
             raise ValueError(
                 f"svcca: keep={keep} exceeds the numerical rank {rank} of {which}'s covariance "
-                f"(d={lam.numel()}, too few pairs or collinear features)"
+                f"(d={lam.numel()}, n={n}: centred data spans at most n − 1 directions; too few pairs or collinear "
+                "features)"
             )
         return keep
     if not 0.0 < keep <= 1.0:
@@ -49,7 +65,7 @@ def svcca_from_moments(m: Moments, keep: float | int = 0.99, standardize: bool =
     m.require_pairs("svcca", 2, "a covariance needs two pairs")
     lam_x, vec_x = m.spectrum("x", standardize=standardize)
     lam_y, vec_y = m.spectrum("y", standardize=standardize)
-    kx, ky = _kept(lam_x, keep, "x"), _kept(lam_y, keep, "y")
+    kx, ky = _kept(lam_x, keep, "x", m.n, m.rounding), _kept(lam_y, keep, "y", m.n, m.rounding)
     cross = m.covariance("xy")
     if standardize:
         cross = cross * inverse_std(m.covariance("x"))[:, None] * inverse_std(m.covariance("y"))[None, :]
@@ -70,7 +86,9 @@ def svcca(
     Args:
         keep: float in (0, 1] = variance fraction each modality keeps (default 0.99); int = number
             of principal directions.
-        standardize: divide each feature by its standard deviation first (constant features stay 0).
+        standardize: divide each feature by its standard deviation σ first, with σ floored at 1e-8 as the
+            source paper's σ + 1e-8 does: near-constant features (σ ≪ 1e-8, rounding) stay negligible instead of
+            being blown up to unit variance, and constant features stay 0.
 
     Shape: x (n, d_x), y (n, d_y) → ().
 

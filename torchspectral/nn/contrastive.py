@@ -8,11 +8,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchspectral.validation import check_pair
+from torchspectral.validation import check_pair, compute_dtype
 
 
 def normalised_pair(x: torch.Tensor, y: torch.Tensor, normalize: bool, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated rows in the compute dtype (float32 at least, float64 when either input is), L2-normalised.
+
+    Half precision is upcast like every metric does: a float16 row whose norm exceeds 65504 would normalise to 0,
+    and logits x̂ŷᵀ/τ need float32 range. Mixed dtypes meet in the wider one. Autograd returns the gradient in
+    each input's own dtype.
+    """
     x, y = check_pair(x, y, name, same_dim="it compares x_i and y_j in one space")
+    cdt = compute_dtype(x, y)
+    x, y = x.to(cdt), y.to(cdt)
     if not normalize:
         return x, y
     norm_x, norm_y = torch.linalg.vector_norm(x, dim=1), torch.linalg.vector_norm(y, dim=1)
