@@ -47,3 +47,24 @@ def test_cli_rejects_bad_arguments() -> None:
     args = [sys.executable, "-m", "torchspectral.audit.cli", "demo", "--n", "2"]
     result = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "--n must be at least 16" in result.stderr
+
+
+def test_metrics_and_nn_are_attributes_of_the_package() -> None:
+    """`import torchspectral as ts; ts.metrics.CKA` works without importing torchspectral.metrics first."""
+    import subprocess
+    import sys
+
+    code = "import torchspectral as ts; print(ts.metrics.CKA.__name__, ts.nn.SASLoss.__name__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout.split() == ["CKA", "SASLoss"], result.stderr
+
+
+def test_metrics_without_torchmetrics_names_the_extra() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['torchmetrics'] = None\nimport torchspectral as ts\nts.metrics"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert "ImportError: torchspectral.metrics needs torchmetrics" in result.stderr
+    assert "pip install 'torchspectral[metrics]'" in result.stderr

@@ -31,6 +31,16 @@ from torchspectral.prior import SpectralPrior
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # ts.metrics on first use: it needs the optional torchmetrics, which `import torchspectral` must not.
+    if name == "metrics":
+        import importlib
+
+        return importlib.import_module("torchspectral.metrics")
+    raise AttributeError(f"module 'torchspectral' has no attribute {name!r}")
+
+
 __all__ = [
     "BootstrapResult",
     "Moments",
@@ -44,6 +54,7 @@ __all__ = [
     "coral",
     "cosine_gap",
     "l2i",
+    "metrics",
     "mmd",
     "modality_gap",
     "nn",

@@ -35,6 +35,7 @@ from torchspectral.bootstrap_ritz import SAS_METRICS, ritz_sas_replicates
 from torchspectral.bootstrap_sas import exact_sas_replicates
 from torchspectral.functional.sas import anchor_modes
 from torchspectral.moments import Moments, compute_dtype
+from torchspectral.stats.weighted import WeightedRows
 from torchspectral.spectral import active_masks, eigh_descending, rho_denominator
 from torchspectral.validation import check_pair, check_q
 
@@ -102,69 +103,7 @@ def resample_counts(n: int, n_boot: int, seed: int, device: torch.device | str =
         yield torch.stack(block).to(device=device, dtype=torch.float64)
 
 
-class _WeightedRows:
-    """Per-row quantities computed once, from which any weighted Moments follows by weighted sums."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        m = Moments.from_data(x, y, metric="bootstrap")
-        cdt = compute_dtype(x, y)
-        self.d_x, self.d_y, self.n = x.shape[1], y.shape[1], x.shape[0]
-        self.shift_x, self.shift_y = m.mean_x, m.mean_y
-        self.xc = x.to(cdt) - self.shift_x.to(cdt)
-        self.yc = y.to(cdt) - self.shift_y.to(cdt)
-        self.a = (torch.linalg.vector_norm(self.xc, dim=1) ** 2).double()
-        self.b = (torch.linalg.vector_norm(self.yc, dim=1) ** 2).double()
-        norm_x, norm_y = torch.linalg.vector_norm(x.to(cdt), dim=1), torch.linalg.vector_norm(y.to(cdt), dim=1)
-        self.zero_x, self.zero_y = (norm_x == 0).double(), (norm_y == 0).double()
-        self.x_hat = x.to(cdt) / torch.where(norm_x > 0, norm_x, 1.0)[:, None]
-        self.y_hat = y.to(cdt) / torch.where(norm_y > 0, norm_y, 1.0)[:, None]
-        if self.d_x == self.d_y:
-            self.cos = (self.x_hat * self.y_hat).sum(1).double()
-            self.l2i = torch.linalg.vector_norm(self.x_hat - self.y_hat, dim=1).double()
-        else:
-            self.cos = self.l2i = torch.zeros(self.n, dtype=torch.float64, device=x.device)
-        self.point = m
-
-    def moments(self, weights: torch.Tensor) -> Moments:
-        """The Moments of the resample with these multiplicities (float64, length n, summing to n)."""
-        drawn = torch.nonzero(weights).squeeze(1)
-        pick = lambda t: torch.index_select(t, 0, drawn)  # noqa: E731  (faster than t[drawn] on CPU)
-        w = pick(weights)
-        xc, yc = pick(self.xc), pick(self.yc)
-        wc = w.to(xc.dtype)
-        a, b = pick(self.a), pick(self.b)
-        xw, yw = xc * wc[:, None], yc * wc[:, None]
-        sums = {
-            "sum_x": (xc.T @ wc).double(),
-            "sum_y": (yc.T @ wc).double(),
-            "sum_xx": (xc.T @ xw).double(),
-            "sum_xy": (xw.T @ yc).double(),
-            "sum_yy": (yc.T @ yw).double(),
-            "sum_a": w @ a,
-            "sum_b": w @ b,
-            "sum_ab": w @ (a * b),
-            "sum_aa": w @ (a * a),
-            "sum_bb": w @ (b * b),
-            "sum_a_x": (xw.T @ a.to(xw.dtype)).double(),
-            "sum_a_y": (yw.T @ a.to(yw.dtype)).double(),
-            "sum_b_x": (xw.T @ b.to(xw.dtype)).double(),
-            "sum_b_y": (yw.T @ b.to(yw.dtype)).double(),
-            # Full-length products here: a GEMV over all rows is cheaper than gathering the drawn ones.
-            "sum_xhat": (self.x_hat.T @ weights.to(self.x_hat.dtype)).double(),
-            "sum_yhat": (self.y_hat.T @ weights.to(self.y_hat.dtype)).double(),
-            "sum_dot": weights @ self.cos,
-            "sum_l2i": weights @ self.l2i,
-            "zero_norm_x": weights @ self.zero_x,
-            "zero_norm_y": weights @ self.zero_y,
-            "pairs_f32": weights.sum() if self.xc.dtype == torch.float32 else weights.new_zeros(()),
-        }
-        return Moments(
-            d_x=self.d_x, d_y=self.d_y, device=self.xc.device, n=self.n,
-            shift_x=self.shift_x, shift_y=self.shift_y, sums=sums,
-        )  # fmt: skip
-
-
-def _require_replicate_variance(rows: _WeightedRows, counts: torch.Tensor, start: int) -> None:
+def _require_replicate_variance(rows: WeightedRows, counts: torch.Tensor, start: int) -> None:
     """Refuse a block in which a resample has no variance in x or y, as the exact engine does.
 
     A resample that drew a single distinct row has Σ_b = 0: SAS is undefined for it (and would silently come
@@ -303,7 +242,7 @@ def bootstrap(
     algebra = [name for name in names if name in fast_names] if engine == "fast" else []
     spectral = [name for name in names if name not in algebra]
     with torch.no_grad():
-        rows = _WeightedRows(x, y)
+        rows = WeightedRows(x, y, Moments)
         # The point estimate also validates what every replicate needs (variance, non-zero rows, n).
         estimate = {k: float(v) for k, v in evaluate(rows.point, names, q).items()}
         values: dict[str, list[torch.Tensor]] = {name: [] for name in names}

@@ -42,7 +42,7 @@ from torchspectral.functional.cka import _hsic_u
 from torchspectral.functional.gap import mean_cosine, rmg_terms
 
 if TYPE_CHECKING:
-    from torchspectral.bootstrap import _WeightedRows as _Rows
+    from torchspectral.stats.weighted import WeightedRows as _Rows
 
 LINEAR_METRICS = ("modality_gap", "l2i", "true_pair_cosine", "cosine_gap", "rmg")
 QUADRATIC_METRICS = ("cka_linear", "cka_linear_unbiased", "coral")

@@ -33,7 +33,7 @@ import torch
 from torchspectral.spectral import active_masks, eigh_descending, rho_denominator
 
 if TYPE_CHECKING:
-    from torchspectral.bootstrap import _WeightedRows as _Rows
+    from torchspectral.stats.weighted import WeightedRows as _Rows
 
 SAS_METRICS = ("sas_x_to_y", "sas_y_to_x", "sas_symmetric", "sas_imbalance")
 # Rows whose products with the counts are formed together: ROW_CHUNK × 3k(k+1)/2 values (62 MB at k = 100, float32).

@@ -26,7 +26,7 @@ from torchspectral.bootstrap_ritz import SAS_METRICS
 from torchspectral.spectral import active_masks, eigh_descending, rho_denominator
 
 if TYPE_CHECKING:
-    from torchspectral.bootstrap import _WeightedRows as _Rows
+    from torchspectral.stats.weighted import WeightedRows as _Rows
 
 # Replicates decomposed together: 2 × EIGH_BATCH × d × d float64 covariances (151 MB at d = 768).
 EIGH_BATCH = 16

@@ -1,80 +1,40 @@
-"""The sufficient-statistics accumulator every moment-based metric is computed from.
+"""`Moments`: the streaming accumulator of paired embeddings with every moment metric as a method.
 
-Almost every alignment metric is a function of a few sums over the paired rows: the first and
-second moments of the concatenation ``[x y]``, a few sums over L2-normalised rows, and (for the
-unbiased linear HSIC) sums weighted by squared row norms. They are additive, so data can stream in
-batches, shards can merge and ranks can ``all_reduce``, and the result equals the one-shot value.
-
-Numerics. Embeddings carry a large common offset (the modality gap), so a covariance formed as
-``E[xxᵀ] − μμᵀ`` in float32 cancels catastrophically. Here every batch is centred on its own mean in
-the compute precision (float32, or float64 for float64 input) before the one GEMM, and the batch
-sums are moved to the accumulator's fixed *shift* (its first batch's mean) in float64 with exact
-algebra (:meth:`Moments.reshifted`). All stored sums are float64, about the shift ``k``:
-
-=============  ==========================================  =============================
-state          meaning (``x' = x − k_x``, ``y' = y − k_y``)  used by
-=============  ==========================================  =============================
-``sum_x``      Σ x'                                         means
-``sum_xx``     Σ x'x'ᵀ  (likewise ``sum_xy``, ``sum_yy``)   covariances: SAS, CKA, SVCCA, CORAL
-``sum_a``      Σ a, with a_i = ‖x'_i‖²  (``sum_b``: b_i)     unbiased linear HSIC
-``sum_ab``     Σ a b  (likewise ``sum_aa``, ``sum_bb``)     unbiased linear HSIC
-``sum_a_x``    Σ a_i x'_i (likewise a·y', b·x', b·y')        unbiased linear HSIC
-``sum_xhat``   Σ x̂, x̂ = x/‖x‖ (likewise ``sum_yhat``)      gap, Δcos, RMG
-``sum_dot``    Σ ⟨x̂_i, ŷ_i⟩                                 true-pair cosine, Δcos, RMG
-``sum_l2i``    Σ ‖x̂_i − ŷ_i‖                                L2I
-``pairs_f32``  pairs summed in float32 (f32/half input)    SVCCA's numerical rank
-=============  ==========================================  =============================
-
-Everything is differentiable with respect to the rows that went in.
+The state, its merging and ``all_reduce`` are :class:`~torchspectral.stats.MomentStatistics` (see there for the
+sums and their numerics); this class adds the metrics, each a thin call of its formula in
+:mod:`torchspectral.functional`, so that ``m.sas()``, ``m.cka()``, … read one set of statistics.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from torchspectral.validation import check_pair, compute_dtype
-
-if TYPE_CHECKING:
-    from torchspectral.functional.sas import SpectralAlignment
-
-# Sums whose value depends on the shift, and sums over normalised rows (shift-free).
-SHIFTED_STATE = (
-    "sum_x", "sum_y", "sum_xx", "sum_xy", "sum_yy",
-    "sum_a", "sum_b", "sum_ab", "sum_aa", "sum_bb",
-    "sum_a_x", "sum_a_y", "sum_b_x", "sum_b_y",
-)  # fmt: skip
-# pairs_f32 counts the pairs whose batch sums were taken in float32 (float32 and half inputs): a count adds up
-# under merge and all_reduce like the sums, and says whether the statistics carry float32 or float64 rounding.
-NORMALISED_STATE = ("sum_xhat", "sum_yhat", "sum_dot", "sum_l2i", "zero_norm_x", "zero_norm_y", "pairs_f32")
-STATE = SHIFTED_STATE + NORMALISED_STATE
-
-
-# Rows per chunk where a per-pair temporary is needed: about 16 MB of float32 whatever d is.
-CHUNK_ELEMENTS = 1 << 22
-
-
-def _sum_of_pair_distances(x: torch.Tensor, inv_x: torch.Tensor, y: torch.Tensor, inv_y: torch.Tensor) -> torch.Tensor:
-    """Σ_i ‖x̂_i − ŷ_i‖ in row chunks (bounded memory).
-
-    The difference is formed explicitly because sqrt(2 − 2cos) loses all precision for near pairs.
-    """
-    rows = max(1, CHUNK_ELEMENTS // x.shape[1])
-    total = torch.zeros((), dtype=torch.float64, device=x.device)
-    for start in range(0, x.shape[0], rows):
-        end = start + rows
-        # In place on a fresh temporary that autograd does not save: one allocation fewer per chunk.
-        diff = (x[start:end] * inv_x[start:end, None]).sub_(y[start:end] * inv_y[start:end, None])
-        total = total + torch.linalg.vector_norm(diff, dim=1).sum(dtype=torch.float64)
-    return total
+from torchspectral.functional.cka import linear_cka_from_moments
+from torchspectral.functional.coral import coral_from_moments
+from torchspectral.functional.gap import (
+    cosine_gap_from_moments,
+    l2i_from_moments,
+    modality_gap_from_moments,
+    rmg_from_moments,
+    true_pair_cosine_from_moments,
+)
+from torchspectral.functional.report import report_from_moments
+from torchspectral.functional.sas import SpectralAlignment, sas_from_moments, spectral_alignment_from_moments
+from torchspectral.functional.svcca import svcca_from_moments
+from torchspectral.stats.accumulator import (  # noqa: F401  (re-exported: the state's names)
+    CHUNK_ELEMENTS,
+    NORMALISED_STATE,
+    SHIFTED_STATE,
+    STATE,
+    MomentStatistics,
+)
+from torchspectral.validation import compute_dtype  # noqa: F401  (re-exported for earlier imports)
 
 
-@dataclass
-class Moments:
-    """Additive sufficient statistics of paired embeddings ``x`` (n, d_x) and ``y`` (n, d_y).
+class Moments(MomentStatistics):
+    """Additive sufficient statistics of paired embeddings ``x`` (n, d_x) and ``y`` (n, d_y), with the metrics.
 
     Example:
         >>> import torch, torchspectral as ts
@@ -87,338 +47,30 @@ class Moments:
         True
     """
 
-    d_x: int | None = None
-    d_y: int | None = None
-    device: torch.device | str | None = None
-    n: int = 0
-    shift_x: torch.Tensor | None = field(default=None, repr=False)
-    shift_y: torch.Tensor | None = field(default=None, repr=False)
-    sums: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
-    _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.d_x is not None and self.d_y is not None and not self.sums:
-            self._zero_state(torch.device(self.device) if self.device is not None else torch.device("cpu"))
-
-    # ------------------------------------------------------------------ state
-    def _zero_state(self, device: torch.device) -> None:
-        dx, dy = self.d_x, self.d_y
-        f64 = {"dtype": torch.float64, "device": device}
-        shapes = {
-            "sum_x": (dx,), "sum_y": (dy,), "sum_xx": (dx, dx), "sum_xy": (dx, dy), "sum_yy": (dy, dy),
-            "sum_a": (), "sum_b": (), "sum_ab": (), "sum_aa": (), "sum_bb": (),
-            "sum_a_x": (dx,), "sum_a_y": (dy,), "sum_b_x": (dx,), "sum_b_y": (dy,),
-            "sum_xhat": (dx,), "sum_yhat": (dy,), "sum_dot": (), "sum_l2i": (),
-            "zero_norm_x": (), "zero_norm_y": (), "pairs_f32": (),
-        }  # fmt: skip
-        self.sums = {name: torch.zeros(shapes[name], **f64) for name in STATE}
-        self.shift_x = torch.zeros(dx, **f64)
-        self.shift_y = torch.zeros(dy, **f64)
-        self.device = device
-
-    def __getattr__(self, name: str) -> torch.Tensor:
-        # Expose the sums as attributes (m.sum_xx); only called when normal lookup fails.
-        sums = self.__dict__.get("sums", {})
-        if name in sums:
-            return sums[name]
-        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
-
-    @property
-    def same_dim(self) -> bool:
-        return self.d_x == self.d_y
-
-    # ------------------------------------------------------------------ building
-    @classmethod
-    def from_data(
-        cls,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        *,
-        nan_policy: str = "raise",
-        metric: str = "Moments",
-        same_dim: str | None = None,
-    ) -> Moments:
-        """One-shot statistics of (x, y); `metric` and `same_dim` only shape the error messages."""
-        x, y = check_pair(x, y, metric, same_dim=same_dim, nan_policy=nan_policy)
-        return cls._of_batch(x, y)
-
-    def update(self, x: torch.Tensor, y: torch.Tensor, nan_policy: str = "raise") -> Moments:
-        """Add a batch of pairs. Returns self."""
-        x, y = check_pair(x, y, "Moments.update", nan_policy=nan_policy)
-        return self.merge(Moments._of_batch(x, y))
-
-    @classmethod
-    def _of_batch(cls, x: torch.Tensor, y: torch.Tensor) -> Moments:
-        """Statistics of one validated batch, in coordinates centred on the batch's own mean."""
-        cdt = compute_dtype(x, y)
-        x, y = x.to(cdt), y.to(cdt)
-        n, dx = x.shape
-        dy = y.shape[1]
-        sums: dict[str, torch.Tensor] = {}
-
-        # Normalised rows (shift-free). Zero rows are counted; the metrics that need x̂ refuse them.
-        norm_x = torch.linalg.vector_norm(x, dim=1)
-        norm_y = torch.linalg.vector_norm(y, dim=1)
-        ok_x, ok_y = norm_x > 0, norm_y > 0
-        inv_x = ok_x / torch.where(ok_x, norm_x, torch.ones_like(norm_x))
-        inv_y = ok_y / torch.where(ok_y, norm_y, torch.ones_like(norm_y))
-        sums["sum_xhat"] = (x.T @ inv_x).double()
-        sums["sum_yhat"] = (y.T @ inv_y).double()
-        sums["zero_norm_x"] = (~ok_x).sum().to(torch.float64)
-        sums["zero_norm_y"] = (~ok_y).sum().to(torch.float64)
-        sums["pairs_f32"] = torch.tensor(float(n if cdt == torch.float32 else 0), dtype=torch.float64, device=x.device)
-        if dx == dy:
-            cos = torch.einsum("ij,ij->i", x, y) * inv_x * inv_y
-            sums["sum_dot"] = cos.sum(dtype=torch.float64)
-            sums["sum_l2i"] = _sum_of_pair_distances(x, inv_x, y, inv_y)
-        else:
-            sums["sum_dot"] = torch.zeros((), dtype=torch.float64, device=x.device)
-            sums["sum_l2i"] = torch.zeros((), dtype=torch.float64, device=x.device)
-
-        # Centre on the batch mean in compute precision, then one GEMM per block.
-        mean_x, mean_y = x.mean(0), y.mean(0)
-        xc, yc = x - mean_x, y - mean_y
-        sums["sum_x"] = xc.sum(0).double()
-        sums["sum_y"] = yc.sum(0).double()
-        sums["sum_xx"] = (xc.T @ xc).double()
-        sums["sum_xy"] = (xc.T @ yc).double()
-        sums["sum_yy"] = (yc.T @ yc).double()
-        a = torch.linalg.vector_norm(xc, dim=1) ** 2  # one fused pass; several times faster than a row-wise einsum
-        b = torch.linalg.vector_norm(yc, dim=1) ** 2
-        a64, b64 = a.double(), b.double()
-        sums["sum_a"], sums["sum_b"] = a64.sum(), b64.sum()
-        sums["sum_ab"], sums["sum_aa"], sums["sum_bb"] = (a64 * b64).sum(), (a64 * a64).sum(), (b64 * b64).sum()
-        sums["sum_a_x"], sums["sum_a_y"] = (xc.T @ a).double(), (yc.T @ a).double()
-        sums["sum_b_x"], sums["sum_b_y"] = (xc.T @ b).double(), (yc.T @ b).double()
-        return cls(d_x=dx, d_y=dy, device=x.device, n=n, shift_x=mean_x.double(), shift_y=mean_y.double(), sums=sums)
-
-    # ------------------------------------------------------------------ combining
-    def reshifted(self, shift_x: torch.Tensor, shift_y: torch.Tensor) -> Moments:
-        """The same statistics expressed about new shifts (exact algebra in float64).
-
-        With δ = k_new − k_old, x_new = x_old − δ and a_new = a − 2⟨x_old, δ⟩ + ‖δ‖²; every sum
-        expands into sums already held. Differentiable.
-        """
-        s, n = self.sums, self.n
-        dx, dy = shift_x - self.shift_x, shift_y - self.shift_y
-        c, e = dx @ dx, dy @ dy
-        sum_u, sum_w = dx @ s["sum_x"], dy @ s["sum_y"]  # u_i = ⟨x_i, δx⟩, w_i = ⟨y_i, δy⟩
-        xx_dx, yy_dy = s["sum_xx"] @ dx, s["sum_yy"] @ dy  # Σ u_i x_i, Σ w_i y_i
-        xy_dy, yx_dx = s["sum_xy"] @ dy, s["sum_xy"].T @ dx  # Σ w_i x_i, Σ u_i y_i
-        sum_uu, sum_uw, sum_ww = dx @ xx_dx, dx @ xy_dy, dy @ yy_dy
-        sum_au, sum_bu = dx @ s["sum_a_x"], dx @ s["sum_b_x"]
-        sum_aw, sum_bw = dy @ s["sum_a_y"], dy @ s["sum_b_y"]
-
-        new = dict(s)
-        new["sum_x"] = s["sum_x"] - n * dx
-        new["sum_y"] = s["sum_y"] - n * dy
-        new["sum_xx"] = (
-            s["sum_xx"] - torch.outer(s["sum_x"], dx) - torch.outer(dx, s["sum_x"]) + n * torch.outer(dx, dx)
-        )
-        new["sum_xy"] = (
-            s["sum_xy"] - torch.outer(s["sum_x"], dy) - torch.outer(dx, s["sum_y"]) + n * torch.outer(dx, dy)
-        )
-        new["sum_yy"] = (
-            s["sum_yy"] - torch.outer(s["sum_y"], dy) - torch.outer(dy, s["sum_y"]) + n * torch.outer(dy, dy)
-        )
-        A = s["sum_a"] - 2 * sum_u + n * c
-        B = s["sum_b"] - 2 * sum_w + n * e
-        new["sum_a"], new["sum_b"] = A, B
-        new["sum_ab"] = (
-            s["sum_ab"] - 2 * sum_aw + e * s["sum_a"] - 2 * sum_bu + 4 * sum_uw
-            - 2 * e * sum_u + c * s["sum_b"] - 2 * c * sum_w + n * c * e
-        )  # fmt: skip
-        new["sum_aa"] = s["sum_aa"] + 4 * sum_uu + n * c * c - 4 * sum_au + 2 * c * s["sum_a"] - 4 * c * sum_u
-        new["sum_bb"] = s["sum_bb"] + 4 * sum_ww + n * e * e - 4 * sum_bw + 2 * e * s["sum_b"] - 4 * e * sum_w
-        new["sum_a_x"] = s["sum_a_x"] - 2 * xx_dx + c * s["sum_x"] - dx * A
-        new["sum_a_y"] = s["sum_a_y"] - 2 * yx_dx + c * s["sum_y"] - dy * A
-        new["sum_b_x"] = s["sum_b_x"] - 2 * xy_dy + e * s["sum_x"] - dx * B
-        new["sum_b_y"] = s["sum_b_y"] - 2 * yy_dy + e * s["sum_y"] - dy * B
-        return Moments(d_x=self.d_x, d_y=self.d_y, device=self.device, n=n, shift_x=shift_x, shift_y=shift_y, sums=new)
-
-    def merge(self, other: Moments) -> Moments:
-        """Add another accumulator's statistics into this one (any order gives the same result). Returns self."""
-        if not isinstance(other, Moments):
-            raise TypeError(f"Moments.merge: expected Moments, got {type(other).__name__}")
-        if not other.sums:
-            return self
-        if not self.sums:
-            self.d_x, self.d_y, self.device = other.d_x, other.d_y, other.device
-            self.n, self.shift_x, self.shift_y = other.n, other.shift_x, other.shift_y
-            self.sums = dict(other.sums)
-            self._cache.clear()
-            return self
-        if (self.d_x, self.d_y) != (other.d_x, other.d_y):
-            raise ValueError(
-                f"Moments.merge: dimensions differ, (d_x, d_y) = ({self.d_x}, {self.d_y}) vs ({other.d_x}, {other.d_y})"
-            )
-        if self.n == 0:  # dims declared but empty: adopt the other's shift, nothing to move
-            self.shift_x, self.shift_y = other.shift_x, other.shift_y
-        aligned = other.reshifted(self.shift_x, self.shift_y) if other.n else other
-        self.sums = {name: self.sums[name] + aligned.sums[name] for name in STATE}
-        self.n += other.n
-        self._cache.clear()
-        return self
-
-    def all_reduce(self, group: Any = None, differentiable: bool = False) -> Moments:
-        """Sum the statistics of every rank of `group` (torch.distributed) into each rank. Returns self.
-
-        Every rank must know its dimensions (construct ``Moments(d_x, d_y, device=...)`` on a rank
-        that may see no data). The ranks first agree on one shift (the global mean, from an
-        all-reduced raw sum), move their sums to it exactly, then one all_reduce sums everything.
-
-        ``differentiable=False`` (default): states that require grad are refused rather than silently
-        cut off. ``differentiable=True``: the global sums stay differentiable with respect to this rank's
-        rows, so a metric of the global statistics is a loss for DDP. Convention (see
-        :mod:`torchspectral.distributed`): ``backward`` gives each rank exactly ∂L/∂(its rows) for the
-        global L every rank computes, with no communication in the backward; under DDP, which averages
-        gradients over the W ranks, the parameters receive ∇L / W — multiply the loss by W for ∇L.
-        The common shift is a constant (detached): sums about any fixed point describe the same data,
-        so holding it fixed changes no value and no gradient.
-
-        Example (single process: a one-rank gloo group):
-            >>> import os, tempfile, torch, torch.distributed as dist, torchspectral as ts
-            >>> _ = os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-            >>> init = "file://" + os.path.join(tempfile.mkdtemp(), "init")
-            >>> dist.init_process_group("gloo", init_method=init, rank=0, world_size=1)
-            >>> x = torch.randn(64, 4, dtype=torch.float64, requires_grad=True)
-            >>> m = ts.Moments.from_data(x, 2 * x).all_reduce(differentiable=True)
-            >>> (1 - m.cka()).backward(); x.grad.shape
-            torch.Size([64, 4])
-            >>> dist.destroy_process_group()
-        """
-        from torchspectral.distributed import require_initialised, sum_across_ranks
-
-        require_initialised("Moments.all_reduce")
-        if not self.sums:
-            raise ValueError("Moments.all_reduce: this rank has no dimensions; construct Moments(d_x, d_y) here")
-        if not differentiable and any(t.requires_grad for t in self.sums.values()):
-            raise RuntimeError(
-                "Moments.all_reduce: the statistics require grad and differentiable=False would cut them off; "
-                "pass differentiable=True (gradients flow through the global statistics) or detach them first"
-            )
-        n = torch.tensor([float(self.n)], dtype=torch.float64, device=self.device)
-        local_sum_x = (self.sums["sum_x"] + self.n * self.shift_x).detach()
-        local_sum_y = (self.sums["sum_y"] + self.n * self.shift_y).detach()
-        raw = sum_across_ranks(torch.cat([n, local_sum_x, local_sum_y]), group)
-        total = raw[0]
-        if total == 0:
-            raise ValueError("Moments.all_reduce: no rank holds any pairs")
-        shift_x, shift_y = raw[1 : 1 + self.d_x] / total, raw[1 + self.d_x :] / total
-        aligned = self.reshifted(shift_x, shift_y) if self.n else self
-        flat = torch.cat([aligned.sums[name].reshape(-1) for name in STATE])
-        flat = sum_across_ranks(flat, group, differentiable=differentiable)
-        offset = 0
-        for name in STATE:
-            size = self.sums[name].numel()
-            self.sums[name] = flat[offset : offset + size].reshape(self.sums[name].shape)
-            offset += size
-        self.n, self.shift_x, self.shift_y = int(total.item()), shift_x, shift_y
-        self._cache.clear()
-        return self
-
-    # ------------------------------------------------------------------ one flat vector (for metric states)
-    def to_flat(self) -> torch.Tensor:
-        """Everything in one float64 vector: [n, shift_x, shift_y, sums in STATE order]; see :meth:`from_flat`."""
-        if not self.sums:
-            raise ValueError("Moments.to_flat: no dimensions yet; construct Moments(d_x, d_y)")
-        n = torch.tensor([float(self.n)], dtype=torch.float64, device=self.shift_x.device)
-        return torch.cat([n, self.shift_x, self.shift_y, *(self.sums[name].reshape(-1) for name in STATE)])
-
-    @classmethod
-    def from_flat(cls, flat: torch.Tensor, d_x: int, d_y: int) -> Moments:
-        """Inverse of :meth:`to_flat` for the given dimensions."""
-        shapes = {name: tuple(t.shape) for name, t in Moments(d_x, d_y).sums.items()}
-        expected = 1 + d_x + d_y + sum(math.prod(shape) for shape in shapes.values())
-        if flat.shape != (expected,):
-            raise ValueError(f"Moments.from_flat: expected a vector of {expected} values for d_x={d_x}, d_y={d_y}")
-        sums, offset = {}, 1 + d_x + d_y
-        for name in STATE:
-            size = math.prod(shapes[name])
-            sums[name] = flat[offset : offset + size].reshape(shapes[name])
-            offset += size
-        return cls(
-            d_x=d_x, d_y=d_y, device=flat.device, n=round(float(flat[0])),
-            shift_x=flat[1 : 1 + d_x], shift_y=flat[1 + d_x : 1 + d_x + d_y], sums=sums,
-        )  # fmt: skip
-
-    # ------------------------------------------------------------------ derived statistics
-    def require_pairs(self, metric: str, min_n: int, why: str) -> None:
-        """Raise a ValueError naming `metric` unless at least `min_n` pairs have been accumulated."""
-        if not self.sums or self.n < min_n:
-            raise ValueError(f"{metric}: needs at least {min_n} pairs ({why}), got {self.n}")
-
-    def centred(self) -> Moments:
-        """The statistics about the exact mean (sum_x = sum_y = 0 up to rounding); cached."""
-        if "centred" not in self._cache:
-            self._cache["centred"] = self.reshifted(self.mean_x, self.mean_y)
-        return self._cache["centred"]
-
-    @property
-    def rounding(self) -> float:
-        """Machine epsilon of the arithmetic the statistics were accumulated in: float32's as soon as any batch was
-        summed in float32 (float32 or half input), float64's otherwise. Rounding noise in the covariances is of
-        this order relative to their scale."""
-        return torch.finfo(torch.float32 if bool(self.sums["pairs_f32"] > 0) else torch.float64).eps
-
-    @property
-    def mean_x(self) -> torch.Tensor:
-        return self.shift_x + self.sums["sum_x"] / self.n
-
-    @property
-    def mean_y(self) -> torch.Tensor:
-        return self.shift_y + self.sums["sum_y"] / self.n
-
-    def covariance(self, block: str, ddof: int = 0) -> torch.Tensor:
-        """``"x"``, ``"y"`` or ``"xy"`` block of the covariance of ``[x y]``, divided by n − ddof."""
-        return self.centred().sums["sum_" + {"x": "xx", "y": "yy", "xy": "xy"}[block]] / (self.n - ddof)
-
-    def spectrum(self, which: str, standardize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Descending eigendecomposition of Σ_x or Σ_y (1/n), or of the correlation matrix; cached."""
-        from torchspectral.spectral import eigh_descending, standardized
-
-        key = ("spectrum", which, standardize)
-        if key not in self._cache:
-            cov = self.covariance(which)
-            self._cache[key] = eigh_descending(standardized(cov) if standardize else cov)
-        return self._cache[key]
-
     # ------------------------------------------------------------------ metrics
     def sas(self, q: float | Any = 0.1, eps: float = 1e-8, signed: bool = False) -> torch.Tensor:
         """SAS with x as the anchor; see :func:`torchspectral.sas`."""
-        from torchspectral.functional.sas import sas_from_moments
-
         return sas_from_moments(self, q=q, eps=eps, signed=signed)
 
     def spectral_alignment(self, q: float = 0.1, eps: float = 1e-8) -> SpectralAlignment:
         """Both SAS directions with per-mode detail; see :func:`torchspectral.spectral_alignment`."""
-        from torchspectral.functional.sas import spectral_alignment_from_moments
-
         return spectral_alignment_from_moments(self, q=q, eps=eps)
 
     def cka(self, kernel: str = "linear", unbiased: bool = False) -> torch.Tensor:
         """Linear CKA; see :func:`torchspectral.cka`."""
-        from torchspectral.functional.cka import linear_cka_from_moments
-
         if kernel != "linear":
             raise ValueError(f"Moments.cka: only kernel='linear' is a function of moments, got {kernel!r}")
         return linear_cka_from_moments(self, unbiased=unbiased)
 
     def svcca(self, keep: float | int = 0.99, standardize: bool = False) -> torch.Tensor:
         """SVCCA; see :func:`torchspectral.svcca`."""
-        from torchspectral.functional.svcca import svcca_from_moments
-
         return svcca_from_moments(self, keep=keep, standardize=standardize)
 
     def coral(self, scale: str = "deep") -> torch.Tensor:
         """CORAL; see :func:`torchspectral.coral`."""
-        from torchspectral.functional.coral import coral_from_moments
-
         return coral_from_moments(self, scale=scale)
 
     def modality_gap(self) -> torch.Tensor:
-        from torchspectral.functional.gap import modality_gap_from_moments
-
         return modality_gap_from_moments(self)
 
     def l2i(self) -> torch.Tensor:
@@ -427,24 +79,16 @@ class Moments:
         return l2i_from_moments(self)
 
     def true_pair_cosine(self) -> torch.Tensor:
-        from torchspectral.functional.gap import true_pair_cosine_from_moments
-
         return true_pair_cosine_from_moments(self)
 
     def cosine_gap(self) -> torch.Tensor:
-        from torchspectral.functional.gap import cosine_gap_from_moments
-
         return cosine_gap_from_moments(self)
 
     def rmg(self) -> torch.Tensor:
-        from torchspectral.functional.gap import rmg_from_moments
-
         return rmg_from_moments(self)
 
     def report(self, preset: str = "default") -> dict[str, float]:
         """Every moment metric by name; see :func:`torchspectral.alignment_report`."""
-        from torchspectral.functional.report import report_from_moments
-
         return report_from_moments(self, preset=preset)
 
 

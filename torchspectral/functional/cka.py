@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 
 from torchspectral import pairwise
-from torchspectral.moments import Moments
+from torchspectral.stats import MomentStatistics
 from torchspectral.validation import check_bandwidth, check_min_rows, check_pair
 
 
@@ -41,7 +41,7 @@ def _hsic_u(
     return (trace + ones_k * ones_l / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * ones_kl) / (n * (n - 3))
 
 
-def _unbiased_hsic_terms(m: Moments) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _unbiased_hsic_terms(m: MomentStatistics) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """HSIC_u(K, L), HSIC_u(K, K), HSIC_u(L, L) from the centred moments."""
     s, n = m.centred().sums, m.n
     sx, sy = s["sum_x"], s["sum_y"]
@@ -70,7 +70,7 @@ def _unbiased_hsic_terms(m: Moments) -> tuple[torch.Tensor, torch.Tensor, torch.
     return kl, kk, ll
 
 
-def linear_cka_from_moments(m: Moments, unbiased: bool = False) -> torch.Tensor:
+def linear_cka_from_moments(m: MomentStatistics, unbiased: bool = False) -> torch.Tensor:
     metric = "cka(unbiased=True)" if unbiased else "cka"
     if unbiased:
         m.require_pairs(metric, 4, "the unbiased HSIC estimator divides by n(n−3)")
@@ -205,5 +205,5 @@ def cka(
         raise ValueError(f"cka: kernel must be 'linear' or 'rbf', got {kernel!r}")
     if sigma is not None or threshold != 1.0:
         raise ValueError("cka: sigma and threshold set the RBF bandwidth; they do not apply to kernel='linear'")
-    m = Moments.from_data(x, y, nan_policy=nan_policy, metric="cka")
+    m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="cka")
     return linear_cka_from_moments(m, unbiased=unbiased)

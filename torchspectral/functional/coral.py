@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import torch
 
-from torchspectral.moments import Moments
+from torchspectral.stats import MomentStatistics
 
 SAME_DIM_REASON = "CORAL subtracts the two covariance matrices"
 SCALES = ("deep", "frobenius")
 
 
-def coral_from_moments(m: Moments, scale: str = "deep") -> torch.Tensor:
+def coral_from_moments(m: MomentStatistics, scale: str = "deep") -> torch.Tensor:
     if scale not in SCALES:
         raise ValueError(f"coral: scale must be one of {SCALES}, got {scale!r}")
     if not m.same_dim:
@@ -38,5 +38,5 @@ def coral(x: torch.Tensor, y: torch.Tensor, scale: str = "deep", *, nan_policy: 
         >>> float(ts.coral(x, x + 5.0)) < 1e-12  # a translation changes no covariance
         True
     """
-    m = Moments.from_data(x, y, nan_policy=nan_policy, metric="coral", same_dim=SAME_DIM_REASON)
+    m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="coral", same_dim=SAME_DIM_REASON)
     return coral_from_moments(m, scale=scale)

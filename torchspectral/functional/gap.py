@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import torch
 
-from torchspectral.moments import Moments
+from torchspectral.stats import MomentStatistics
 
 SAME_DIM_REASON = "it compares x̂_i and ŷ_i in one space"
 
 
-def _check(m: Moments, metric: str, min_n: int = 1) -> None:
+def _check(m: MomentStatistics, metric: str, min_n: int = 1) -> None:
     if not m.same_dim:
         raise ValueError(f"{metric}: needs d_x = d_y ({SAME_DIM_REASON}), got d_x={m.d_x}, d_y={m.d_y}")
     m.require_pairs(metric, min_n, "it averages over pairs of distinct rows" if min_n > 1 else "no pairs")
@@ -33,12 +33,12 @@ def _check(m: Moments, metric: str, min_n: int = 1) -> None:
         )
 
 
-def modality_gap_from_moments(m: Moments) -> torch.Tensor:
+def modality_gap_from_moments(m: MomentStatistics) -> torch.Tensor:
     _check(m, "modality_gap")
     return torch.linalg.vector_norm(m.sums["sum_xhat"] - m.sums["sum_yhat"]) / m.n
 
 
-def l2i_from_moments(m: Moments) -> torch.Tensor:
+def l2i_from_moments(m: MomentStatistics) -> torch.Tensor:
     _check(m, "l2i")
     return m.sums["sum_l2i"] / m.n
 
@@ -49,12 +49,12 @@ def mean_cosine(sum_dot: torch.Tensor, n: int) -> torch.Tensor:
     return (sum_dot / n).clamp(-1.0, 1.0)
 
 
-def true_pair_cosine_from_moments(m: Moments) -> torch.Tensor:
+def true_pair_cosine_from_moments(m: MomentStatistics) -> torch.Tensor:
     _check(m, "true_pair_cosine")
     return mean_cosine(m.sums["sum_dot"], m.n)
 
 
-def cosine_gap_from_moments(m: Moments) -> torch.Tensor:
+def cosine_gap_from_moments(m: MomentStatistics) -> torch.Tensor:
     _check(m, "cosine_gap", 2)
     s, n = m.sums, m.n
     off_diagonal = (s["sum_xhat"] @ s["sum_yhat"] - s["sum_dot"]) / (n * (n - 1))
@@ -77,7 +77,7 @@ def rmg_terms(
     return true_pair, true_pair + intra
 
 
-def rmg_from_moments(m: Moments) -> torch.Tensor:
+def rmg_from_moments(m: MomentStatistics) -> torch.Tensor:
     _check(m, "rmg", 2)
     s = m.sums
     true_pair, denominator = rmg_terms(s["sum_xhat"], s["sum_yhat"], s["sum_dot"], m.n)
@@ -86,8 +86,8 @@ def rmg_from_moments(m: Moments) -> torch.Tensor:
     return true_pair / denominator
 
 
-def _from_data(x: torch.Tensor, y: torch.Tensor, metric: str, nan_policy: str) -> Moments:
-    return Moments.from_data(x, y, nan_policy=nan_policy, metric=metric, same_dim=SAME_DIM_REASON)
+def _from_data(x: torch.Tensor, y: torch.Tensor, metric: str, nan_policy: str) -> MomentStatistics:
+    return MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric=metric, same_dim=SAME_DIM_REASON)
 
 
 def modality_gap(x: torch.Tensor, y: torch.Tensor, *, nan_policy: str = "raise") -> torch.Tensor:

@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import torch
 
-from torchspectral.functional.cka import rbf_cka_both
+from torchspectral.functional.cka import linear_cka_from_moments, rbf_cka_both
+from torchspectral.functional.coral import coral_from_moments
+from torchspectral.functional.gap import (
+    cosine_gap_from_moments,
+    l2i_from_moments,
+    modality_gap_from_moments,
+    rmg_from_moments,
+    true_pair_cosine_from_moments,
+)
 from torchspectral.functional.mmd import mmd
 from torchspectral.functional.retrieval import clean_retrieval_inputs, retrieval
-from torchspectral.moments import Moments
+from torchspectral.functional.sas import spectral_alignment_from_moments
+from torchspectral.functional.svcca import svcca_from_moments
+from torchspectral.stats import MomentStatistics
 from torchspectral.validation import check_pair
 
 PRESETS = {
@@ -30,27 +40,27 @@ PRESETS = {
 }
 
 
-def report_from_moments(m: Moments, preset: str = "default") -> dict[str, float]:
+def report_from_moments(m: MomentStatistics, preset: str = "default") -> dict[str, float]:
     if preset not in PRESETS:
         raise ValueError(f"alignment_report: preset must be one of {tuple(PRESETS)}, got {preset!r}")
     settings = PRESETS[preset]
     values: dict[str, torch.Tensor] = {}
     if m.same_dim:
-        sa = m.spectral_alignment()
+        sa = spectral_alignment_from_moments(m)
         values.update(
             sas_x_to_y=sa.x_to_y, sas_y_to_x=sa.y_to_x, sas_symmetric=sa.symmetric, sas_imbalance=sa.imbalance
         )
-    values["cka_linear"] = m.cka()
-    values["cka_linear_unbiased"] = m.cka(unbiased=True)
-    values["svcca"] = m.svcca(**settings["svcca"])
+    values["cka_linear"] = linear_cka_from_moments(m)
+    values["cka_linear_unbiased"] = linear_cka_from_moments(m, unbiased=True)
+    values["svcca"] = svcca_from_moments(m, **settings["svcca"])
     if m.same_dim:
-        values["coral"] = m.coral(**settings["coral"])
+        values["coral"] = coral_from_moments(m, **settings["coral"])
         values.update(
-            modality_gap=m.modality_gap(),
-            l2i=m.l2i(),
-            true_pair_cosine=m.true_pair_cosine(),
-            cosine_gap=m.cosine_gap(),
-            rmg=m.rmg(),
+            modality_gap=modality_gap_from_moments(m),
+            l2i=l2i_from_moments(m),
+            true_pair_cosine=true_pair_cosine_from_moments(m),
+            cosine_gap=cosine_gap_from_moments(m),
+            rmg=rmg_from_moments(m),
         )
     report = {"n_pairs": float(m.n)}
     report.update({name: float(value) for name, value in values.items()})
@@ -124,7 +134,7 @@ def alignment_report(
     else:
         images, captions, c = clean_retrieval_inputs(x, y, caption_to_image, metric, nan_policy)
         x, y = images[c], captions
-    report = report_from_moments(Moments.from_data(x, y, metric=metric), preset=preset)
+    report = report_from_moments(MomentStatistics.from_data(x, y, metric=metric), preset=preset)
     if pairwise:
         report.update(pairwise_report(images, captions, c, preset=preset, backend=backend))
     return report

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from torchspectral.moments import Moments
+from torchspectral.stats import MomentStatistics
 from torchspectral.spectral import active_masks, rho_denominator
 from torchspectral.validation import check_q
 
@@ -47,7 +47,7 @@ def _is_scalar(q: Q) -> bool:
     return isinstance(q, (int, float)) or (isinstance(q, torch.Tensor) and q.dim() == 0)
 
 
-def _check(m: Moments, metric: str, q: Q) -> None:
+def _check(m: MomentStatistics, metric: str, q: Q) -> None:
     if not m.same_dim:
         raise ValueError(f"{metric}: needs d_x = d_y ({SAME_DIM_REASON}), got d_x={m.d_x}, d_y={m.d_y}")
     m.require_pairs(metric, 2, "a covariance needs two pairs")
@@ -55,7 +55,7 @@ def _check(m: Moments, metric: str, q: Q) -> None:
         check_q(value, metric)
 
 
-def _require_variance(m: Moments, which: str, metric: str) -> None:
+def _require_variance(m: MomentStatistics, which: str, metric: str) -> None:
     if not bool(torch.trace(m.covariance(which)) > 0):
         raise ValueError(f"{metric}: {which} has zero variance (every feature is constant); its spectrum is empty")
 
@@ -70,7 +70,7 @@ class AnchorModes:
     rho: torch.Tensor
 
 
-def anchor_modes(m: Moments, anchor: str, eps: float = 1e-8) -> AnchorModes:
+def anchor_modes(m: MomentStatistics, anchor: str, eps: float = 1e-8) -> AnchorModes:
     """Per-mode statistics with `anchor` ("x" or "y") as the anchor (SPEC §1 steps 1–2)."""
     eigenvalues, eigenvectors = m.spectrum(anchor)
     other = "y" if anchor == "x" else "x"
@@ -82,7 +82,7 @@ def anchor_modes(m: Moments, anchor: str, eps: float = 1e-8) -> AnchorModes:
 
 
 def _direction(
-    m: Moments, anchor: str, q: Q, eps: float, signed: bool
+    m: MomentStatistics, anchor: str, q: Q, eps: float, signed: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Score, eigenvalues, ρ and active masks (Q, d) with `anchor` ("x" or "y") as the anchor."""
     modes = anchor_modes(m, anchor, eps)
@@ -95,14 +95,14 @@ def _direction(
     return score, modes.eigenvalues, modes.rho, masks
 
 
-def sas_from_moments(m: Moments, q: Q = 0.1, eps: float = 1e-8, signed: bool = False) -> torch.Tensor:
+def sas_from_moments(m: MomentStatistics, q: Q = 0.1, eps: float = 1e-8, signed: bool = False) -> torch.Tensor:
     _check(m, "sas", q)
     _require_variance(m, "x", "sas")
     score, *_ = _direction(m, "x", q, eps, signed)
     return score[0] if _is_scalar(q) else score
 
 
-def spectral_alignment_from_moments(m: Moments, q: Q = 0.1, eps: float = 1e-8) -> SpectralAlignment:
+def spectral_alignment_from_moments(m: MomentStatistics, q: Q = 0.1, eps: float = 1e-8) -> SpectralAlignment:
     _check(m, "spectral_alignment", q)
     _require_variance(m, "x", "spectral_alignment")
     _require_variance(m, "y", "spectral_alignment")
@@ -153,7 +153,7 @@ def sas(
         >>> round(float(ts.sas(x, x)), 6)  # 1 up to ε inside ρ's root
         1.0
     """
-    m = Moments.from_data(x, y, nan_policy=nan_policy, metric="sas", same_dim=SAME_DIM_REASON)
+    m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="sas", same_dim=SAME_DIM_REASON)
     return sas_from_moments(m, q=q, eps=eps, signed=signed)
 
 
@@ -173,5 +173,5 @@ def spectral_alignment(
         >>> r.rho_x.shape, bool(r.symmetric > 0.9)
         (torch.Size([16]), True)
     """
-    m = Moments.from_data(x, y, nan_policy=nan_policy, metric="spectral_alignment", same_dim=SAME_DIM_REASON)
+    m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="spectral_alignment", same_dim=SAME_DIM_REASON)
     return spectral_alignment_from_moments(m, q=q, eps=eps)

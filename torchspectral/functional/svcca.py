@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from torchspectral.moments import Moments
+from torchspectral.stats import MomentStatistics
 from torchspectral.spectral import inverse_std
 
 # Whitening a direction whose variance is below this fraction of the largest would amplify noise by up to
@@ -61,7 +61,7 @@ def _kept(eigenvalues: torch.Tensor, keep: float | int, which: str, n: int, roun
     return min(int((fraction < keep).sum()) + 1, rank)
 
 
-def svcca_from_moments(m: Moments, keep: float | int = 0.99, standardize: bool = False) -> torch.Tensor:
+def svcca_from_moments(m: MomentStatistics, keep: float | int = 0.99, standardize: bool = False) -> torch.Tensor:
     m.require_pairs("svcca", 2, "a covariance needs two pairs")
     lam_x, vec_x = m.spectrum("x", standardize=standardize)
     lam_y, vec_y = m.spectrum("y", standardize=standardize)
@@ -98,5 +98,5 @@ def svcca(
         >>> round(float(ts.svcca(x, x @ torch.linalg.qr(torch.randn(10, 10))[0])), 6)
         1.0
     """
-    m = Moments.from_data(x, y, nan_policy=nan_policy, metric="svcca")
+    m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="svcca")
     return svcca_from_moments(m, keep=keep, standardize=standardize)

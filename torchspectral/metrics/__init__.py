@@ -1,5 +1,14 @@
 """Streaming metrics for training loops (torchmetrics ``Metric``; needs the ``torchmetrics`` package)."""
 
+try:
+    import torchmetrics  # noqa: F401  (checked here so that a missing extra is named, not a deep import)
+except ModuleNotFoundError as error:
+    if error.name != "torchmetrics":
+        raise
+    raise ImportError(
+        "torchspectral.metrics needs torchmetrics, which is not installed: pip install 'torchspectral[metrics]'"
+    ) from error
+
 from torchspectral.metrics.moment_metrics import CKA, AlignmentMetrics, ModalityGap, MomentMetric, SpectralAlignment
 
 __all__ = ["CKA", "AlignmentMetrics", "ModalityGap", "MomentMetric", "SpectralAlignment"]
