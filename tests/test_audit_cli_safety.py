@@ -45,7 +45,9 @@ def project(tmp_path: Path) -> Path:
     np.save(folder / "img.npy", image)
     np.save(folder / "txt.npy", text)
     (folder / "NOTES.txt").write_text("my notes")
-    (folder / "m.toml").write_text("[audit]\nbootstrap = 0\n\n" + RUN.format(model="m", image="img.npy", text="txt.npy"))
+    (folder / "m.toml").write_text(
+        "[audit]\nbootstrap = 0\n\n" + RUN.format(model="m", image="img.npy", text="txt.npy")
+    )
     return folder
 
 

@@ -31,19 +31,17 @@ import torch
 
 from torchspectral import bootstrap_algebra
 from torchspectral.bootstrap_algebra import LINEAR_METRICS, QUADRATIC_METRICS, linear_replicates
-from torchspectral.bootstrap_ritz import SAS_METRICS, ritz_sas_replicates
+from torchspectral.bootstrap_ritz import ritz_sas_replicates
 from torchspectral.bootstrap_sas import exact_sas_replicates
 from torchspectral.functional.sas import anchor_modes
-from torchspectral.moments import Moments, compute_dtype
+from torchspectral.moments import Moments
+
+# The metrics a pair bootstrap resamples are the moment metrics of the registry (re-exported here).
+from torchspectral.registry import MOMENT_METRICS, SAME_DIM_METRICS, compute_moment_metrics
+from torchspectral.spectral import SAS_METRICS, active_masks, eigh_descending, sas_score
 from torchspectral.stats.weighted import WeightedRows
-from torchspectral.spectral import active_masks, eigh_descending, rho_denominator
 from torchspectral.validation import check_pair, check_q
 
-MOMENT_METRICS = (
-    "sas_x_to_y", "sas_y_to_x", "sas_symmetric", "sas_imbalance", "cka_linear", "cka_linear_unbiased",
-    "svcca", "coral", "modality_gap", "l2i", "true_pair_cosine", "cosine_gap", "rmg",
-)  # fmt: skip
-SAME_DIM_METRICS = frozenset(MOMENT_METRICS) - {"cka_linear", "cka_linear_unbiased", "svcca"}
 INTERVAL_METHODS = ("percentile", "basic")
 ENGINES = ("fast", "exact")
 # Replicates resampled together: a block's counts matrix is COUNTS_BLOCK × n float64 (164 MB at n = 20,000), and the
@@ -125,25 +123,7 @@ def _require_replicate_variance(rows: WeightedRows, counts: torch.Tensor, start:
 
 def evaluate(m: Moments, names: Sequence[str], q: float = 0.1) -> dict[str, torch.Tensor]:
     """The named moment metrics of one Moments (SVCCA, CORAL with their default settings)."""
-    out: dict[str, torch.Tensor] = {}
-    if any(name.startswith("sas_") for name in names):
-        sa = m.spectral_alignment(q=q)
-        sas = {"sas_x_to_y": sa.x_to_y, "sas_y_to_x": sa.y_to_x, "sas_symmetric": sa.symmetric}
-        sas["sas_imbalance"] = sa.imbalance
-        out.update({k: v for k, v in sas.items() if k in names})
-    single = {
-        "cka_linear": lambda: m.cka(),
-        "cka_linear_unbiased": lambda: m.cka(unbiased=True),
-        "svcca": m.svcca,
-        "coral": m.coral,
-        "modality_gap": m.modality_gap,
-        "l2i": m.l2i,
-        "true_pair_cosine": m.true_pair_cosine,
-        "cosine_gap": m.cosine_gap,
-        "rmg": m.rmg,
-    }
-    out.update({name: single[name]() for name in names if name in single})
-    return {name: out[name] for name in names}
+    return compute_moment_metrics(m, names, q=q)
 
 
 def _decompose_together(batch: list[Moments], names: Sequence[str]) -> None:
@@ -330,16 +310,15 @@ def permutation_test(
             modes = anchor_modes(m, anchor, eps)
             active = active_masks(modes.eigenvalues, q)[0]
             vectors, lam = modes.eigenvectors[:, active], modes.eigenvalues[active]
-            denominator = rho_denominator(lam, modes.other_variance[active], eps)
-            directions.append((xc @ vectors, yc @ vectors, lam, denominator))
+            directions.append((xc @ vectors, yc @ vectors, lam, modes.other_variance[active]))
         generator = torch.Generator().manual_seed(seed)
         null = torch.empty(n_perm, dtype=torch.float64)
         for i in range(n_perm):
             perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
             scores = []
-            for zx, zy, lam, denominator in directions:
-                rho = (zx * zy[perm]).mean(0) / denominator
-                scores.append(((lam * rho.abs()).sum() / lam.sum()).clamp(0.0, 1.0))
+            for zx, zy, lam, other_variance in directions:
+                # Permuting the pairing changes only the cross terms; λ and σ² are the unpermuted ones.
+                scores.append(sas_score(lam, (zx * zy[perm]).mean(0), other_variance, eps)[0])
             null[i] = scores[0] - scores[1]
     exceed = int((null.abs() >= abs(observed)).sum())
     return PermutationResult(observed=observed, null=null, p_value=(1 + exceed) / (1 + n_perm))

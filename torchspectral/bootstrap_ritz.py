@@ -30,12 +30,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from torchspectral.spectral import active_masks, eigh_descending, rho_denominator
+from torchspectral.spectral import SAS_METRICS, active_masks, eigh_descending, sas_score, sas_summaries
 
 if TYPE_CHECKING:
     from torchspectral.stats.weighted import WeightedRows as _Rows
 
-SAS_METRICS = ("sas_x_to_y", "sas_y_to_x", "sas_symmetric", "sas_imbalance")
 # Rows whose products with the counts are formed together: ROW_CHUNK × 3k(k+1)/2 values (62 MB at k = 100, float32).
 ROW_CHUNK = 1024
 # Float64 values of the replicates' k×k moments accumulated in one pass over the rows (256 MB): at k = 100 that is
@@ -102,9 +101,7 @@ def _direction(rows: _Rows, anchor: str, counts: torch.Tensor, q: float, rank: i
             masks[:, :top] = True
         cross = torch.einsum("bki,bkl,bli->bi", ritz, ao, ritz)
         other_variance = torch.einsum("bki,bkl,bli->bi", ritz, oo, ritz)
-        rho = cross / rho_denominator(theta, other_variance, eps)
-        weights = theta * masks
-        scores.append(((weights * rho.abs()).sum(1) / weights.sum(1)).clamp(0.0, 1.0))
+        scores.append(sas_score(theta, cross, other_variance, eps, masks)[0])
     return torch.cat(scores)
 
 
@@ -115,12 +112,10 @@ def ritz_sas_replicates(
     wanted = [name for name in names if name in SAS_METRICS]
     if not wanted:
         return {}
-    x_to_y = _direction(rows, "x", counts, q, rank, eps) if set(wanted) - {"sas_y_to_x"} else None
-    y_to_x = _direction(rows, "y", counts, q, rank, eps) if set(wanted) - {"sas_x_to_y"} else None
-    combined = {
-        "sas_x_to_y": lambda: x_to_y,
-        "sas_y_to_x": lambda: y_to_x,
-        "sas_symmetric": lambda: (x_to_y + y_to_x) / 2,
-        "sas_imbalance": lambda: x_to_y - y_to_x,
-    }
-    return {name: combined[name]() for name in wanted}
+    if set(wanted) in ({"sas_x_to_y"}, {"sas_y_to_x"}):  # one direction asked for: skip the other
+        anchor = "x" if wanted == ["sas_x_to_y"] else "y"
+        return {wanted[0]: _direction(rows, anchor, counts, q, rank, eps)}
+    x_to_y = _direction(rows, "x", counts, q, rank, eps)
+    y_to_x = _direction(rows, "y", counts, q, rank, eps)
+    combined = sas_summaries(x_to_y, y_to_x)
+    return {name: combined[name] for name in wanted}

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from torchspectral.bootstrap_ritz import SAS_METRICS
-from torchspectral.spectral import active_masks, eigh_descending, rho_denominator
+from torchspectral.spectral import SAS_METRICS, active_masks, eigh_descending, sas_score, sas_summaries
 
 if TYPE_CHECKING:
     from torchspectral.stats.weighted import WeightedRows as _Rows
@@ -84,11 +83,7 @@ def _scores(
     mean_o = torch.einsum("bd,bdt->bt", other_sum, bases)
     cross = (cross_sum - mean_p * mean_o / n) / n
     other_variance = (other_square_sum - mean_o * mean_o / n) / n
-    lam = values[:, :top]
-    rho = cross / rho_denominator(lam, other_variance, eps)
-    weight = lam * masks[:, :top]
-    # |ρ_k| ≤ 1 by Cauchy–Schwarz; as in the metric, the clamp only removes rounding beyond the bounds.
-    return ((weight * rho.abs()).sum(1) / weight.sum(1)).clamp(0.0, 1.0)
+    return sas_score(values[:, :top], cross, other_variance, eps, masks[:, :top])[0]
 
 
 def exact_sas_replicates(
@@ -110,10 +105,7 @@ def exact_sas_replicates(
             spectrum = eigh_descending(covs[anchor])
             parts[anchor].append(_scores(rows, anchor, block, spectrum, sums, q, eps))
     per_anchor = {anchor: torch.cat(values) for anchor, values in parts.items()}
-    combined = {
-        "sas_x_to_y": lambda: per_anchor["x"],
-        "sas_y_to_x": lambda: per_anchor["y"],
-        "sas_symmetric": lambda: (per_anchor["x"] + per_anchor["y"]) / 2,
-        "sas_imbalance": lambda: per_anchor["x"] - per_anchor["y"],
-    }
-    return {name: combined[name]() for name in wanted}
+    if len(per_anchor) == 1:  # one direction asked for: the other was never computed
+        return {wanted[0]: next(iter(per_anchor.values()))}
+    combined = sas_summaries(per_anchor["x"], per_anchor["y"])
+    return {name: combined[name] for name in wanted}

@@ -74,8 +74,6 @@ class Moments(MomentStatistics):
         return modality_gap_from_moments(self)
 
     def l2i(self) -> torch.Tensor:
-        from torchspectral.functional.gap import l2i_from_moments
-
         return l2i_from_moments(self)
 
     def true_pair_cosine(self) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 
 from torchspectral.functional.sas import SAME_DIM_REASON
 from torchspectral.moments import Moments
-from torchspectral.spectral import active_masks, rho_denominator
+from torchspectral.spectral import active_masks, rho_denominator, sas_score
 from torchspectral.validation import check_pair, check_q
 
 DIRECTIONS = ("x_to_y", "y_to_x")
@@ -139,15 +139,15 @@ class SpectralPrior:
             vectors = eigenvectors[:, active]
             cross = ((m.covariance("xy").detach() @ vectors) * vectors).sum(0)
             other_variance = ((m.covariance(other).detach() @ vectors) * vectors).sum(0)
-            rho = cross / rho_denominator(eigenvalues[active], other_variance, eps)
             lam = eigenvalues[active]
+            population_sas, rho = sas_score(lam, cross, other_variance, eps)
             directions[name] = FrozenDirection(
                 vectors=vectors,
                 eigenvalues=lam,
                 other_variance=other_variance,
                 # A mode with ρ_k = 0 exactly contributes 0 either way; count it as positive.
                 signs=torch.where(rho < 0, -1.0, 1.0).to(rho.dtype),
-                population_sas=((lam * rho.abs()).sum() / lam.sum()).clamp(0.0, 1.0),
+                population_sas=population_sas,
             )
         return cls(m.mean_x.detach(), m.mean_y.detach(), q, eps, directions)
 

@@ -115,3 +115,42 @@ def rho_denominator(eigenvalues: torch.Tensor, other_variance: torch.Tensor, eps
     then spread through the score even from a mode with zero weight. Such a product counts as 0.
     """
     return torch.sqrt((eigenvalues * other_variance).clamp_min(0.0) + eps)
+
+
+# The four SAS quantities of a pair of directions, in report order; :func:`sas_summaries` forms them.
+SAS_METRICS = ("sas_x_to_y", "sas_y_to_x", "sas_symmetric", "sas_imbalance")
+
+
+def sas_score(
+    eigenvalues: torch.Tensor,
+    cross: torch.Tensor,
+    other_variance: torch.Tensor,
+    eps: float,
+    active: torch.Tensor | None = None,
+    signed: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The SAS reduction (SPEC §1 step 3), the one every path uses: score ``Σ_A λ_k |ρ_k| / Σ_A λ_k`` and ρ.
+
+    ``ρ_k = cross_k / sqrt(λ_k σ²_k + ε)`` with ``cross_k = v_kᵀ Σ_xy v_k`` and ``σ²_k = v_kᵀ Σ_other v_k``. Batched:
+    every argument (…, k) broadcasts, the score is (…,). ``active`` (…, k) bool selects the modes (None: all the
+    modes given, for callers that already selected them). ``signed`` uses ρ_k instead of |ρ_k|.
+
+    |ρ_k| ≤ 1 by Cauchy–Schwarz, so the score lies in [0, 1] ([−1, 1] signed); the clamp removes only the rounding
+    beyond those bounds.
+    """
+    rho = cross / rho_denominator(eigenvalues, other_variance, eps)
+    weights = eigenvalues if active is None else eigenvalues * active
+    per_mode = rho if signed else rho.abs()
+    score = (weights * per_mode).sum(-1) / weights.sum(-1)
+    return score.clamp(-1.0 if signed else 0.0, 1.0), rho
+
+
+def sas_summaries(x_to_y: torch.Tensor, y_to_x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Both directions, their mean and ΔSAS = x→y − y→x, by the names of :data:`SAS_METRICS`; the one place
+    the symmetric score and the imbalance are formed."""
+    return {
+        "sas_x_to_y": x_to_y,
+        "sas_y_to_x": y_to_x,
+        "sas_symmetric": (x_to_y + y_to_x) / 2,
+        "sas_imbalance": x_to_y - y_to_x,
+    }

@@ -27,12 +27,12 @@ import torch
 from torchspectral.audit.manifest import DEFAULT_Q_GRID
 from torchspectral.audit.records import RunResult
 from torchspectral.bootstrap import MOMENT_METRICS, SAME_DIM_METRICS, bootstrap
-from torchspectral.bootstrap_ritz import SAS_METRICS
 from torchspectral.functional.mmd import mmd
 from torchspectral.functional.report import PRESETS, pairwise_report, report_from_moments
 from torchspectral.functional.retrieval import clean_retrieval_inputs, retrieval
 from torchspectral.moments import Moments
 from torchspectral.prior import SpectralPrior
+from torchspectral.spectral import SAS_METRICS
 
 
 class _Stopwatch:
@@ -115,7 +115,9 @@ def analyse_run(
                 metrics.update({f"{preset}/{k}": values[k] for k in PRESETS[preset] if k in values})
         ties: dict = {}
         with clock.stage("pairwise"):
-            metrics.update(pairwise_report(images, captions, c, preset=presets[0], backend=backend, with_retrieval=False))
+            metrics.update(
+                pairwise_report(images, captions, c, preset=presets[0], backend=backend, with_retrieval=False)
+            )
             if same_dim:
                 # Both tie rules: duplicate captions or images make ties real, and the source paper's own code
                 # lands between the two; the metrics carry the optimistic figures, `ties` says how far off they are.

@@ -124,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="report directory to create (written atomically; never an input, the current directory or above it)",
     )
     audit.add_argument(
-        "--force", action="store_true", help="replace --out if it is a previous torchspectral report (never anything else)"
+        "--force",
+        action="store_true",
+        help="replace --out if it is a previous torchspectral report (never anything else)",
     )
     audit.add_argument(
         "--n-boot",

@@ -51,7 +51,10 @@ def cross_run_analysis(runs: Sequence[RunResult]) -> dict:
     """
     empty = {"domain_comparison": [], "imbalance_tests": {}, "q_sweep_by_domain": {}, "retrieval_correlations": []}
     if len(runs) < MIN_CROSS_RUNS:
-        return {**empty, "note": f"cross-run statistics need at least {MIN_CROSS_RUNS} runs; this audit has {len(runs)}"}
+        return {
+            **empty,
+            "note": f"cross-run statistics need at least {MIN_CROSS_RUNS} runs; this audit has {len(runs)}",
+        }
     with_imbalance = [r for r in runs if "sas_imbalance" in r.metrics]
     with_sweep = [r for r in runs if r.q_sweep]
     with_retrieval = [r for r in runs if "rsum" in r.metrics]
@@ -339,7 +342,12 @@ def _markdown_ties(runs: Sequence[dict]) -> list[str]:
 def _markdown_failures(failed: Sequence[dict]) -> list[str]:
     if not failed:
         return []
-    lines = ["## Failed runs", "", "These runs could not be analysed and are in no table or statistic above or below:", ""]
+    lines = [
+        "## Failed runs",
+        "",
+        "These runs could not be analysed and are in no table or statistic above or below:",
+        "",
+    ]
     lines += [f"- **{f['model']} / {f['dataset']}** ({f['domain']}): {f['reason']}" for f in failed]
     return [*lines, ""]
 
@@ -351,8 +359,9 @@ def _markdown_extremes(runs: Sequence[dict]) -> list[str]:
         "## Best- and worst-aligned pairs (instance-level SAS img→txt)",
         "",
         "Per-pair SAS from a prior fitted on the run (decompose mode: the scores average to the run's SAS).",
-        "Unlike the run's SAS, a per-pair score is not bounded to [0, 1] (SPEC §1.1): it is one pair's term of the",
-        "average, and may be negative or above 1. Each entry is `caption (image): score`; look at the worst pairs first.",
+        "Unlike the run's SAS, a per-pair score is not bounded to [0, 1] (SPEC §1.1): it is one pair's term of",
+        "the average, and may be negative or above 1. Each entry is `caption (image): score`; look at the worst",
+        "pairs first.",
         "",
     ]
 

@@ -93,7 +93,9 @@ def run_audit(
     with terminate_as_exception(), ReportDestination(out, force=force, inputs=inputs) as destination:
         stage_seconds: dict[str, float] = {}
         started = time.perf_counter()
-        pairs_of_runs = [read_run(spec) for spec in tqdm(manifest.runs, desc="reading", unit="run", disable=not progress)]
+        pairs_of_runs = [
+            read_run(spec) for spec in tqdm(manifest.runs, desc="reading", unit="run", disable=not progress)
+        ]
         stage_seconds["reading inputs"] = time.perf_counter() - started
 
         started = time.perf_counter()

@@ -28,20 +28,9 @@ import numpy as np
 from scipy import stats
 
 from torchspectral.audit.records import RunResult
+from torchspectral.registry import METRICS, RETRIEVAL_METRICS
 
-RETRIEVAL_KEYS = (
-    "i2t_r1",
-    "i2t_r5",
-    "i2t_r10",
-    "t2i_r1",
-    "t2i_r5",
-    "t2i_r10",
-    "rsum",
-    "i2t_median_rank",
-    "t2i_median_rank",
-    "i2t_mean_rank",
-    "t2i_mean_rank",
-)
+RETRIEVAL_KEYS = RETRIEVAL_METRICS
 # Report keys that describe the input, not the alignment: never compared across domains by default.
 NON_METRIC_KEYS = ("n_pairs",)
 # Per-direction sums (100·(R@1 + R@5 + R@10) of one direction; they add up to rSum): derived, not stored.
@@ -56,27 +45,9 @@ MIN_SPEARMAN_N = 3
 # t approximation that is poor for small n: at n = 3 with ρ = 1 it gives p = 0 ("***") where the exact two-sided p
 # is 1/3. Above it, the approximation (the paper's method) is used; 8! = 40,320 pairings take milliseconds.
 EXACT_SPEARMAN_MAX_N = 8
-# Default metric order of tables and figures: the order of `alignment_report` (SAS first), then any other key
-# (e.g. the ``paper/`` preset) alphabetically.
-REPORT_ORDER = (
-    "sas_x_to_y",
-    "sas_y_to_x",
-    "sas_symmetric",
-    "sas_imbalance",
-    "cka_linear",
-    "cka_linear_unbiased",
-    "cka_rbf",
-    "cka_rbf_unbiased",
-    "svcca",
-    "coral",
-    "mmd",
-    "modality_gap",
-    "l2i",
-    "true_pair_cosine",
-    "cosine_gap",
-    "rmg",
-    *RETRIEVAL_KEYS,
-)
+# Default metric order of tables and figures: the registry's (SAS first), then any other key (e.g. the ``paper/``
+# preset) alphabetically.
+REPORT_ORDER = tuple(METRICS)
 
 
 def significance_stars(p: float | None) -> str:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from torchspectral.spectral import active_masks, sas_score, sas_summaries
 from torchspectral.stats import MomentStatistics
-from torchspectral.spectral import active_masks, rho_denominator
 from torchspectral.validation import check_q
 
 SAME_DIM_REASON = "SAS evaluates y's covariance on the eigenvectors of x, so both must live in one space"
@@ -62,10 +62,11 @@ def _require_variance(m: MomentStatistics, which: str, metric: str) -> None:
 
 @dataclass(frozen=True)
 class AnchorModes:
-    """Every eigenmode of one anchor's covariance: λ (d,) descending, V (d, d), σ²_k and ρ_k (d,)."""
+    """Every eigenmode of one anchor's covariance: λ (d,) descending, V (d, d), v_kᵀΣ_xy v_k, σ²_k and ρ_k (d,)."""
 
     eigenvalues: torch.Tensor
     eigenvectors: torch.Tensor
+    cross: torch.Tensor
     other_variance: torch.Tensor
     rho: torch.Tensor
 
@@ -77,8 +78,8 @@ def anchor_modes(m: MomentStatistics, anchor: str, eps: float = 1e-8) -> AnchorM
     # v_kᵀ Σ_xy v_k equals v_kᵀ Σ_yx v_k (a quadratic form ignores transposition), so one cross block serves both.
     cross = ((m.covariance("xy") @ eigenvectors) * eigenvectors).sum(0)
     other_variance = ((m.covariance(other) @ eigenvectors) * eigenvectors).sum(0)
-    rho = cross / rho_denominator(eigenvalues, other_variance, eps)
-    return AnchorModes(eigenvalues, eigenvectors, other_variance, rho)
+    _, rho = sas_score(eigenvalues, cross, other_variance, eps)
+    return AnchorModes(eigenvalues, eigenvectors, cross, other_variance, rho)
 
 
 def _direction(
@@ -87,11 +88,7 @@ def _direction(
     """Score, eigenvalues, ρ and active masks (Q, d) with `anchor` ("x" or "y") as the anchor."""
     modes = anchor_modes(m, anchor, eps)
     masks = active_masks(modes.eigenvalues, q)
-    weights = modes.eigenvalues * masks
-    per_mode = modes.rho if signed else modes.rho.abs()
-    score = (weights * per_mode).sum(-1) / weights.sum(-1)
-    # |ρ_k| ≤ 1 by Cauchy–Schwarz; the clamp only removes rounding beyond the bounds (SPEC §1).
-    score = score.clamp(-1.0 if signed else 0.0, 1.0)
+    score, _ = sas_score(modes.eigenvalues, modes.cross, modes.other_variance, eps, masks, signed)
     return score, modes.eigenvalues, modes.rho, masks
 
 
@@ -110,11 +107,12 @@ def spectral_alignment_from_moments(m: MomentStatistics, q: Q = 0.1, eps: float 
     y_to_x, lam_y, rho_y, active_y = _direction(m, "y", q, eps, False)
     if _is_scalar(q):
         x_to_y, y_to_x, active_x, active_y = x_to_y[0], y_to_x[0], active_x[0], active_y[0]
+    summaries = sas_summaries(x_to_y, y_to_x)
     return SpectralAlignment(
         x_to_y=x_to_y,
         y_to_x=y_to_x,
-        symmetric=(x_to_y + y_to_x) / 2,
-        imbalance=x_to_y - y_to_x,
+        symmetric=summaries["sas_symmetric"],
+        imbalance=summaries["sas_imbalance"],
         eigenvalues_x=lam_x,
         rho_x=rho_x,
         active_x=active_x,

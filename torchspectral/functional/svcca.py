@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from torchspectral.stats import MomentStatistics
 from torchspectral.spectral import inverse_std
+from torchspectral.stats import MomentStatistics
 
 # Whitening a direction whose variance is below this fraction of the largest would amplify noise by up to
 # 1/sqrt(RANK_RTOL) (the near-singular guard of SPEC §3).

@@ -17,7 +17,7 @@ from torchspectral.functional.cka import linear_cka_from_moments
 from torchspectral.functional.sas import SAME_DIM_REASON, spectral_alignment_from_moments
 from torchspectral.moments import Moments, compute_dtype
 from torchspectral.prior import SpectralPrior
-from torchspectral.spectral import active_masks, rho_denominator
+from torchspectral.spectral import active_masks, sas_score, sas_summaries
 from torchspectral.validation import check_pair, check_q
 
 BASES = ("batch", "frozen", "ema")
@@ -206,8 +206,9 @@ class SASLoss(nn.Module):
             if x.shape[1] != self.basis_x.shape[0]:
                 raise ValueError(f"SASLoss: the basis is {self.basis_x.shape[0]}-dimensional, got d={x.shape[1]}")
             x_to_y, y_to_x = self._projected(x, y)
-        loss = 1 - (x_to_y + y_to_x) / 2
-        return loss + self.gamma * (x_to_y - y_to_x).abs() if self.gamma else loss
+        summaries = sas_summaries(x_to_y, y_to_x)
+        loss = 1 - summaries["sas_symmetric"]
+        return loss + self.gamma * summaries["sas_imbalance"].abs() if self.gamma else loss
 
     def _projected(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both SAS directions from the batch's projections onto the fixed active eigenvectors."""
@@ -229,9 +230,8 @@ class SASLoss(nn.Module):
 
 
 def _direction_score(lam: torch.Tensor, other: torch.Tensor, cross: torch.Tensor, eps: float) -> torch.Tensor:
-    """``Σ λ̂_k |ρ_k| / Σ λ̂_k`` over the given (active) modes, clamped to [0, 1] as :func:`torchspectral.sas`."""
-    rho = cross / rho_denominator(lam, other, eps)
-    return ((lam * rho.abs()).sum() / lam.sum()).clamp(0.0, 1.0)
+    """SAS over the given (active) modes from the projected variances λ̂_k (:func:`torchspectral.spectral.sas_score`)."""
+    return sas_score(lam, cross, other, eps)[0]
 
 
 def _batch_covariances(

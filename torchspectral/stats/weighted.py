@@ -36,7 +36,7 @@ class WeightedRows:
         self.point = m
 
     def moments(self, weights: torch.Tensor) -> MomentStatistics:
-        """The statistics (of class ``kind``) of the resample with these multiplicities (float64, length n, summing to n)."""
+        """The statistics (of class ``kind``) of the resample with these multiplicities (float64, n, summing to n)."""
         drawn = torch.nonzero(weights).squeeze(1)
         pick = lambda t: torch.index_select(t, 0, drawn)  # noqa: E731  (faster than t[drawn] on CPU)
         w = pick(weights)
