@@ -177,7 +177,7 @@ def test_fast_engine_equals_exact_engine(monkeypatch, n, d, d_y, dtype, small_bl
     x, y = (torch.from_numpy(t).to(dtype) for t in paired(n, d, seed=73, d_y=d_y, offset=2.0))
     names = [name for name in algebra.ALGEBRA_METRICS if d_y is None or name not in bootstrap_module.SAME_DIM_METRICS]
     fast = ts.bootstrap(x, y, names, n_boot=17, seed=11)
-    exact = ts.bootstrap(x, y, names, n_boot=17, seed=11, engine="exact")
+    exact = ts.bootstrap(x, y, names, n_boot=17, seed=11, engine="moments")
     rel, abs_ = (1e-9, 1e-12) if dtype == torch.float64 else (1e-4, 1e-6)
     for name in names:
         np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=rel, atol=abs_, err_msg=name)
@@ -210,7 +210,7 @@ def test_fast_sas_replicates_equal_the_exact_engine(monkeypatch, n, d, names, q,
     x, y = (torch.from_numpy(t).to(dtype) for t in paired(n, d, seed=79, offset=1.0))
     fast = ts.bootstrap(x, y, names, n_boot=11, seed=6, q=q)
     assert calls, "the fast engine did not take the exact-SAS path"
-    exact = ts.bootstrap(x, y, names, n_boot=11, seed=6, q=q, engine="exact")
+    exact = ts.bootstrap(x, y, names, n_boot=11, seed=6, q=q, engine="moments")
     assert list(fast.replicates) == names
     rel, abs_ = (1e-9, 1e-12) if dtype == torch.float64 else (1e-5, 1e-6)
     for name in names:
@@ -229,12 +229,12 @@ def test_sas_shares_the_weighted_moments_when_they_are_formed_anyway(monkeypatch
     monkeypatch.setattr(bootstrap_module, "exact_sas_replicates", fail)
     x, y = data
     fast = ts.bootstrap(x, y, ["sas_imbalance", "cka_linear"], n_boot=7, seed=1)
-    exact = ts.bootstrap(x, y, ["sas_imbalance", "cka_linear"], n_boot=7, seed=1, engine="exact")
+    exact = ts.bootstrap(x, y, ["sas_imbalance", "cka_linear"], n_boot=7, seed=1, engine="moments")
     for name in fast.replicates:
         np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("ritz_rank", [None, 1])
+@pytest.mark.parametrize("ritz_rank", [0, 1])
 def test_a_resample_of_one_distinct_pair_is_refused(ritz_rank) -> None:
     """n = 3: some resamples draw one pair three times; their covariance is 0 and SAS undefined, as in the exact
     engine, which refuses them too — never a silent 0 or NaN replicate."""
@@ -244,14 +244,14 @@ def test_a_resample_of_one_distinct_pair_is_refused(ritz_rank) -> None:
     with pytest.raises(ValueError, match="single distinct pair"):
         ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=20, ritz_rank=ritz_rank)
     with pytest.raises(ValueError, match="zero variance"):
-        ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=20, engine="exact")
+        ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=20, engine="moments")
 
 
 def test_fast_engine_mixed_with_spectral_metrics(data) -> None:
     x, y = data
     names = ["sas_imbalance", "coral", "svcca", "rmg"]
     fast = ts.bootstrap(x, y, names, n_boot=9, seed=2)
-    exact = ts.bootstrap(x, y, names, n_boot=9, seed=2, engine="exact")
+    exact = ts.bootstrap(x, y, names, n_boot=9, seed=2, engine="moments")
     assert list(fast.replicates) == names
     for name in names:
         np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=1e-9, atol=1e-12)
@@ -269,7 +269,7 @@ def test_ritz_with_a_complete_basis_equals_exact(n, d, rank) -> None:
     """ritz_rank ≥ d: the projected covariances are a rotation of the full ones, so the SAS replicates are exact."""
     x, y = (torch.from_numpy(t) for t in paired(n, d, seed=74, offset=1.0))
     ritz = ts.bootstrap(x, y, SAS_NAMES, n_boot=15, seed=4, ritz_rank=rank)
-    exact = ts.bootstrap(x, y, SAS_NAMES, n_boot=15, seed=4, engine="exact")
+    exact = ts.bootstrap(x, y, SAS_NAMES, n_boot=15, seed=4, engine="moments")
     for name in SAS_NAMES:
         np.testing.assert_allclose(ritz.replicates[name], exact.replicates[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
@@ -288,7 +288,7 @@ def test_ritz_in_a_truncated_basis_on_a_gapped_spectrum() -> None:
     x = z @ rotation.T
     y = (z * loadings + 0.5 * torch.randn(n, d, generator=g, dtype=torch.float64)) @ rotation.T + 1.0
     ritz = ts.bootstrap(x, y, SAS_NAMES, n_boot=30, seed=1, ritz_rank=8)
-    exact = ts.bootstrap(x, y, SAS_NAMES, n_boot=30, seed=1, engine="exact")
+    exact = ts.bootstrap(x, y, SAS_NAMES, n_boot=30, seed=1, engine="moments")
     for name in SAS_NAMES:
         np.testing.assert_allclose(ritz.replicates[name], exact.replicates[name], rtol=0, atol=1e-4, err_msg=name)
     again = ts.bootstrap(x, y, SAS_NAMES, n_boot=30, seed=1, ritz_rank=8)
@@ -297,11 +297,14 @@ def test_ritz_in_a_truncated_basis_on_a_gapped_spectrum() -> None:
 
 def test_ritz_bad_input(data) -> None:
     x, y = data
-    for bad in (0, -3, 2.5, True):
-        with pytest.raises(ValueError, match="ritz_rank must be a positive integer"):
+    for bad in (-3, 2.5, True):
+        with pytest.raises(ValueError, match=r"ritz_rank must be 0 \(off\) or a positive integer"):
             ts.bootstrap(x, y, ["sas_x_to_y"], ritz_rank=bad)
-    with pytest.raises(ValueError, match="engine='exact' ignores it"):
-        ts.bootstrap(x, y, ["sas_x_to_y"], engine="exact", ritz_rank=4)
+    off = ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=5, ritz_rank=0)  # 0 is "off", as in the audit
+    default = ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=5)
+    assert torch.equal(torch.as_tensor(off.replicates["sas_x_to_y"]), torch.as_tensor(default.replicates["sas_x_to_y"]))
+    with pytest.raises(ValueError, match="engine='moments' ignores it"):
+        ts.bootstrap(x, y, ["sas_x_to_y"], engine="moments", ritz_rank=4)
     with pytest.raises(ValueError, match="need d_x = d_y"):
         ts.bootstrap(x, y[:, :3], ["sas_x_to_y"], ritz_rank=4)
 
@@ -318,6 +321,6 @@ def test_fast_engine_picks_the_cheaper_exact_path_when_d_is_small(monkeypatch, d
 
     monkeypatch.setattr(algebra, "quadratic_replicates", refuse)
     fast = ts.bootstrap(x, y, ["cka_linear", "coral", "l2i"], n_boot=6, seed=8)
-    exact = ts.bootstrap(x, y, ["cka_linear", "coral", "l2i"], n_boot=6, seed=8, engine="exact")
+    exact = ts.bootstrap(x, y, ["cka_linear", "coral", "l2i"], n_boot=6, seed=8, engine="moments")
     for name in fast.replicates:
         np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=1e-9, atol=1e-12)

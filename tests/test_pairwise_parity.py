@@ -140,7 +140,7 @@ def retrieval_data(n_img: int, per_image: tuple[int, int], d: int, seed: int, no
     return images, captions, c
 
 
-def assert_retrieval_matches(got: ts.Retrieval, want: dict, ks=(1, 5, 10)) -> None:
+def assert_retrieval_matches(got: ts.RetrievalResult, want: dict, ks=(1, 5, 10)) -> None:
     np.testing.assert_array_equal(got.i2t_ranks.numpy(), want["i2t_ranks"])
     np.testing.assert_array_equal(got.t2i_ranks.numpy(), want["t2i_ranks"])
     for k in ks:

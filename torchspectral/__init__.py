@@ -9,9 +9,10 @@
 
 from torchspectral import nn
 from torchspectral.bootstrap import BootstrapResult, PermutationResult, bootstrap, permutation_test
+from torchspectral.deprecation import renamed_attribute
 from torchspectral.functional import (
-    Retrieval,
-    SpectralAlignment,
+    RetrievalResult,
+    SpectralAlignmentResult,
     alignment_report,
     cka,
     coral,
@@ -32,21 +33,24 @@ from torchspectral.prior import SpectralPrior
 __version__ = "0.1.0"
 
 
+_renamed = renamed_attribute(__name__, globals())
+
+
 def __getattr__(name: str):
     # ts.metrics on first use: it needs the optional torchmetrics, which `import torchspectral` must not.
     if name == "metrics":
         import importlib
 
         return importlib.import_module("torchspectral.metrics")
-    raise AttributeError(f"module 'torchspectral' has no attribute {name!r}")
+    return _renamed(name)  # the names before a rename, with a DeprecationWarning; else AttributeError
 
 
 __all__ = [
     "BootstrapResult",
     "Moments",
     "PermutationResult",
-    "Retrieval",
-    "SpectralAlignment",
+    "RetrievalResult",
+    "SpectralAlignmentResult",
     "SpectralPrior",
     "alignment_report",
     "bootstrap",

@@ -7,9 +7,9 @@ quantities computed once (centred rows, squared norms, normalised rows, true-pai
 raw rows are never gathered, validated, normalised or centred again. The replicate spectra are then
 decomposed in batches of B×d×d. Same seed ⇒ the same resamples as the naive loop
 ``alignment_report(x[idx], y[idx], pairwise=False)``, and the same replicate values up to rounding.
-That is ``engine="exact"``; it costs O(n·d²) per replicate, like the naive loop.
+That is ``engine="moments"``; it costs O(n·d²) per replicate, like the naive loop.
 
-The default ``engine="fast"`` computes the metrics that are not spectral without any d×d matrix per
+The default ``engine="algebraic"`` computes the metrics that are not spectral without any d×d matrix per
 replicate, still exactly (:mod:`torchspectral.bootstrap_algebra`): the gap family is linear in the
 multiplicities (one GEMM for all B), linear CKA (biased, unbiased) and CORAL are quadratic forms in them
 (O(n²) per replicate). SAS needs each replicate's eigenvectors; it gets them exactly from two weighted
@@ -24,6 +24,7 @@ of projections computed once. Each permutation therefore costs O(n·|A|), not a 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -43,7 +44,10 @@ from torchspectral.stats.weighted import WeightedRows
 from torchspectral.validation import check_pair, check_q
 
 INTERVAL_METHODS = ("percentile", "basic")
-ENGINES = ("fast", "exact")
+# "algebraic": each metric by its own cheapest exact route; "moments": every replicate's full weighted moments.
+ENGINES = ("algebraic", "moments")
+# The engine names of the previous release: one more release, with a DeprecationWarning.
+DEPRECATED_ENGINES = {"fast": "algebraic", "exact": "moments"}
 # Replicates resampled together: a block's counts matrix is COUNTS_BLOCK × n float64 (164 MB at n = 20,000), and the
 # fast engine forms its sample-space Grams once per block.
 COUNTS_BLOCK = 1024
@@ -147,8 +151,8 @@ def bootstrap(
     q: float = 0.1,
     method: str = "percentile",
     *,
-    engine: str = "fast",
-    ritz_rank: int | None = None,
+    engine: str = "algebraic",
+    ritz_rank: int = 0,
     nan_policy: str = "raise",
 ) -> BootstrapResult:
     """Percentile bootstrap intervals (resampling pairs) for moment metrics of x (n, d_x), y (n, d_y).
@@ -163,16 +167,17 @@ def bootstrap(
             (SAS is biased low by O(1/n) through eigenvector noise; see the README's CI section).
         engine: how replicates are computed; both give the same replicate values (up to rounding) on the
             same resamples as the naive loop ``alignment_report(x[idx], y[idx])``.
-            "fast" (default): the gap family (O(n) per replicate, one GEMM for all B) and linear CKA biased,
-            unbiased and CORAL (quadratic forms in the counts, O(n²) per replicate instead of O(n·d²); see
-            :mod:`torchspectral.bootstrap_algebra`) exactly by algebra; SAS, which needs each replicate's
-            eigenvectors, from two weighted Grams per replicate (:mod:`torchspectral.bootstrap_sas`); SVCCA
-            through weighted moments as in "exact" — and then CKA and CORAL too, since they come free with
-            those moments, as they do when d is small against n
-            (:func:`~torchspectral.bootstrap_algebra.quadratic_forms_pay_off`).
-            "exact": every metric from the replicate's weighted moments (one weighted d×d Gram per
-            replicate, spectra decomposed in batches).
-        ritz_rank: opt-in approximation for SAS with engine="fast": Rayleigh–Ritz in the full sample's top
+            "algebraic" (default; "fast" before, still accepted with a DeprecationWarning): each metric by its
+            cheapest exact route — the gap family (O(n) per replicate, one GEMM for all B) and linear CKA
+            biased, unbiased and CORAL (quadratic forms in the counts, O(n²) per replicate instead of O(n·d²);
+            see :mod:`torchspectral.bootstrap_algebra`); SAS, which needs each replicate's eigenvectors, from
+            two weighted Grams per replicate (:mod:`torchspectral.bootstrap_sas`); SVCCA through weighted
+            moments as in "moments" — and then CKA and CORAL too, since they come free with those moments,
+            as they do when d is small against n (:func:`~torchspectral.bootstrap_algebra.quadratic_forms_pay_off`).
+            "moments" ("exact" before, still accepted with a DeprecationWarning): every metric from the
+            replicate's weighted moments (one weighted d×d Gram per replicate, spectra decomposed in batches).
+        ritz_rank: 0 (default) = off, exact SAS replicates. k > 0 opts SAS into an approximation with
+            engine="algebraic": Rayleigh–Ritz in the full sample's top
             ``ritz_rank`` eigenvectors of each anchor, O(n·k²) per replicate (:mod:`torchspectral.bootstrap_ritz`).
             Exact only when ``ritz_rank ≥ d``. Otherwise the error depends on the spectrum: ≈3e-4 on a
             power-law spectrum at n = 20,000, but endpoints off by up to 1.8e-2 — about one interval width — on
@@ -195,13 +200,24 @@ def bootstrap(
         raise ValueError(f"bootstrap: confidence must lie in (0, 1), got {confidence}")
     if method not in INTERVAL_METHODS:
         raise ValueError(f"bootstrap: method must be one of {INTERVAL_METHODS}, got {method!r}")
+    if engine in DEPRECATED_ENGINES:
+        warnings.warn(
+            f"bootstrap: engine={engine!r} is now engine={DEPRECATED_ENGINES[engine]!r} (both engines are exact)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        engine = DEPRECATED_ENGINES[engine]
     if engine not in ENGINES:
         raise ValueError(f"bootstrap: engine must be one of {ENGINES}, got {engine!r}")
-    if ritz_rank is not None:
-        if isinstance(ritz_rank, bool) or not isinstance(ritz_rank, int) or ritz_rank < 1:
-            raise ValueError(f"bootstrap: ritz_rank must be a positive integer or None, got {ritz_rank!r}")
-        if engine != "fast":
-            raise ValueError("bootstrap: ritz_rank is an approximation of the fast engine; engine='exact' ignores it")
+    if ritz_rank is None:  # the previous release's "off"
+        warnings.warn("bootstrap: ritz_rank=None is now ritz_rank=0 (off)", DeprecationWarning, stacklevel=2)
+        ritz_rank = 0
+    if isinstance(ritz_rank, bool) or not isinstance(ritz_rank, int) or ritz_rank < 0:
+        raise ValueError(f"bootstrap: ritz_rank must be 0 (off) or a positive integer, got {ritz_rank!r}")
+    if ritz_rank and engine != "algebraic":
+        raise ValueError(
+            "bootstrap: ritz_rank is an approximation of the algebraic engine; engine='moments' ignores it"
+        )
     same_dim = x.shape[1] == y.shape[1]
     names = (
         list(metrics) if metrics is not None else [n for n in MOMENT_METRICS if same_dim or n not in SAME_DIM_METRICS]
@@ -217,9 +233,9 @@ def bootstrap(
     forms = not needs_svcca and bootstrap_algebra.quadratic_forms_pay_off(x.shape[0], x.shape[1], y.shape[1])
     moments_formed = needs_svcca or (not forms and any(name in QUADRATIC_METRICS for name in names))
     # Where the moments are formed anyway, their spectra serve SAS too (unless Ritz is asked for).
-    fast_names = list(LINEAR_METRICS) + list(SAS_METRICS if ritz_rank is not None or not moments_formed else ())
+    fast_names = list(LINEAR_METRICS) + list(SAS_METRICS if ritz_rank or not moments_formed else ())
     fast_names += list(QUADRATIC_METRICS if forms else ())
-    algebra = [name for name in names if name in fast_names] if engine == "fast" else []
+    algebra = [name for name in names if name in fast_names] if engine == "algebraic" else []
     spectral = [name for name in names if name not in algebra]
     with torch.no_grad():
         rows = WeightedRows(x, y, Moments)
@@ -246,7 +262,7 @@ def bootstrap(
                     _require_replicate_variance(rows, counts, start=done)
                 values_now = linear_replicates(rows, counts, algebra)
                 values_now.update(bootstrap_algebra.quadratic_replicates(rows, counts, algebra))
-                if ritz_rank is not None:
+                if ritz_rank:
                     values_now.update(ritz_sas_replicates(rows, counts, algebra, q, ritz_rank))
                 else:
                     values_now.update(exact_sas_replicates(rows, counts, algebra, q))

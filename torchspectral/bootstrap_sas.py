@@ -6,7 +6,7 @@ Grams over the drawn rows (not the cross block Σ_xy, nor the other sums of a fu
 :class:`~torchspectral.Moments`), decomposes them in float64 like the exact engine, and gets the
 quadratic forms from the projections of the drawn rows onto the active eigenvectors:
 ``v_kᵀΣ_xy v_k = (Σ_i w_i (xc_i·v_k)(yc_i·v_k) − (s_x·v_k)(s_y·v_k)/n) / n`` with ``s = Σ_i w_i xc_i``.
-The replicate values are those of ``engine="exact"`` up to rounding.
+The replicate values are those of ``engine="moments"`` up to rounding.
 
 This is still O(n·d² + d³) per replicate: at n = 5,000, d = 768 on two CPU cores ≈0.30 s, of which
 the two float64 eigendecompositions take 0.19 s, the two Grams 0.08 s (running the two eigensolvers in

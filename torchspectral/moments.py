@@ -21,7 +21,7 @@ from torchspectral.functional.gap import (
     true_pair_cosine_from_moments,
 )
 from torchspectral.functional.report import report_from_moments
-from torchspectral.functional.sas import SpectralAlignment, sas_from_moments, spectral_alignment_from_moments
+from torchspectral.functional.sas import SpectralAlignmentResult, sas_from_moments, spectral_alignment_from_moments
 from torchspectral.functional.svcca import svcca_from_moments
 from torchspectral.stats.accumulator import (  # noqa: F401  (re-exported: the state's names)
     CHUNK_ELEMENTS,
@@ -52,7 +52,7 @@ class Moments(MomentStatistics):
         """SAS with x as the anchor; see :func:`torchspectral.sas`."""
         return sas_from_moments(self, q=q, eps=eps, signed=signed)
 
-    def spectral_alignment(self, q: float = 0.1, eps: float = 1e-8) -> SpectralAlignment:
+    def spectral_alignment(self, q: float = 0.1, eps: float = 1e-8) -> SpectralAlignmentResult:
         """Both SAS directions with per-mode detail; see :func:`torchspectral.spectral_alignment`."""
         return spectral_alignment_from_moments(self, q=q, eps=eps)
 

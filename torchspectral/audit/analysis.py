@@ -164,7 +164,7 @@ def analyse_run(
             if not (names and replicates):
                 continue
             with clock.stage(stage):
-                ritz = ritz_rank if 0 < ritz_rank < images.shape[1] else None
+                ritz = ritz_rank if ritz_rank < images.shape[1] else 0  # k ≥ d: Ritz would be exact anyway
                 result = bootstrap(
                     pairs_x, captions, names, n_boot=replicates, seed=seed, q=q, method=interval, ritz_rank=ritz
                 )

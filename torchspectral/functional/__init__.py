@@ -1,17 +1,18 @@
 """Stateless, differentiable alignment metrics; each takes tensors and returns tensors."""
 
+from torchspectral.deprecation import renamed_attribute
 from torchspectral.functional.cka import cka
 from torchspectral.functional.coral import coral
 from torchspectral.functional.gap import cosine_gap, l2i, modality_gap, rmg, true_pair_cosine
 from torchspectral.functional.mmd import mmd
 from torchspectral.functional.report import alignment_report
-from torchspectral.functional.retrieval import Retrieval, retrieval
-from torchspectral.functional.sas import SpectralAlignment, sas, spectral_alignment
+from torchspectral.functional.retrieval import RetrievalResult, retrieval
+from torchspectral.functional.sas import SpectralAlignmentResult, sas, spectral_alignment
 from torchspectral.functional.svcca import svcca
 
 __all__ = [
-    "Retrieval",
-    "SpectralAlignment",
+    "RetrievalResult",
+    "SpectralAlignmentResult",
     "alignment_report",
     "cka",
     "coral",
@@ -26,3 +27,5 @@ __all__ = [
     "svcca",
     "true_pair_cosine",
 ]
+
+__getattr__ = renamed_attribute(__name__, globals())  # SpectralAlignment, Retrieval: the names before

@@ -39,7 +39,7 @@ RSUM_KS = (1, 5, 10)
 
 
 @dataclass(frozen=True)
-class Retrieval:
+class RetrievalResult:
     """Retrieval result. ``i2t_r{K}`` / ``t2i_r{K}`` attributes exist for every K in ``ks`` (fractions).
 
     Shape: i2t_ranks (N,), t2i_ranks (M,) int64, 0-based; every other field is a float64 scalar tensor,
@@ -171,7 +171,7 @@ def retrieval(
     *,
     nan_policy: str = "raise",
     backend: str = "auto",
-) -> Retrieval:
+) -> RetrievalResult:
     """Image→text and text→image retrieval of images x (N, d) and captions y (M, d) by cosine similarity.
 
     Args:
@@ -183,7 +183,7 @@ def retrieval(
         nan_policy: ``"raise"`` or ``"omit"`` (drop bad images with their captions, and bad captions).
         backend: ``"auto"`` | ``"torch"`` | ``"triton"`` (see :mod:`torchspectral.pairwise`).
 
-    Shape: x (N, d), y (M, d) → :class:`Retrieval` (ranks (N,), (M,)).
+    Shape: x (N, d), y (M, d) → :class:`RetrievalResult` (ranks (N,), (M,)).
 
     Example:
         >>> import torch, torchspectral as ts
@@ -215,7 +215,7 @@ def retrieval(
         return (ranks < k).double().mean()
 
     i2t_1based, t2i_1based = (i2t + 1).double(), (t2i + 1).double()
-    return Retrieval(
+    return RetrievalResult(
         ks=ks,
         i2t_recall=torch.stack([recall(i2t, k) for k in ks]),
         t2i_recall=torch.stack([recall(t2i, k) for k in ks]),

@@ -23,7 +23,7 @@ Q = float | Sequence[float] | torch.Tensor
 
 
 @dataclass(frozen=True)
-class SpectralAlignment:
+class SpectralAlignmentResult:
     """Both directions of SAS with the per-eigenmode profile (for plots and explanations).
 
     ``x_to_y``/``y_to_x``/``symmetric``/``imbalance`` are scalars for a scalar q and (Q,) for a
@@ -99,7 +99,7 @@ def sas_from_moments(m: MomentStatistics, q: Q = 0.1, eps: float = 1e-8, signed:
     return score[0] if _is_scalar(q) else score
 
 
-def spectral_alignment_from_moments(m: MomentStatistics, q: Q = 0.1, eps: float = 1e-8) -> SpectralAlignment:
+def spectral_alignment_from_moments(m: MomentStatistics, q: Q = 0.1, eps: float = 1e-8) -> SpectralAlignmentResult:
     _check(m, "spectral_alignment", q)
     _require_variance(m, "x", "spectral_alignment")
     _require_variance(m, "y", "spectral_alignment")
@@ -108,7 +108,7 @@ def spectral_alignment_from_moments(m: MomentStatistics, q: Q = 0.1, eps: float 
     if _is_scalar(q):
         x_to_y, y_to_x, active_x, active_y = x_to_y[0], y_to_x[0], active_x[0], active_y[0]
     summaries = sas_summaries(x_to_y, y_to_x)
-    return SpectralAlignment(
+    return SpectralAlignmentResult(
         x_to_y=x_to_y,
         y_to_x=y_to_x,
         symmetric=summaries["sas_symmetric"],
@@ -157,7 +157,7 @@ def sas(
 
 def spectral_alignment(
     x: torch.Tensor, y: torch.Tensor, q: Q = 0.1, eps: float = 1e-8, *, nan_policy: str = "raise"
-) -> SpectralAlignment:
+) -> SpectralAlignmentResult:
     """SAS in both directions, their mean, the imbalance ΔSAS = SAS_{X→Y} − SAS_{Y→X}, and per-mode λ, ρ, active.
 
     With x = image and y = text, ΔSAS > 0 means the image's dominant eigenspace is recovered from the
