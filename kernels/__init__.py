@@ -1,24 +1,32 @@
-"""Device code (Triton kernels and their launchers), installed as ``torchspectral.kernels``.
+"""Device code, installed as ``torchspectral.kernels``: one op per file, kernel + launcher + autograd Function.
 
 Triton is optional: nothing here imports it until asked, and nothing probes a device at import.
 The moment metrics need no custom kernel (their cost is one GEMM at BLAS/cuBLAS speed). The
-tile-streaming pairwise kernels live here, one op per file, each with its launcher:
+tile-streaming kernels live here, one op per file:
 
 * ``rbf_mmd_sums``: within- and cross-sample RBF kernel sums for MMD (one or several bandwidths);
 * ``rbf_cka_sums``: ``Σ K∘L``, ``Σ K∘K``, ``Σ L∘L`` and the row sums of K and L for RBF CKA;
 * ``retrieval_ranks``: ground-truth ranks in both directions by counting, tile by tile;
-* ``expm1`` (device helper) and ``tuning`` (autotune configs keyed on bucketed sizes).
+* ``instance_score``: the spectral prior's per-pair scores;
+* ``tiles`` (the device helpers every kernel shares: dot-product tile, squared distances, RBF terms, expm1)
+  and ``tuning`` (every autotune config, keyed on bucketed sizes).
 
-Dispatch, the chunked torch path they are tested against, and gradients (a tile-recomputing backward)
-are in :mod:`torchspectral.pairwise`. On CPU they run in Triton's interpreter (``TRITON_INTERPRET=1``,
-set before triton is imported).
+Each op's autograd Function runs the fused forward and inherits the backward of the chunked torch path it
+is tested against (:mod:`torchspectral.pairwise`, which also chooses the backend). On CPU the kernels run
+in Triton's interpreter (``TRITON_INTERPRET=1``, set before triton is imported).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 
 
 def available() -> bool:
     """True when Triton can be imported (kernels then run on CUDA tensors, or on CPU under TRITON_INTERPRET=1)."""
     return importlib.util.find_spec("triton") is not None
+
+
+def interpreting() -> bool:
+    """True when Triton runs in its CPU interpreter (TRITON_INTERPRET=1; Triton reads it when it is imported)."""
+    return os.environ.get("TRITON_INTERPRET") == "1"

@@ -18,8 +18,9 @@ catastrophically when the embeddings carry a large common offset (e.g. +1e3): bo
 larger than their difference and fp32 keeps only ~4 significant digits of it.
 
 Half-precision inputs (float16, bfloat16) are upcast to fp32 right after loading; the means, vectors and
-weights are used as contiguous float32. float64 is not supported here (use the torch path). Forward only:
-the differentiable wrapper lives with the caller.
+weights are used as contiguous float32. float64 is not supported here (use the torch path).
+:func:`instance_score` is forward only; :class:`InstanceScore` runs it as the forward of the chunked torch
+path's autograd Function (:class:`torchspectral.pairwise.instance.InstanceScore`), whose backward it keeps.
 
 Shape:
     - x, y: ``(n, d)``, float32 / float16 / bfloat16, any strides (the same dtype is not required).
@@ -40,70 +41,22 @@ Example (needs a CUDA device, or ``TRITON_INTERPRET=1`` set before Triton is imp
 
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
+from torchspectral.kernels.tuning import bucket, instance_score_configs, prune_instance_score
 
-__all__ = ["instance_score"]
+from torchspectral.pairwise import instance
 
-# Triton reads TRITON_INTERPRET when `@triton.jit` runs (at import), so this is read once, here too.
-_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+__all__ = ["InstanceScore", "instance_score"]
 
 _SUPPORTED = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def _config(block_n: int, block_k: int, block_d: int, num_warps: int, num_stages: int) -> triton.Config:
-    return triton.Config(
-        {"BLOCK_N": block_n, "BLOCK_K": block_k, "BLOCK_D": block_d}, num_warps=num_warps, num_stages=num_stages
-    )
-
-
-if _INTERPRET:
-    # The interpreter runs each program in numpy, one after another: one config (no benchmarking), blocks big
-    # enough to keep the Python overhead down, small enough that the tests cover several row, mode and feature
-    # chunks with small shapes.
-    _CONFIGS = [_config(32, 32, 32, 4, 1)]
-else:
-    # fp32 "ieee" dots run on the FMA units, so the kernel is compute-bound for k beyond a few dozen modes:
-    # BLOCK_K trades padding waste (k=77 in a 128 chunk wastes 40%) against re-reading the rows once per chunk.
-    _CONFIGS = [
-        _config(bn, bk, bd, nw, ns)
-        for bn, bk, bd, nw, ns in [
-            (16, 16, 64, 4, 3),
-            (16, 64, 32, 4, 3),
-            (32, 16, 64, 4, 3),
-            (32, 32, 64, 4, 3),
-            (64, 32, 32, 4, 3),
-            (64, 32, 64, 4, 3),
-            (64, 64, 32, 4, 3),
-            (64, 64, 64, 8, 3),
-            (128, 32, 32, 8, 3),
-            (128, 64, 32, 8, 3),
-            (64, 128, 32, 8, 2),
-            (128, 128, 32, 8, 2),
-        ]
-    ]
-
-
-def _prune(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
-    """Drop mode chunks wider than the (padded) number of modes and row tiles much taller than n."""
-    k_cap = max(16, triton.next_power_of_2(int(named_args["K"])))
-    n_cap = max(16, triton.next_power_of_2(int(named_args["N"])))
-    kept = [c for c in configs if c.kwargs["BLOCK_K"] <= k_cap and c.kwargs["BLOCK_N"] <= n_cap]
-    return kept or [min(configs, key=lambda c: (c.kwargs["BLOCK_K"], c.kwargs["BLOCK_N"]))]
-
-
-def _bucket(v: int, cap: int) -> int:
-    """Power-of-two bucket, so the autotuner re-tunes per size class rather than per exact size."""
-    return min(triton.next_power_of_2(max(v, 1)), cap)
-
-
 @triton.autotune(
-    configs=_CONFIGS,
+    configs=instance_score_configs(),
     key=["N_BUCKET", "D_BUCKET", "K_BUCKET", "ABSOLUTE"],
-    prune_configs_by={"early_config_prune": _prune},
+    prune_configs_by={"early_config_prune": prune_instance_score},
 )
 @triton.jit
 def _instance_score_kernel(
@@ -264,9 +217,19 @@ def instance_score(
         x.stride(1),
         y.stride(0),
         y.stride(1),
-        _bucket(n, 1 << 20),
-        _bucket(d, 1 << 14),
-        _bucket(k, 1 << 12),
+        bucket(n, 1 << 20),
+        bucket(d, 1 << 14),
+        bucket(k, 1 << 12),
         ABSOLUTE=bool(absolute),
     )
     return out
+
+
+class InstanceScore(instance.InstanceScore):
+    """``apply(x, y, mean_x, mean_y, vectors, weights, absolute, rows_per_chunk)``: the fused forward; the
+    chunked torch backward (``rows_per_chunk`` rows of projections at a time) is inherited."""
+
+    @staticmethod
+    def forward(ctx, x, y, mean_x, mean_y, vectors, weights, absolute: bool, rows_per_chunk: int):  # type: ignore[override]
+        instance.InstanceScore.remember(ctx, (x, y, mean_x, mean_y, vectors, weights), absolute, rows_per_chunk)
+        return instance_score(x, y, mean_x, mean_y, vectors, weights, absolute=absolute)

@@ -9,7 +9,8 @@ complete when it stores them (no atomics, deterministic); each program writes it
 sums and the launcher adds them in float64. Every HSIC estimator (biased, unbiased) is a function of these
 sums (see :mod:`torchspectral.functional.cka`). Nothing of size n×n exists.
 
-Gradients: the chunked torch backward of :mod:`torchspectral.pairwise` (tiles recomputed).
+:class:`RBFCKASums` runs this forward and inherits the chunked torch backward of
+:class:`torchspectral.pairwise.tiles.RBFCKASums` (tiles recomputed).
 """
 
 from __future__ import annotations
@@ -17,33 +18,19 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from torchspectral.kernels.expm1 import expm1
-from torchspectral.kernels.tuning import BLOCK_K, bucket, configs
+from torchspectral.kernels.tiles import check_float32_pair, dot_tile, rbf_term, squared_distances
+from torchspectral.kernels.tuning import BLOCK_K, bucket, pairwise_configs
 
-
-@triton.jit
-def _gram_tile(ptr, rows, cols, row_ok, col_ok, D, stride, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr):
-    ks = tl.arange(0, BLOCK_K)
-    dots = tl.zeros((BLOCK, BLOCK), dtype=tl.float32)
-    for k0 in range(0, D, BLOCK_K):
-        k_ok = (k0 + ks) < D
-        a = tl.load(ptr + rows[:, None] * stride + (k0 + ks)[None, :], mask=row_ok[:, None] & k_ok[None, :])
-        b = tl.load(ptr + cols[:, None] * stride + (k0 + ks)[None, :], mask=col_ok[:, None] & k_ok[None, :])
-        dots += tl.dot(a, tl.trans(b), input_precision="ieee")
-    return dots
+from torchspectral.pairwise import tiles as torch_tiles
 
 
 @triton.jit
 def _rbf_tile(dots, row_sq, col_sq, rows, cols, valid, coef, offset, USE_EXPM1: tl.constexpr):
-    d2 = tl.maximum(row_sq[:, None] + col_sq[None, :] - 2.0 * dots, 0.0)
-    if USE_EXPM1:
-        kern = expm1(-d2 * coef) + offset
-    else:
-        kern = tl.exp(-d2 * coef) + offset
+    kern = rbf_term(squared_distances(dots, row_sq, col_sq), coef, USE_EXPM1) + offset
     return tl.where(valid & (rows[:, None] != cols[None, :]), kern, 0.0)
 
 
-@triton.autotune(configs=configs(triton), key=["n_bucket", "d_bucket"])
+@triton.autotune(configs=pairwise_configs(), key=["n_bucket", "d_bucket"])
 @triton.jit
 def _rbf_cka_sums_kernel(
     x_ptr,
@@ -83,10 +70,10 @@ def _rbf_cka_sums_kernel(
         cols = jb * BLOCK + tl.arange(0, BLOCK)
         col_ok = cols < n
         valid = row_ok[:, None] & col_ok[None, :]
-        dx = _gram_tile(x_ptr, rows, cols, row_ok, col_ok, DX, stride_x, BLOCK, BLOCK_K)
+        dx = dot_tile(x_ptr, rows, row_ok, stride_x, x_ptr, cols, col_ok, stride_x, DX, BLOCK, BLOCK_K)
         col_xsq = tl.load(x_sq_ptr + cols, mask=col_ok, other=0.0)
         k = _rbf_tile(dx, row_xsq, col_xsq, rows, cols, valid, coef_x, offset_x, EXPM1_X)
-        dy = _gram_tile(y_ptr, rows, cols, row_ok, col_ok, DY, stride_y, BLOCK, BLOCK_K)
+        dy = dot_tile(y_ptr, rows, row_ok, stride_y, y_ptr, cols, col_ok, stride_y, DY, BLOCK, BLOCK_K)
         col_ysq = tl.load(y_sq_ptr + cols, mask=col_ok, other=0.0)
         ell = _rbf_tile(dy, row_ysq, col_ysq, rows, cols, valid, coef_y, offset_y, EXPM1_Y)
         acc_kl += tl.sum(k * ell, axis=1)
@@ -112,12 +99,7 @@ def rbf_cka_sums_triton(
 
     Shape: x (n, d_x), y (n, d_y) float32 on one device → (3,), (n,), (n,) float64.
     """
-    if x.dim() != 2 or y.dim() != 2 or x.shape[0] != y.shape[0]:
-        raise ValueError(f"rbf_cka_sums: x and y must be (n, d_x) and (n, d_y), got {tuple(x.shape)}, {tuple(y.shape)}")
-    if x.dtype != torch.float32 or y.dtype != torch.float32:
-        raise TypeError(f"rbf_cka_sums: the kernel takes float32, got {x.dtype} and {y.dtype}")
-    if x.device != y.device:
-        raise ValueError(f"rbf_cka_sums: x is on {x.device} but y is on {y.device}")
+    check_float32_pair("rbf_cka_sums", x, y, "(n, d_x) and (n, d_y)", shared_axis=0)
     x, y = x.contiguous(), y.contiguous()
     n = x.shape[0]
     part = torch.zeros(triton.cdiv(n, MIN_BLOCK), 3, dtype=torch.float32, device=x.device)
@@ -127,11 +109,20 @@ def rbf_cka_sums_triton(
     def grid(meta):
         return (triton.cdiv(n, meta["BLOCK"]),)
 
+    # The same choice of form (expm1 near K ≈ 1) as the torch path.
+    (expm1_x, offset_x), (expm1_y, offset_y) = torch_tiles.expm1_form(shift_x, 1), torch_tiles.expm1_form(shift_y, 1)
     _rbf_cka_sums_kernel[grid](
         x, y, (x * x).sum(1), (y * y).sum(1), part, row_k, row_l, n, x.shape[1], y.shape[1],
-        x.stride(0), y.stride(0), float(coef_x), float(coef_y),
-        float(1.0 - shift_x if shift_x >= 0.5 else -shift_x), float(1.0 - shift_y if shift_y >= 0.5 else -shift_y),
-        bucket(n), bucket(max(x.shape[1], y.shape[1])), EXPM1_X=shift_x >= 0.5, EXPM1_Y=shift_y >= 0.5,
-        BLOCK_K=BLOCK_K,
+        x.stride(0), y.stride(0), float(coef_x), float(coef_y), float(offset_x), float(offset_y),
+        bucket(n), bucket(max(x.shape[1], y.shape[1])), EXPM1_X=expm1_x, EXPM1_Y=expm1_y, BLOCK_K=BLOCK_K,
     )  # fmt: skip
     return part.sum(0, dtype=torch.float64), row_k.double(), row_l.double()
+
+
+class RBFCKASums(torch_tiles.RBFCKASums):
+    """``apply(x, y, cx, cy, ax, ay)``: the fused forward; the tile-recomputing torch backward is inherited."""
+
+    @staticmethod
+    def forward(ctx, x, y, cx, cy, ax, ay):  # type: ignore[override]
+        torch_tiles.RBFCKASums.remember(ctx, x, y, (cx, cy, ax, ay))
+        return rbf_cka_sums_triton(x, y, cx, cy, ax, ay)

@@ -4,8 +4,8 @@ On L2-normalised images X̂ (N×d) and captions Ŷ (M×d) with ``c(j)`` the imag
 
 * ``_ground_truth_kernel``: ``g_j = x̂_{c(j)}ᵀ ŷ_j`` for every caption, as the diagonal of a square
   ``x̂_{c(J)} ŷ_Jᵀ`` tile built with the same ``tl.dot`` over the same chunks of d as the counting kernel
-  (``BLOCK_K`` is fixed, not tuned), so a score equal in exact arithmetic is equal here too and ties
-  between a ground truth and a duplicated row are seen as ties.
+  (one :func:`~torchspectral.kernels.tiles.dot_tile`; ``BLOCK_K`` is fixed, not tuned), so a score equal in
+  exact arithmetic is equal here too and ties between a ground truth and a duplicated row are seen as ties.
 * ``_rank_count_kernel``: program I owns image block I and walks every caption block J, forming the
   score tile ``S = x̂_I ŷ_Jᵀ`` (fp32). Image i's rank counts captions of other images whose score beats
   ``b_i = max_{j: c(j)=i} g_j``; caption j's rank counts other images whose score beats ``g_j``. "Beats" is
@@ -18,10 +18,11 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from torchspectral.kernels.tuning import BLOCK_K, bucket, configs
+from torchspectral.kernels.tiles import check_float32_pair, dot_tile
+from torchspectral.kernels.tuning import BLOCK_K, bucket, pairwise_configs
 
 
-@triton.autotune(configs=configs(triton), key=["m_bucket", "d_bucket"])
+@triton.autotune(configs=pairwise_configs(), key=["m_bucket", "d_bucket"])
 @triton.jit
 def _ground_truth_kernel(
     x_ptr, y_ptr, cap_img_ptr, gt_ptr, M, D, stride_x, stride_y, m_bucket, d_bucket,
@@ -31,18 +32,12 @@ def _ground_truth_kernel(
     caps = pid * BLOCK + tl.arange(0, BLOCK)
     cap_ok = caps < M
     imgs = tl.load(cap_img_ptr + caps, mask=cap_ok, other=0).to(tl.int64)
-    ks = tl.arange(0, BLOCK_K)
-    dots = tl.zeros((BLOCK, BLOCK), dtype=tl.float32)
-    for k0 in range(0, D, BLOCK_K):
-        k_ok = (k0 + ks) < D
-        a = tl.load(x_ptr + imgs[:, None] * stride_x + (k0 + ks)[None, :], mask=cap_ok[:, None] & k_ok[None, :])
-        b = tl.load(y_ptr + caps[:, None] * stride_y + (k0 + ks)[None, :], mask=cap_ok[:, None] & k_ok[None, :])
-        dots += tl.dot(a, tl.trans(b), input_precision="ieee")
+    dots = dot_tile(x_ptr, imgs, cap_ok, stride_x, y_ptr, caps, cap_ok, stride_y, D, BLOCK, BLOCK_K)
     eye = tl.arange(0, BLOCK)[:, None] == tl.arange(0, BLOCK)[None, :]
     tl.store(gt_ptr + caps, tl.sum(tl.where(eye, dots, 0.0), axis=1), mask=cap_ok)
 
 
-@triton.autotune(configs=configs(triton), key=["n_bucket", "m_bucket", "d_bucket"], reset_to_zero=["t2i_ptr"])
+@triton.autotune(configs=pairwise_configs(), key=["n_bucket", "m_bucket", "d_bucket"], reset_to_zero=["t2i_ptr"])
 @triton.jit
 def _rank_count_kernel(
     x_ptr, y_ptr, cap_img_ptr, gt_ptr, best_ptr, i2t_ptr, t2i_ptr, N, M, D, stride_x, stride_y,
@@ -52,17 +47,11 @@ def _rank_count_kernel(
     rows = pid * BLOCK + tl.arange(0, BLOCK)
     row_ok = rows < N
     best = tl.load(best_ptr + rows, mask=row_ok, other=0.0)
-    ks = tl.arange(0, BLOCK_K)
     count_i2t = tl.zeros((BLOCK,), dtype=tl.int32)
     for jb in range(0, tl.cdiv(M, BLOCK)):
         cols = jb * BLOCK + tl.arange(0, BLOCK)
         col_ok = cols < M
-        s = tl.zeros((BLOCK, BLOCK), dtype=tl.float32)
-        for k0 in range(0, D, BLOCK_K):
-            k_ok = (k0 + ks) < D
-            a = tl.load(x_ptr + rows[:, None] * stride_x + (k0 + ks)[None, :], mask=row_ok[:, None] & k_ok[None, :])
-            b = tl.load(y_ptr + cols[:, None] * stride_y + (k0 + ks)[None, :], mask=col_ok[:, None] & k_ok[None, :])
-            s += tl.dot(a, tl.trans(b), input_precision="ieee")
+        s = dot_tile(x_ptr, rows, row_ok, stride_x, y_ptr, cols, col_ok, stride_y, D, BLOCK, BLOCK_K)
         gt = tl.load(gt_ptr + cols, mask=col_ok, other=0.0)
         cap_img = tl.load(cap_img_ptr + cols, mask=col_ok, other=-1).to(tl.int64)
         # A ground-truth pair is never ahead of its own query; padding rows/columns never count.
@@ -86,10 +75,7 @@ def retrieval_ranks_triton(
     Shape: x_hat (N, d), y_hat (M, d) float32, L2-normalised rows; caption_to_image (M,) int64 in [0, N),
     every image with at least one caption → (N,), (M,).
     """
-    if x_hat.dim() != 2 or y_hat.dim() != 2 or x_hat.shape[1] != y_hat.shape[1]:
-        raise ValueError(f"retrieval_ranks: need (N, d) and (M, d), got {tuple(x_hat.shape)}, {tuple(y_hat.shape)}")
-    if x_hat.dtype != torch.float32 or y_hat.dtype != torch.float32:
-        raise TypeError(f"retrieval_ranks: the kernel takes float32, got {x_hat.dtype} and {y_hat.dtype}")
+    check_float32_pair("retrieval_ranks", x_hat, y_hat, "(N, d) and (M, d)", shared_axis=1)
     if caption_to_image.shape != (y_hat.shape[0],):
         raise ValueError(f"retrieval_ranks: caption_to_image must have shape ({y_hat.shape[0]},)")
     x_hat, y_hat = x_hat.contiguous(), y_hat.contiguous()

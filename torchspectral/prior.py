@@ -22,12 +22,12 @@ import torch
 
 from torchspectral.functional.sas import SAME_DIM_REASON
 from torchspectral.moments import Moments
+from torchspectral.pairwise.dispatch import resolve_backend, routine
 from torchspectral.spectral import active_masks, rho_denominator, sas_score
 from torchspectral.validation import check_pair, check_q
 
 DIRECTIONS = ("x_to_y", "y_to_x")
 MODES = ("decompose", "abs")
-BACKENDS = ("auto", "torch", "triton")
 # Rows per chunk on the torch path: the (rows, |A|) projections stay around 16 MB.
 CHUNK_ELEMENTS = 1 << 22
 
@@ -41,51 +41,6 @@ class FrozenDirection:
     other_variance: torch.Tensor  # (|A|,) σ²_k = v_kᵀ Σ_other v_k
     signs: torch.Tensor  # (|A|,) population sign of ρ_k
     population_sas: torch.Tensor  # () the population SAS of this direction (clamped, as ts.sas)
-
-
-class _InstanceScore(torch.autograd.Function):
-    """score_i = Σ_k w_k · f(zx_ik · zy_ik), f = identity or |·|; backward recomputes projections in chunks."""
-
-    @staticmethod
-    def forward(ctx, x, y, mean_x, mean_y, vectors, weights, absolute: bool, use_triton: bool):  # type: ignore[override]
-        ctx.save_for_backward(x, y, mean_x, mean_y, vectors, weights)
-        ctx.absolute = absolute
-        if use_triton:
-            from torchspectral.kernels.instance_score import instance_score
-
-            return instance_score(x, y, mean_x, mean_y, vectors, weights, absolute=absolute)
-        out = torch.empty(x.shape[0], dtype=vectors.dtype, device=x.device)
-        for rows, zx, zy in _projections(x, y, mean_x, mean_y, vectors):
-            product = zx * zy
-            out[rows] = (product.abs() if absolute else product) @ weights
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[override]
-        x, y, mean_x, mean_y, vectors, weights = ctx.saved_tensors
-        grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
-        grad_y = torch.empty_like(y) if ctx.needs_input_grad[1] else None
-        grad_out = grad_out.to(vectors.dtype)
-        for rows, zx, zy in _projections(x, y, mean_x, mean_y, vectors):
-            # d score_i / d zx_ik = w_k · zy_ik (times sign(zx·zy) for |·|), and likewise for zy.
-            coefficient = grad_out[rows, None] * weights
-            if ctx.absolute:
-                coefficient = coefficient * torch.sign(zx * zy)
-            if grad_x is not None:
-                grad_x[rows] = ((coefficient * zy) @ vectors.T).to(x.dtype)
-            if grad_y is not None:
-                grad_y[rows] = ((coefficient * zx) @ vectors.T).to(y.dtype)
-        return grad_x, grad_y, None, None, None, None, None, None
-
-
-def _projections(x, y, mean_x, mean_y, vectors):
-    """Yield (row slice, zx, zy) chunk by chunk, in the prior's compute dtype."""
-    rows_per_chunk = max(1, CHUNK_ELEMENTS // max(x.shape[1], vectors.shape[1]))
-    for start in range(0, x.shape[0], rows_per_chunk):
-        rows = slice(start, start + rows_per_chunk)
-        zx = (x[rows].to(vectors.dtype) - mean_x) @ vectors
-        zy = (y[rows].to(vectors.dtype) - mean_y) @ vectors
-        yield rows, zx, zy
 
 
 class SpectralPrior:
@@ -162,13 +117,9 @@ class SpectralPrior:
         return w * frozen.signs if mode == "decompose" else w
 
     def score(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        mode: str = "decompose",
-        direction: str = "x_to_y",
+        self, x: torch.Tensor, y: torch.Tensor, mode: str = "decompose", direction: str = "x_to_y",
         backend: str = "auto",
-    ) -> torch.Tensor:
+    ) -> torch.Tensor:  # fmt: skip
         """Per-pair SAS scores, shape (n,). `direction` is "x_to_y", "y_to_x" or "symmetric" (their mean).
 
         `backend`: "auto" (Triton on CUDA float32/half inputs when installed, chunked torch otherwise),
@@ -179,10 +130,10 @@ class SpectralPrior:
         weights = self.weights(direction, mode)
         x, y = self._check(x, y, "SpectralPrior.score")
         frozen = self._direction(direction)
-        use_triton = self._use_triton(x, y, backend)
+        chosen = resolve_backend(backend, "SpectralPrior.score", x, y)
         dtype = torch.float64 if torch.float64 in (x.dtype, y.dtype) else torch.float32
         device = x.device
-        return _InstanceScore.apply(
+        return routine("instance_score", chosen)(
             x,
             y,
             self.mean_x.to(device, dtype),
@@ -190,7 +141,7 @@ class SpectralPrior:
             frozen.vectors.to(device, dtype),
             weights.to(device, dtype),
             mode == "abs",
-            use_triton,
+            max(1, CHUNK_ELEMENTS // max(x.shape[1], frozen.vectors.shape[1])),  # rows of projections per chunk
         )
 
     def per_mode(self, x: torch.Tensor, y: torch.Tensor, direction: str = "x_to_y") -> torch.Tensor:
@@ -251,26 +202,6 @@ class SpectralPrior:
         if x.shape[1] != d:
             raise ValueError(f"{metric}: the prior was fitted on d={d} features, got d={x.shape[1]}")
         return x, y
-
-    @staticmethod
-    def _use_triton(x: torch.Tensor, y: torch.Tensor, backend: str) -> bool:
-        if backend not in BACKENDS:
-            raise ValueError(f"SpectralPrior.score: backend must be one of {BACKENDS}, got {backend!r}")
-        if backend == "torch":
-            return False
-        from torchspectral import kernels
-
-        float64 = torch.float64 in (x.dtype, y.dtype)
-        if backend == "triton":
-            if float64:
-                raise TypeError(
-                    "SpectralPrior.score: the Triton kernel computes in float32; use backend='torch' for float64 "
-                    "(float32 inputs with values too large for float32 arithmetic are computed in float64 too)"
-                )
-            if not kernels.available():
-                raise RuntimeError("SpectralPrior.score: backend='triton' needs the triton package")
-            return True
-        return x.is_cuda and not float64 and kernels.available()
 
     def __repr__(self) -> str:
         sizes = {n: int(f.eigenvalues.numel()) for n, f in self.directions.items()}

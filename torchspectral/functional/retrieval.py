@@ -29,6 +29,7 @@ from torchspectral import pairwise
 from torchspectral.validation import (
     NAN_POLICIES,
     check_matrix,
+    compute_dtype,
     finite_rows,
     usable_as_is,
     within_range,
@@ -206,7 +207,7 @@ def retrieval(
     ks = tuple(ks)
     if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
         raise ValueError(f"{metric}: ks must be a non-empty sequence of positive integers, got {ks!r}")
-    dtype = pairwise.compute_dtype(x, y)
+    dtype = compute_dtype(x, y)
     x_hat, y_hat = _normalised(x, dtype, "x", metric), _normalised(y, dtype, "y", metric)
     chosen = pairwise.resolve_backend(backend, metric, x_hat, y_hat)
     i2t, t2i = pairwise.retrieval_ranks(x_hat, y_hat, c, ties == "pessimistic", backend=chosen)

@@ -1,0 +1,62 @@
+"""The spectral prior's per-pair scores on the chunked torch path (SPEC §1.1), forward and backward.
+
+``score_i = Σ_k w_k · f(zx_ik · zy_ik)`` with ``z = (row − mean) V`` and f the identity or |·|. The
+projections are formed ``rows_per_chunk`` rows at a time, in the dtype of ``vectors``, and recomputed in the
+backward instead of stored. The fused kernel's Function (:mod:`torchspectral.kernels.instance_score`)
+replaces the forward and keeps this backward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+def projections(
+    x: torch.Tensor, y: torch.Tensor, mean_x: torch.Tensor, mean_y: torch.Tensor, vectors: torch.Tensor, rows: int
+) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+    """Yield (row slice, zx, zy) chunk by chunk, in the dtype of ``vectors``."""
+    for start in range(0, x.shape[0], rows):
+        chunk = slice(start, start + rows)
+        zx = (x[chunk].to(vectors.dtype) - mean_x) @ vectors
+        zy = (y[chunk].to(vectors.dtype) - mean_y) @ vectors
+        yield chunk, zx, zy
+
+
+class InstanceScore(torch.autograd.Function):
+    """``apply(x, y, mean_x, mean_y, vectors, weights, absolute, rows_per_chunk)`` → (n,) scores.
+
+    Differentiable in x and y (the prior is frozen); the backward recomputes the projections in chunks.
+    """
+
+    @staticmethod
+    def remember(ctx, tensors: tuple[torch.Tensor, ...], absolute: bool, rows_per_chunk: int) -> None:
+        ctx.save_for_backward(*tensors)
+        ctx.absolute, ctx.rows_per_chunk = absolute, rows_per_chunk
+
+    @staticmethod
+    def forward(ctx, x, y, mean_x, mean_y, vectors, weights, absolute: bool, rows_per_chunk: int):  # type: ignore[override]
+        InstanceScore.remember(ctx, (x, y, mean_x, mean_y, vectors, weights), absolute, rows_per_chunk)
+        out = torch.empty(x.shape[0], dtype=vectors.dtype, device=x.device)
+        for rows, zx, zy in projections(x, y, mean_x, mean_y, vectors, rows_per_chunk):
+            product = zx * zy
+            out[rows] = (product.abs() if absolute else product) @ weights
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        x, y, mean_x, mean_y, vectors, weights = ctx.saved_tensors
+        grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        grad_y = torch.empty_like(y) if ctx.needs_input_grad[1] else None
+        grad_out = grad_out.to(vectors.dtype)
+        for rows, zx, zy in projections(x, y, mean_x, mean_y, vectors, ctx.rows_per_chunk):
+            # d score_i / d zx_ik = w_k · zy_ik (times sign(zx·zy) for |·|), and likewise for zy.
+            coefficient = grad_out[rows, None] * weights
+            if ctx.absolute:
+                coefficient = coefficient * torch.sign(zx * zy)
+            if grad_x is not None:
+                grad_x[rows] = ((coefficient * zy) @ vectors.T).to(x.dtype)
+            if grad_y is not None:
+                grad_y[rows] = ((coefficient * zx) @ vectors.T).to(y.dtype)
+        return grad_x, grad_y, None, None, None, None, None, None
