@@ -7,26 +7,10 @@
 (1.0, 0.0)
 """
 
-from torchspectral import nn
+from torchspectral import functional, nn
 from torchspectral.bootstrap import BootstrapResult, PermutationResult, bootstrap, permutation_test
 from torchspectral.deprecation import renamed_attribute
-from torchspectral.functional import (
-    RetrievalResult,
-    SpectralAlignmentResult,
-    alignment_report,
-    cka,
-    coral,
-    cosine_gap,
-    l2i,
-    mmd,
-    modality_gap,
-    retrieval,
-    rmg,
-    sas,
-    spectral_alignment,
-    svcca,
-    true_pair_cosine,
-)
+from torchspectral.functional import *  # noqa: F403  (every stateless metric, listed once in its __all__)
 from torchspectral.moments import Moments
 from torchspectral.prior import SpectralPrior
 
@@ -46,27 +30,13 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    *functional.__all__,
     "BootstrapResult",
     "Moments",
     "PermutationResult",
-    "RetrievalResult",
-    "SpectralAlignmentResult",
     "SpectralPrior",
-    "alignment_report",
     "bootstrap",
-    "cka",
-    "coral",
-    "cosine_gap",
-    "l2i",
-    "metrics",
-    "mmd",
-    "modality_gap",
+    "metrics",  # noqa: F405  (a lazy attribute: see __getattr__)
     "nn",
     "permutation_test",
-    "retrieval",
-    "rmg",
-    "sas",
-    "spectral_alignment",
-    "svcca",
-    "true_pair_cosine",
 ]
