@@ -56,3 +56,14 @@ def test_every_value_lies_in_its_registered_range(seed) -> None:
 def test_a_pairwise_metric_is_not_a_function_of_the_moments() -> None:
     with pytest.raises(ValueError, match="mmd is a pairwise metric"):
         compute_moment_metrics(ts.Moments.from_data(*_pairs()), ["mmd"])
+
+
+@pytest.mark.parametrize("name", MOMENT_METRICS)
+def test_each_metric_needs_only_the_groups_it_declares(name) -> None:
+    """Statistics formed with only the declared groups give the same value as the full statistics."""
+    x, y = _pairs(seed=3)
+    info = METRICS[name]
+    assert info.needs, name
+    partial = ts.Moments.from_data(x, y, groups=info.needs)
+    assert set(partial.groups) >= set(info.needs)
+    assert float(info.compute(partial)) == pytest.approx(float(info.compute(ts.Moments.from_data(x, y))), rel=1e-12)

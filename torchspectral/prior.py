@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from torchspectral.functional.sas import NEEDS as SAS_NEEDS
 from torchspectral.functional.sas import SAME_DIM_REASON
 from torchspectral.moments import Moments
 from torchspectral.pairwise.dispatch import resolve_backend, routine
@@ -74,7 +75,7 @@ class SpectralPrior:
         # the TypeError every entry point gives.
         with torch.no_grad():
             moments = Moments.from_data(
-                x, y, nan_policy=nan_policy, metric="SpectralPrior.fit", same_dim=SAME_DIM_REASON
+                x, y, nan_policy=nan_policy, metric="SpectralPrior.fit", same_dim=SAME_DIM_REASON, groups=SAS_NEEDS
             )
         return cls.from_moments(moments, q=q, eps=eps)
 

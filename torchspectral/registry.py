@@ -17,16 +17,21 @@ from dataclasses import dataclass
 
 import torch
 
-from torchspectral.functional.cka import linear_cka_from_moments
+from torchspectral.functional.cka import linear_cka_from_moments, linear_cka_needs
+from torchspectral.functional.coral import NEEDS as CORAL_NEEDS
 from torchspectral.functional.coral import coral_from_moments
 from torchspectral.functional.gap import (
+    L2I_NEEDS,
     cosine_gap_from_moments,
     l2i_from_moments,
     modality_gap_from_moments,
     rmg_from_moments,
     true_pair_cosine_from_moments,
 )
+from torchspectral.functional.gap import NEEDS as GAP_NEEDS
+from torchspectral.functional.sas import NEEDS as SAS_NEEDS
 from torchspectral.functional.sas import spectral_alignment_from_moments
+from torchspectral.functional.svcca import NEEDS as SVCCA_NEEDS
 from torchspectral.functional.svcca import svcca_from_moments
 from torchspectral.spectral import SAS_METRICS, sas_summaries
 from torchspectral.stats import MomentStatistics
@@ -46,9 +51,10 @@ __all__ = [
 class MetricInfo:
     """One metric: its name (the report key), source, dimension requirement, range and direction.
 
-    ``low``/``high``: the mathematical range (None: unbounded on that side). ``higher_is_better``: True when a
-    larger value means better aligned, False when smaller does, None when neither (ΔSAS: its sign says which
-    modality loses information, its size how much).
+    ``needs``: the statistics groups (:data:`torchspectral.stats.GROUPS`) ``compute`` reads, as the formula's
+    module declares them. ``low``/``high``: the mathematical range (None: unbounded on that side).
+    ``higher_is_better``: True when a larger value means better aligned, False when smaller does, None when
+    neither (ΔSAS: its sign says which modality loses information, its size how much).
     """
 
     name: str
@@ -58,6 +64,7 @@ class MetricInfo:
     high: float | None
     higher_is_better: bool | None
     compute: Callable[[MomentStatistics], torch.Tensor] | None = None
+    needs: tuple[str, ...] = ()
 
 
 def _sas(direction: str) -> Callable[[MomentStatistics], torch.Tensor]:
@@ -74,23 +81,23 @@ def _cka_unbiased(m: MomentStatistics) -> torch.Tensor:
 
 # In report order: SAS first, then the similarity indices, the distribution distances, the gap family, retrieval.
 _ALL = (
-    MetricInfo("sas_x_to_y", "moments", True, 0.0, 1.0, True, _sas("sas_x_to_y")),
-    MetricInfo("sas_y_to_x", "moments", True, 0.0, 1.0, True, _sas("sas_y_to_x")),
-    MetricInfo("sas_symmetric", "moments", True, 0.0, 1.0, True, _sas("sas_symmetric")),
-    MetricInfo("sas_imbalance", "moments", True, -1.0, 1.0, None, _sas("sas_imbalance")),
-    MetricInfo("cka_linear", "moments", False, 0.0, 1.0, True, linear_cka_from_moments),
+    MetricInfo("sas_x_to_y", "moments", True, 0.0, 1.0, True, _sas("sas_x_to_y"), SAS_NEEDS),
+    MetricInfo("sas_y_to_x", "moments", True, 0.0, 1.0, True, _sas("sas_y_to_x"), SAS_NEEDS),
+    MetricInfo("sas_symmetric", "moments", True, 0.0, 1.0, True, _sas("sas_symmetric"), SAS_NEEDS),
+    MetricInfo("sas_imbalance", "moments", True, -1.0, 1.0, None, _sas("sas_imbalance"), SAS_NEEDS),
+    MetricInfo("cka_linear", "moments", False, 0.0, 1.0, True, linear_cka_from_moments, linear_cka_needs(False)),
     # The unbiased estimates can leave [0, 1] (or go below 0, MMD) on small samples: no range is claimed.
-    MetricInfo("cka_linear_unbiased", "moments", False, None, None, True, _cka_unbiased),
+    MetricInfo("cka_linear_unbiased", "moments", False, None, None, True, _cka_unbiased, linear_cka_needs(True)),
     MetricInfo("cka_rbf", "pairwise", False, 0.0, 1.0, True),
     MetricInfo("cka_rbf_unbiased", "pairwise", False, None, None, True),
-    MetricInfo("svcca", "moments", False, 0.0, 1.0, True, svcca_from_moments),
-    MetricInfo("coral", "moments", True, 0.0, None, False, coral_from_moments),
+    MetricInfo("svcca", "moments", False, 0.0, 1.0, True, svcca_from_moments, SVCCA_NEEDS),
+    MetricInfo("coral", "moments", True, 0.0, None, False, coral_from_moments, CORAL_NEEDS),
     MetricInfo("mmd", "pairwise", True, None, None, False),
-    MetricInfo("modality_gap", "moments", True, 0.0, 2.0, False, modality_gap_from_moments),
-    MetricInfo("l2i", "moments", True, 0.0, 2.0, False, l2i_from_moments),
-    MetricInfo("true_pair_cosine", "moments", True, -1.0, 1.0, True, true_pair_cosine_from_moments),
-    MetricInfo("cosine_gap", "moments", True, -2.0, 2.0, None, cosine_gap_from_moments),
-    MetricInfo("rmg", "moments", True, 0.0, None, False, rmg_from_moments),
+    MetricInfo("modality_gap", "moments", True, 0.0, 2.0, False, modality_gap_from_moments, GAP_NEEDS),
+    MetricInfo("l2i", "moments", True, 0.0, 2.0, False, l2i_from_moments, L2I_NEEDS),
+    MetricInfo("true_pair_cosine", "moments", True, -1.0, 1.0, True, true_pair_cosine_from_moments, GAP_NEEDS),
+    MetricInfo("cosine_gap", "moments", True, -2.0, 2.0, None, cosine_gap_from_moments, GAP_NEEDS),
+    MetricInfo("rmg", "moments", True, 0.0, None, False, rmg_from_moments, GAP_NEEDS),
     *(MetricInfo(f"{side}_r{k}", "retrieval", True, 0.0, 1.0, True) for side in ("i2t", "t2i") for k in (1, 5, 10)),
     MetricInfo("rsum", "retrieval", True, 0.0, 600.0, True),
     *(MetricInfo(f"{side}_{kind}_rank", "retrieval", True, 1.0, None, False)

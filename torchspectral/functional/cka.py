@@ -41,6 +41,11 @@ def _hsic_u(
     return (trace + ones_k * ones_l / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * ones_kl) / (n * (n - 3))
 
 
+def linear_cka_needs(unbiased: bool) -> tuple[str, ...]:
+    """The statistics groups linear CKA reads: the covariance blocks, and the HSIC sums for the unbiased form."""
+    return ("covariance", "hsic") if unbiased else ("covariance",)
+
+
 def _unbiased_hsic_terms(m: MomentStatistics) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """HSIC_u(K, L), HSIC_u(K, K), HSIC_u(L, L) from the centred moments."""
     s, n = m.centred().sums, m.n
@@ -205,5 +210,5 @@ def cka(
         raise ValueError(f"cka: kernel must be 'linear' or 'rbf', got {kernel!r}")
     if sigma is not None or threshold != 1.0:
         raise ValueError("cka: sigma and threshold set the RBF bandwidth; they do not apply to kernel='linear'")
-    m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="cka")
+    m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="cka", groups=linear_cka_needs(unbiased))
     return linear_cka_from_moments(m, unbiased=unbiased)

@@ -13,6 +13,9 @@ from torchspectral.stats import MomentStatistics
 SAME_DIM_REASON = "CORAL subtracts the two covariance matrices"
 SCALES = ("deep", "frobenius")
 
+# The statistics groups it reads (torchspectral.stats.GROUPS): the covariance blocks only.
+NEEDS = ("covariance",)
+
 
 def coral_from_moments(m: MomentStatistics, scale: str = "deep") -> torch.Tensor:
     if scale not in SCALES:
@@ -38,5 +41,5 @@ def coral(x: torch.Tensor, y: torch.Tensor, scale: str = "deep", *, nan_policy: 
         >>> float(ts.coral(x, x + 5.0)) < 1e-12  # a translation changes no covariance
         True
     """
-    m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="coral", same_dim=SAME_DIM_REASON)
+    m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="coral", same_dim=SAME_DIM_REASON, groups=NEEDS)
     return coral_from_moments(m, scale=scale)

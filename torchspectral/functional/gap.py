@@ -86,8 +86,18 @@ def rmg_from_moments(m: MomentStatistics) -> torch.Tensor:
     return true_pair / denominator
 
 
-def _from_data(x: torch.Tensor, y: torch.Tensor, metric: str, nan_policy: str) -> MomentStatistics:
-    return MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric=metric, same_dim=SAME_DIM_REASON)
+# The statistics groups the gap family reads (torchspectral.stats.GROUPS): sums over normalised rows, and for L2I
+# the pair distances (a chunked pass of their own, formed only for it).
+NEEDS = ("cosine",)
+L2I_NEEDS = ("cosine", "l2i")
+
+
+def _from_data(
+    x: torch.Tensor, y: torch.Tensor, metric: str, nan_policy: str, groups: tuple[str, ...] = NEEDS
+) -> MomentStatistics:
+    return MomentStatistics.from_data(
+        x, y, nan_policy=nan_policy, metric=metric, same_dim=SAME_DIM_REASON, groups=groups
+    )
 
 
 def modality_gap(x: torch.Tensor, y: torch.Tensor, *, nan_policy: str = "raise") -> torch.Tensor:
@@ -106,7 +116,7 @@ def modality_gap(x: torch.Tensor, y: torch.Tensor, *, nan_policy: str = "raise")
 
 def l2i(x: torch.Tensor, y: torch.Tensor, *, nan_policy: str = "raise") -> torch.Tensor:
     """Mean distance between normalised true pairs, ``mean ‖x̂_i − ŷ_i‖``. Shape: (n, d), (n, d) → ()."""
-    return l2i_from_moments(_from_data(x, y, "l2i", nan_policy))
+    return l2i_from_moments(_from_data(x, y, "l2i", nan_policy, L2I_NEEDS))
 
 
 def true_pair_cosine(x: torch.Tensor, y: torch.Tensor, *, nan_policy: str = "raise") -> torch.Tensor:

@@ -18,6 +18,8 @@ from torchspectral.stats import MomentStatistics
 from torchspectral.validation import check_q
 
 SAME_DIM_REASON = "SAS evaluates y's covariance on the eigenvectors of x, so both must live in one space"
+# The statistics groups SAS reads (torchspectral.stats.GROUPS): the covariance blocks only.
+NEEDS = ("covariance",)
 
 Q = float | Sequence[float] | torch.Tensor
 
@@ -151,7 +153,7 @@ def sas(
         >>> round(float(ts.sas(x, x)), 6)  # 1 up to ε inside ρ's root
         1.0
     """
-    m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="sas", same_dim=SAME_DIM_REASON)
+    m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="sas", same_dim=SAME_DIM_REASON, groups=NEEDS)
     return sas_from_moments(m, q=q, eps=eps, signed=signed)
 
 
@@ -171,5 +173,7 @@ def spectral_alignment(
         >>> r.rho_x.shape, bool(r.symmetric > 0.9)
         (torch.Size([16]), True)
     """
-    m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="spectral_alignment", same_dim=SAME_DIM_REASON)
+    m = MomentStatistics.from_data(
+        x, y, nan_policy=nan_policy, metric="spectral_alignment", same_dim=SAME_DIM_REASON, groups=NEEDS
+    )
     return spectral_alignment_from_moments(m, q=q, eps=eps)

@@ -19,6 +19,9 @@ from torchspectral.stats import MomentStatistics
 # 1/sqrt(RANK_RTOL) (the near-singular guard of SPEC §3).
 RANK_RTOL = 1e-10
 
+# The statistics groups it reads (torchspectral.stats.GROUPS): the covariance blocks only.
+NEEDS = ("covariance",)
+
 
 def _numerical_rank(eigenvalues: torch.Tensor, n: int, rounding: float) -> int:
     """Number of principal directions that are data, not rounding, of a covariance of n centred rows.
@@ -98,5 +101,5 @@ def svcca(
         >>> round(float(ts.svcca(x, x @ torch.linalg.qr(torch.randn(10, 10))[0])), 6)
         1.0
     """
-    m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="svcca")
+    m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="svcca", groups=NEEDS)
     return svcca_from_moments(m, keep=keep, standardize=standardize)

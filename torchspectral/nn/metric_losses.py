@@ -13,7 +13,8 @@ from torch import nn
 
 import torchspectral.functional as F
 from torchspectral.distributed import require_initialised, sum_across_ranks
-from torchspectral.functional.cka import linear_cka_from_moments
+from torchspectral.functional.cka import linear_cka_from_moments, linear_cka_needs
+from torchspectral.functional.sas import NEEDS as SAS_NEEDS
 from torchspectral.functional.sas import SAME_DIM_REASON, spectral_alignment_from_moments
 from torchspectral.moments import Moments, compute_dtype
 from torchspectral.prior import SpectralPrior
@@ -191,7 +192,7 @@ class SASLoss(nn.Module):
             require_initialised("SASLoss(sync_dist=True)")
         if self.basis == "batch":
             if self.sync_dist:
-                m = Moments.from_data(x, y, metric="SASLoss", same_dim=SAME_DIM_REASON)
+                m = Moments.from_data(x, y, metric="SASLoss", same_dim=SAME_DIM_REASON, groups=SAS_NEEDS)
                 m.all_reduce(self.process_group, differentiable=True)
                 result = spectral_alignment_from_moments(m, q=self.q, eps=self.eps)
             else:
@@ -219,7 +220,8 @@ class SASLoss(nn.Module):
         # in the compute precision; the covariances below are about the batch mean whatever the shift.
         zx = (x.to(cdt) - self.mean_x.to(cdt)) @ w
         zy = (y.to(cdt) - self.mean_y.to(cdt)) @ w
-        m = Moments._of_batch(zx, zy)  # the moments of the projections are the projections of the moments
+        # The moments of the projections are the projections of the moments; SAS reads the covariance blocks only.
+        m = Moments._of_batch(zx, zy, SAS_NEEDS)
         if self.sync_dist:
             m.all_reduce(self.process_group, differentiable=True)
         var_x, var_y = torch.diagonal(m.covariance("x")), torch.diagonal(m.covariance("y"))
@@ -291,7 +293,7 @@ class CKALoss(nn.Module):
         if not self.sync_dist:
             return 1 - F.cka(x, y, kernel=self.kernel, unbiased=self.unbiased, sigma=self.sigma)
         require_initialised("CKALoss(sync_dist=True)")
-        m = Moments.from_data(x, y, metric="CKALoss")
+        m = Moments.from_data(x, y, metric="CKALoss", groups=linear_cka_needs(self.unbiased))
         m.all_reduce(self.process_group, differentiable=True)
         return 1 - linear_cka_from_moments(m, unbiased=self.unbiased)
 

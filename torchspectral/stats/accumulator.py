@@ -53,6 +53,44 @@ SHIFTED_STATE = (
 NORMALISED_STATE = ("sum_xhat", "sum_yhat", "sum_dot", "sum_l2i", "zero_norm_x", "zero_norm_y", "pairs_f32")
 STATE = SHIFTED_STATE + NORMALISED_STATE
 
+# The state in groups, each formed only when a requested metric needs it (torchspectral.registry says which):
+# the covariance blocks (SAS, CKA, SVCCA, CORAL), the sums of the unbiased linear HSIC (which need the covariance
+# blocks to move to another shift), the sums over normalised rows (the gap family) and the pair distances (L2I,
+# a chunked pass of its own). pairs_f32 is always kept. Streaming accumulators (Moments(d_x, d_y)) hold them all.
+GROUPS = {
+    "covariance": ("sum_x", "sum_y", "sum_xx", "sum_xy", "sum_yy"),
+    "hsic": ("sum_a", "sum_b", "sum_ab", "sum_aa", "sum_bb", "sum_a_x", "sum_a_y", "sum_b_x", "sum_b_y"),
+    "cosine": ("sum_xhat", "sum_yhat", "sum_dot", "zero_norm_x", "zero_norm_y"),
+    "l2i": ("sum_l2i",),
+}
+ALL_GROUPS = tuple(GROUPS)
+_GROUP_OF = {name: group for group, names in GROUPS.items() for name in names}
+# A group that cannot be formed (or moved to a new shift) without another.
+_REQUIRES = {"hsic": "covariance", "l2i": "cosine"}
+
+
+def resolve_groups(groups) -> tuple[str, ...]:
+    """The requested groups with what they require, in :data:`GROUPS` order; refuses unknown names."""
+    wanted = set(groups)
+    unknown = wanted - set(GROUPS)
+    if unknown:
+        raise ValueError(f"statistics groups must be among {ALL_GROUPS}, got {sorted(unknown)}")
+    wanted |= {_REQUIRES[g] for g in wanted if g in _REQUIRES}
+    return tuple(g for g in GROUPS if g in wanted)
+
+
+class Sums(dict):
+    """The sums by name; asking for one whose group was not formed says so instead of a bare KeyError."""
+
+    def __missing__(self, name: str):
+        group = _GROUP_OF.get(name)
+        if group is None:
+            raise KeyError(name)
+        raise ValueError(
+            f"these statistics were formed without the {group!r} group ({name}); form them with "
+            f"groups={ALL_GROUPS} (the default) to compute this metric"
+        )
+
 
 # Rows per chunk where a per-pair temporary is needed: about 16 MB of float32 whatever d is.
 CHUNK_ELEMENTS = 1 << 22
@@ -91,6 +129,8 @@ class MomentStatistics:
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.sums, Sums):
+            self.sums = Sums(self.sums)
         if self.d_x is not None and self.d_y is not None and not self.sums:
             self._zero_state(torch.device(self.device) if self.device is not None else torch.device("cpu"))
 
@@ -105,7 +145,7 @@ class MomentStatistics:
             "sum_xhat": (dx,), "sum_yhat": (dy,), "sum_dot": (), "sum_l2i": (),
             "zero_norm_x": (), "zero_norm_y": (), "pairs_f32": (),
         }  # fmt: skip
-        self.sums = {name: torch.zeros(shapes[name], **f64) for name in STATE}
+        self.sums = Sums({name: torch.zeros(shapes[name], **f64) for name in STATE})
         self.shift_x = torch.zeros(dx, **f64)
         self.shift_y = torch.zeros(dy, **f64)
         self.device = device
@@ -131,10 +171,15 @@ class MomentStatistics:
         nan_policy: str = "raise",
         metric: str = "Moments",
         same_dim: str | None = None,
+        groups=ALL_GROUPS,
     ) -> MomentStatistics:
-        """One-shot statistics of (x, y); `metric` and `same_dim` only shape the error messages."""
+        """One-shot statistics of (x, y); `metric` and `same_dim` only shape the error messages.
+
+        ``groups``: the statistics to form (:data:`GROUPS`; default all). A metric that needs only some — CORAL the
+        covariance blocks, the modality gap the normalised-row sums — skips the cost of the others.
+        """
         x, y = check_pair(x, y, metric, same_dim=same_dim, nan_policy=nan_policy)
-        return cls._of_batch(x, y)
+        return cls._of_batch(x, y, groups)
 
     def update(self, x: torch.Tensor, y: torch.Tensor, nan_policy: str = "raise") -> MomentStatistics:
         """Add a batch of pairs. Returns self."""
@@ -142,49 +187,58 @@ class MomentStatistics:
         return self.merge(type(self)._of_batch(x, y))
 
     @classmethod
-    def _of_batch(cls, x: torch.Tensor, y: torch.Tensor) -> MomentStatistics:
+    def _of_batch(cls, x: torch.Tensor, y: torch.Tensor, groups=ALL_GROUPS) -> MomentStatistics:
         """Statistics of one validated batch, in coordinates centred on the batch's own mean."""
+        groups = resolve_groups(groups)
         cdt = compute_dtype(x, y)
         x, y = x.to(cdt), y.to(cdt)
         n, dx = x.shape
         dy = y.shape[1]
-        sums: dict[str, torch.Tensor] = {}
+        f64 = {"dtype": torch.float64, "device": x.device}
+        sums: dict[str, torch.Tensor] = {"pairs_f32": torch.tensor(float(n if cdt == torch.float32 else 0), **f64)}
 
-        # Normalised rows (shift-free). Zero rows are counted; the metrics that need x̂ refuse them.
-        norm_x = torch.linalg.vector_norm(x, dim=1)
-        norm_y = torch.linalg.vector_norm(y, dim=1)
-        ok_x, ok_y = norm_x > 0, norm_y > 0
-        inv_x = ok_x / torch.where(ok_x, norm_x, torch.ones_like(norm_x))
-        inv_y = ok_y / torch.where(ok_y, norm_y, torch.ones_like(norm_y))
-        sums["sum_xhat"] = (x.T @ inv_x).double()
-        sums["sum_yhat"] = (y.T @ inv_y).double()
-        sums["zero_norm_x"] = (~ok_x).sum().to(torch.float64)
-        sums["zero_norm_y"] = (~ok_y).sum().to(torch.float64)
-        sums["pairs_f32"] = torch.tensor(float(n if cdt == torch.float32 else 0), dtype=torch.float64, device=x.device)
-        if dx == dy:
-            cos = torch.einsum("ij,ij->i", x, y) * inv_x * inv_y
-            sums["sum_dot"] = cos.sum(dtype=torch.float64)
-            sums["sum_l2i"] = _sum_of_pair_distances(x, inv_x, y, inv_y)
-        else:
-            sums["sum_dot"] = torch.zeros((), dtype=torch.float64, device=x.device)
-            sums["sum_l2i"] = torch.zeros((), dtype=torch.float64, device=x.device)
+        if "cosine" in groups:
+            # Normalised rows (shift-free). Zero rows are counted; the metrics that need x̂ refuse them.
+            norm_x = torch.linalg.vector_norm(x, dim=1)
+            norm_y = torch.linalg.vector_norm(y, dim=1)
+            ok_x, ok_y = norm_x > 0, norm_y > 0
+            inv_x = ok_x / torch.where(ok_x, norm_x, torch.ones_like(norm_x))
+            inv_y = ok_y / torch.where(ok_y, norm_y, torch.ones_like(norm_y))
+            sums["sum_xhat"] = (x.T @ inv_x).double()
+            sums["sum_yhat"] = (y.T @ inv_y).double()
+            sums["zero_norm_x"] = (~ok_x).sum().to(torch.float64)
+            sums["zero_norm_y"] = (~ok_y).sum().to(torch.float64)
+            if dx == dy:
+                cos = torch.einsum("ij,ij->i", x, y) * inv_x * inv_y
+                sums["sum_dot"] = cos.sum(dtype=torch.float64)
+            else:
+                sums["sum_dot"] = torch.zeros((), **f64)
+            if "l2i" in groups:
+                sums["sum_l2i"] = _sum_of_pair_distances(x, inv_x, y, inv_y) if dx == dy else torch.zeros((), **f64)
 
         # Centre on the batch mean in compute precision, then one GEMM per block.
         mean_x, mean_y = x.mean(0), y.mean(0)
-        xc, yc = x - mean_x, y - mean_y
-        sums["sum_x"] = xc.sum(0).double()
-        sums["sum_y"] = yc.sum(0).double()
-        sums["sum_xx"] = (xc.T @ xc).double()
-        sums["sum_xy"] = (xc.T @ yc).double()
-        sums["sum_yy"] = (yc.T @ yc).double()
-        a = torch.linalg.vector_norm(xc, dim=1) ** 2  # one fused pass; several times faster than a row-wise einsum
-        b = torch.linalg.vector_norm(yc, dim=1) ** 2
-        a64, b64 = a.double(), b.double()
-        sums["sum_a"], sums["sum_b"] = a64.sum(), b64.sum()
-        sums["sum_ab"], sums["sum_aa"], sums["sum_bb"] = (a64 * b64).sum(), (a64 * a64).sum(), (b64 * b64).sum()
-        sums["sum_a_x"], sums["sum_a_y"] = (xc.T @ a).double(), (yc.T @ a).double()
-        sums["sum_b_x"], sums["sum_b_y"] = (xc.T @ b).double(), (yc.T @ b).double()
+        if "covariance" in groups:
+            xc, yc = x - mean_x, y - mean_y
+            sums["sum_x"] = xc.sum(0).double()
+            sums["sum_y"] = yc.sum(0).double()
+            sums["sum_xx"] = (xc.T @ xc).double()
+            sums["sum_xy"] = (xc.T @ yc).double()
+            sums["sum_yy"] = (yc.T @ yc).double()
+        if "hsic" in groups:
+            a = torch.linalg.vector_norm(xc, dim=1) ** 2  # one fused pass; several times faster than a row-wise einsum
+            b = torch.linalg.vector_norm(yc, dim=1) ** 2
+            a64, b64 = a.double(), b.double()
+            sums["sum_a"], sums["sum_b"] = a64.sum(), b64.sum()
+            sums["sum_ab"], sums["sum_aa"], sums["sum_bb"] = (a64 * b64).sum(), (a64 * a64).sum(), (b64 * b64).sum()
+            sums["sum_a_x"], sums["sum_a_y"] = (xc.T @ a).double(), (yc.T @ a).double()
+            sums["sum_b_x"], sums["sum_b_y"] = (xc.T @ b).double(), (yc.T @ b).double()
         return cls(d_x=dx, d_y=dy, device=x.device, n=n, shift_x=mean_x.double(), shift_y=mean_y.double(), sums=sums)
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The statistics groups these sums hold (:data:`GROUPS`)."""
+        return tuple(g for g, names in GROUPS.items() if all(name in self.sums for name in names))
 
     # ------------------------------------------------------------------ combining
     def reshifted(self, shift_x: torch.Tensor, shift_y: torch.Tensor) -> MomentStatistics:
@@ -194,16 +248,14 @@ class MomentStatistics:
         expands into sums already held. Differentiable.
         """
         s, n = self.sums, self.n
+        new = Sums(s)
+        if "sum_x" not in s:  # only shift-free sums (the normalised rows): nothing moves
+            return self._about(shift_x, shift_y, new)
         dx, dy = shift_x - self.shift_x, shift_y - self.shift_y
         c, e = dx @ dx, dy @ dy
         sum_u, sum_w = dx @ s["sum_x"], dy @ s["sum_y"]  # u_i = ⟨x_i, δx⟩, w_i = ⟨y_i, δy⟩
         xx_dx, yy_dy = s["sum_xx"] @ dx, s["sum_yy"] @ dy  # Σ u_i x_i, Σ w_i y_i
         xy_dy, yx_dx = s["sum_xy"] @ dy, s["sum_xy"].T @ dx  # Σ w_i x_i, Σ u_i y_i
-        sum_uu, sum_uw, sum_ww = dx @ xx_dx, dx @ xy_dy, dy @ yy_dy
-        sum_au, sum_bu = dx @ s["sum_a_x"], dx @ s["sum_b_x"]
-        sum_aw, sum_bw = dy @ s["sum_a_y"], dy @ s["sum_b_y"]
-
-        new = dict(s)
         new["sum_x"] = s["sum_x"] - n * dx
         new["sum_y"] = s["sum_y"] - n * dy
         new["sum_xx"] = (
@@ -215,6 +267,11 @@ class MomentStatistics:
         new["sum_yy"] = (
             s["sum_yy"] - torch.outer(s["sum_y"], dy) - torch.outer(dy, s["sum_y"]) + n * torch.outer(dy, dy)
         )
+        if "sum_a" not in s:  # no HSIC sums to move
+            return self._about(shift_x, shift_y, new)
+        sum_uu, sum_uw, sum_ww = dx @ xx_dx, dx @ xy_dy, dy @ yy_dy
+        sum_au, sum_bu = dx @ s["sum_a_x"], dx @ s["sum_b_x"]
+        sum_aw, sum_bw = dy @ s["sum_a_y"], dy @ s["sum_b_y"]
         A = s["sum_a"] - 2 * sum_u + n * c
         B = s["sum_b"] - 2 * sum_w + n * e
         new["sum_a"], new["sum_b"] = A, B
@@ -228,8 +285,12 @@ class MomentStatistics:
         new["sum_a_y"] = s["sum_a_y"] - 2 * yx_dx + c * s["sum_y"] - dy * A
         new["sum_b_x"] = s["sum_b_x"] - 2 * xy_dy + e * s["sum_x"] - dx * B
         new["sum_b_y"] = s["sum_b_y"] - 2 * yy_dy + e * s["sum_y"] - dy * B
+        return self._about(shift_x, shift_y, new)
+
+    def _about(self, shift_x: torch.Tensor, shift_y: torch.Tensor, sums: dict) -> MomentStatistics:
+        """Statistics of the same pairs and class, with these shifts and sums."""
         return type(self)(
-            d_x=self.d_x, d_y=self.d_y, device=self.device, n=n, shift_x=shift_x, shift_y=shift_y, sums=new
+            d_x=self.d_x, d_y=self.d_y, device=self.device, n=self.n, shift_x=shift_x, shift_y=shift_y, sums=sums
         )  # fmt: skip
 
     def merge(self, other: MomentStatistics) -> MomentStatistics:
@@ -241,17 +302,22 @@ class MomentStatistics:
         if not self.sums:
             self.d_x, self.d_y, self.device = other.d_x, other.d_y, other.device
             self.n, self.shift_x, self.shift_y = other.n, other.shift_x, other.shift_y
-            self.sums = dict(other.sums)
+            self.sums = Sums(other.sums)
             self._cache.clear()
             return self
         if (self.d_x, self.d_y) != (other.d_x, other.d_y):
             raise ValueError(
                 f"Moments.merge: dimensions differ, (d_x, d_y) = ({self.d_x}, {self.d_y}) vs ({other.d_x}, {other.d_y})"
             )
+        if set(self.sums) != set(other.sums):
+            raise ValueError(
+                f"Moments.merge: the statistics hold different groups, {self.groups} vs {other.groups}; "
+                "accumulate both with the same groups"
+            )
         if self.n == 0:  # dims declared but empty: adopt the other's shift, nothing to move
             self.shift_x, self.shift_y = other.shift_x, other.shift_y
         aligned = other.reshifted(self.shift_x, self.shift_y) if other.n else other
-        self.sums = {name: self.sums[name] + aligned.sums[name] for name in STATE}
+        self.sums = Sums({name: self.sums[name] + aligned.sums[name] for name in self.sums})
         self.n += other.n
         self._cache.clear()
         return self
@@ -294,18 +360,21 @@ class MomentStatistics:
                 "pass differentiable=True (gradients flow through the global statistics) or detach them first"
             )
         n = torch.tensor([float(self.n)], dtype=torch.float64, device=self.device)
-        local_sum_x = (self.sums["sum_x"] + self.n * self.shift_x).detach()
-        local_sum_y = (self.sums["sum_y"] + self.n * self.shift_y).detach()
+        # The shift only matters to the shifted sums; without them (normalised-row sums only) any common one will do.
+        shifted = "sum_x" in self.sums
+        local_sum_x = (self.sums["sum_x"] + self.n * self.shift_x).detach() if shifted else self.shift_x * 0
+        local_sum_y = (self.sums["sum_y"] + self.n * self.shift_y).detach() if shifted else self.shift_y * 0
         raw = sum_across_ranks(torch.cat([n, local_sum_x, local_sum_y]), group)
         total = raw[0]
         if total == 0:
             raise ValueError("Moments.all_reduce: no rank holds any pairs")
         shift_x, shift_y = raw[1 : 1 + self.d_x] / total, raw[1 + self.d_x :] / total
         aligned = self.reshifted(shift_x, shift_y) if self.n else self
-        flat = torch.cat([aligned.sums[name].reshape(-1) for name in STATE])
+        held = [name for name in STATE if name in self.sums]  # the same on every rank: the same metric asked
+        flat = torch.cat([aligned.sums[name].reshape(-1) for name in held])
         flat = sum_across_ranks(flat, group, differentiable=differentiable)
         offset = 0
-        for name in STATE:
+        for name in held:
             size = self.sums[name].numel()
             self.sums[name] = flat[offset : offset + size].reshape(self.sums[name].shape)
             offset += size
