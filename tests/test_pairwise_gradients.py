@@ -63,3 +63,21 @@ def test_float32_gradients_match_float64() -> None:
         grads[dtype] = (xt.grad.double(), yt.grad.double())
     for g32, g64 in zip(grads[torch.float32], grads[torch.float64], strict=True):
         torch.testing.assert_close(g32, g64, rtol=1e-4, atol=1e-6)
+
+
+def test_rbf_cka_backward_reads_nothing_on_the_host(monkeypatch) -> None:
+    """The backward keeps the incoming gradient on the device: no float()/item() (each would sync a GPU)."""
+    import torchspectral as ts
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    y = (x.detach() + torch.randn(40, 5, generator=g, dtype=torch.float64)).requires_grad_()
+    value = ts.cka(x, y, kernel="rbf", unbiased=True, backend="torch")
+
+    def host_read(*args, **kwargs):
+        raise AssertionError("the backward read a tensor on the host")
+
+    monkeypatch.setattr(torch.Tensor, "__float__", host_read)
+    monkeypatch.setattr(torch.Tensor, "item", host_read)
+    value.backward()
+    assert x.grad is not None and y.grad is not None

@@ -221,7 +221,7 @@ def cka_grad(a, own_c, own_shift, other, other_c, other_shift, g_cross, g_self, 
         k = torch.exp(d2 * -own_c)
         w = shifted_rbf(squared_distances(other[rows], o_sq[rows], other[cols], o_sq[cols], diag), (other_c,),
                         other_shift, diag)  # fmt: skip
-        w.mul_(2.0 * g_cross).add_(shifted_rbf(d2, (own_c,), own_shift, diag), alpha=4.0 * g_self)
+        w.mul_(2.0 * g_cross).add_(shifted_rbf(d2, (own_c,), own_shift, diag).mul_(4.0 * g_self))
         g = w.add_(g_rows[rows, None]).add_(g_rows[None, cols]).mul_(k).mul_(2.0 * own_c)
         grad[rows] += g @ a[cols]
         row[rows] += g.sum(1)
@@ -249,7 +249,8 @@ class RBFCKASums(torch.autograd.Function):
         x, y = ctx.saved_tensors
         cx, cy, ax, ay = ctx.constants
         side = tile_side(x.dtype)
-        g_kl, g_kk, g_ll = (float(v) for v in g_sums)
+        # 0-d tensors, not floats: reading the incoming gradient on the host would sync the device every step.
+        g_kl, g_kk, g_ll = g_sums.to(x.dtype).unbind()
         grad_x = grad_y = None
         if ctx.needs_input_grad[0]:
             grad_x = cka_grad(x, cx, ax, y, cy, ay, g_kl, g_kk, g_row_k.to(x.dtype), side)
