@@ -41,7 +41,15 @@ class MomentMetric(Metric):
                 f"{type(self).__name__}: built for (d_x, d_y) = ({self.d_x}, {self.d_y}), "
                 f"got ({batch.d_x}, {batch.d_y})"
             )
-        self.moments = self.accumulated().merge(batch).to_flat()
+        # In place: the batch moves to the state's shift and its sums are added to the flat state, which is never
+        # rebuilt (the state is (1 + d_x + d_y + sums) float64 values: 4.7 MB at d = 768).
+        held = self.accumulated()  # views into self.moments
+        if held.n == 0:  # nothing held yet: take the batch's shift, so nothing needs moving
+            self.moments[1 : 1 + self.d_x + self.d_y] = torch.cat([batch.shift_x, batch.shift_y])
+            held = self.accumulated()
+        increment = batch.reshifted(held.shift_x, held.shift_y).to_flat()
+        increment[1 : 1 + self.d_x + self.d_y] = 0.0  # the shift is the state's, not a sum
+        self.moments += increment  # increment[0] is the batch's pair count
 
     def accumulated(self) -> Moments:
         """The Moments held so far (on this rank, or synced after ``compute``)."""

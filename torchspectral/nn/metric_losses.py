@@ -12,13 +12,14 @@ import torch
 from torch import nn
 
 import torchspectral.functional as F
-from torchspectral.distributed import require_initialised, sum_across_ranks
+from torchspectral.distributed import require_initialised
 from torchspectral.functional.cka import linear_cka_from_moments, linear_cka_needs
 from torchspectral.functional.sas import NEEDS as SAS_NEEDS
 from torchspectral.functional.sas import SAME_DIM_REASON, spectral_alignment_from_moments
 from torchspectral.moments import Moments, compute_dtype
 from torchspectral.prior import SpectralPrior
 from torchspectral.spectral import active_masks, sas_score, sas_summaries
+from torchspectral.stats import MomentStatistics
 from torchspectral.validation import check_pair, check_q
 
 BASES = ("batch", "frozen", "ema")
@@ -239,29 +240,12 @@ def _direction_score(lam: torch.Tensor, other: torch.Tensor, cross: torch.Tensor
 def _batch_covariances(
     x: torch.Tensor, y: torch.Tensor, sync: bool, group: Any
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Means and 1/n covariances (float64, detached) of the batch, or of the global batch of `group` with `sync`.
-
-    Ranks merge exactly: the global scatter is ``Σ_r [S_r + n_r (μ_r − μ)(μ_r − μ)ᵀ]``.
-    """
-    cdt = compute_dtype(x, y)
-    x, y = x.detach().to(cdt), y.detach().to(cdt)
-    n = x.shape[0]
-    mean_x, mean_y = x.mean(0), y.mean(0)
-    xc, yc = x - mean_x, y - mean_y
-    scatter_x, scatter_y = (xc.T @ xc).double(), (yc.T @ yc).double()
-    mean_x, mean_y = mean_x.double(), mean_y.double()
-    if not sync:
-        return mean_x, mean_y, scatter_x / n, scatter_y / n
-    d = x.shape[1]
-    count = torch.tensor([float(n)], dtype=torch.float64, device=x.device)
-    raw = sum_across_ranks(torch.cat([count, n * mean_x, n * mean_y]), group)
-    total = raw[0]
-    global_x, global_y = raw[1 : 1 + d] / total, raw[1 + d :] / total
-    dx, dy = mean_x - global_x, mean_y - global_y
-    scatter_x += n * torch.outer(dx, dx)
-    scatter_y += n * torch.outer(dy, dy)
-    summed = sum_across_ranks(torch.stack([scatter_x, scatter_y]), group)
-    return global_x, global_y, summed[0] / total, summed[1] / total
+    """Means and 1/n covariances (float64, detached) of the batch, or of the global batch of `group` with `sync`:
+    the accumulator's covariance blocks and its exact merge across ranks (no second derivation here)."""
+    m = MomentStatistics._of_batch(x.detach(), y.detach(), SAS_NEEDS)
+    if sync:
+        m.all_reduce(group)
+    return m.mean_x, m.mean_y, m.covariance("x"), m.covariance("y")
 
 
 class CKALoss(nn.Module):
