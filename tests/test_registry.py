@@ -54,8 +54,12 @@ def test_every_value_lies_in_its_registered_range(seed) -> None:
 
 
 def test_a_pairwise_metric_is_not_a_function_of_the_moments() -> None:
+    m = ts.Moments.from_data(*_pairs())
     with pytest.raises(ValueError, match="mmd is a pairwise metric"):
-        compute_moment_metrics(ts.Moments.from_data(*_pairs()), ["mmd"])
+        compute_moment_metrics(m, ["mmd"])
+    with pytest.raises(ValueError, match=r"unknown metrics \['sas'\]"):
+        compute_moment_metrics(m, ["sas"])
+    assert set(compute_moment_metrics(m, "coral")) == {"coral"}  # a bare name is one name
 
 
 @pytest.mark.parametrize("name", MOMENT_METRICS)

@@ -21,6 +21,7 @@ def test_groups_bring_what_they_require() -> None:
     assert resolve_groups(["l2i"]) == ("cosine", "l2i")
     with pytest.raises(ValueError, match="groups must be among"):
         resolve_groups(["nope"])
+    assert resolve_groups("hsic") == ("covariance", "hsic")  # a bare name is one group, not its letters
 
 
 @pytest.mark.parametrize("groups", [("covariance",), ("cosine",), ("covariance", "hsic"), ("cosine", "l2i")])

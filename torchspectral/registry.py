@@ -113,6 +113,11 @@ SAME_DIM_METRICS = frozenset(info.name for info in _ALL if info.same_dim)
 
 def compute_moment_metrics(m: MomentStatistics, names: Sequence[str], q: float = 0.1) -> dict[str, torch.Tensor]:
     """The named moment metrics of ``m`` at default settings (SAS at ``q``, all four from one spectral alignment)."""
+    if isinstance(names, str):
+        names = [names]  # one name, not its characters
+    unknown = [name for name in names if name not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; the moment metrics are {MOMENT_METRICS}")
     out: dict[str, torch.Tensor] = {}
     if any(name in SAS_METRICS for name in names):
         result = spectral_alignment_from_moments(m, q=q)

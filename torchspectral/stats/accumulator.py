@@ -71,7 +71,7 @@ _REQUIRES = {"hsic": "covariance", "l2i": "cosine"}
 
 def resolve_groups(groups) -> tuple[str, ...]:
     """The requested groups with what they require, in :data:`GROUPS` order; refuses unknown names."""
-    wanted = set(groups)
+    wanted = {groups} if isinstance(groups, str) else set(groups)  # one name, not its characters
     unknown = wanted - set(GROUPS)
     if unknown:
         raise ValueError(f"statistics groups must be among {ALL_GROUPS}, got {sorted(unknown)}")
