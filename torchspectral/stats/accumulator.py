@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 
+from torchspectral.stats.rows import CHUNK_ELEMENTS, row_quantities, sums_of_rows  # noqa: F401  (re-exported)
 from torchspectral.validation import check_pair, compute_dtype
 
 # Sums whose value depends on the shift, and sums over normalised rows (shift-free).
@@ -90,25 +91,6 @@ class Sums(dict):
             f"these statistics were formed without the {group!r} group ({name}); form them with "
             f"groups={ALL_GROUPS} (the default) to compute this metric"
         )
-
-
-# Rows per chunk where a per-pair temporary is needed: about 16 MB of float32 whatever d is.
-CHUNK_ELEMENTS = 1 << 22
-
-
-def _sum_of_pair_distances(x: torch.Tensor, inv_x: torch.Tensor, y: torch.Tensor, inv_y: torch.Tensor) -> torch.Tensor:
-    """Σ_i ‖x̂_i − ŷ_i‖ in row chunks (bounded memory).
-
-    The difference is formed explicitly because sqrt(2 − 2cos) loses all precision for near pairs.
-    """
-    rows = max(1, CHUNK_ELEMENTS // x.shape[1])
-    total = torch.zeros((), dtype=torch.float64, device=x.device)
-    for start in range(0, x.shape[0], rows):
-        end = start + rows
-        # In place on a fresh temporary that autograd does not save: one allocation fewer per chunk.
-        diff = (x[start:end] * inv_x[start:end, None]).sub_(y[start:end] * inv_y[start:end, None])
-        total = total + torch.linalg.vector_norm(diff, dim=1).sum(dtype=torch.float64)
-    return total
 
 
 @dataclass
@@ -188,52 +170,17 @@ class MomentStatistics:
 
     @classmethod
     def _of_batch(cls, x: torch.Tensor, y: torch.Tensor, groups=ALL_GROUPS) -> MomentStatistics:
-        """Statistics of one validated batch, in coordinates centred on the batch's own mean."""
+        """Statistics of one validated batch, in coordinates centred on the batch's own mean (the compute
+        precision centres, so the one GEMM per block does not cancel the common offset)."""
         groups = resolve_groups(groups)
         cdt = compute_dtype(x, y)
         x, y = x.to(cdt), y.to(cdt)
-        n, dx = x.shape
-        dy = y.shape[1]
-        f64 = {"dtype": torch.float64, "device": x.device}
-        sums: dict[str, torch.Tensor] = {"pairs_f32": torch.tensor(float(n if cdt == torch.float32 else 0), **f64)}
-
-        if "cosine" in groups:
-            # Normalised rows (shift-free). Zero rows are counted; the metrics that need x̂ refuse them.
-            norm_x = torch.linalg.vector_norm(x, dim=1)
-            norm_y = torch.linalg.vector_norm(y, dim=1)
-            ok_x, ok_y = norm_x > 0, norm_y > 0
-            inv_x = ok_x / torch.where(ok_x, norm_x, torch.ones_like(norm_x))
-            inv_y = ok_y / torch.where(ok_y, norm_y, torch.ones_like(norm_y))
-            sums["sum_xhat"] = (x.T @ inv_x).double()
-            sums["sum_yhat"] = (y.T @ inv_y).double()
-            sums["zero_norm_x"] = (~ok_x).sum().to(torch.float64)
-            sums["zero_norm_y"] = (~ok_y).sum().to(torch.float64)
-            if dx == dy:
-                cos = torch.einsum("ij,ij->i", x, y) * inv_x * inv_y
-                sums["sum_dot"] = cos.sum(dtype=torch.float64)
-            else:
-                sums["sum_dot"] = torch.zeros((), **f64)
-            if "l2i" in groups:
-                sums["sum_l2i"] = _sum_of_pair_distances(x, inv_x, y, inv_y) if dx == dy else torch.zeros((), **f64)
-
-        # Centre on the batch mean in compute precision, then one GEMM per block.
         mean_x, mean_y = x.mean(0), y.mean(0)
-        if "covariance" in groups:
-            xc, yc = x - mean_x, y - mean_y
-            sums["sum_x"] = xc.sum(0).double()
-            sums["sum_y"] = yc.sum(0).double()
-            sums["sum_xx"] = (xc.T @ xc).double()
-            sums["sum_xy"] = (xc.T @ yc).double()
-            sums["sum_yy"] = (yc.T @ yc).double()
-        if "hsic" in groups:
-            a = torch.linalg.vector_norm(xc, dim=1) ** 2  # one fused pass; several times faster than a row-wise einsum
-            b = torch.linalg.vector_norm(yc, dim=1) ** 2
-            a64, b64 = a.double(), b.double()
-            sums["sum_a"], sums["sum_b"] = a64.sum(), b64.sum()
-            sums["sum_ab"], sums["sum_aa"], sums["sum_bb"] = (a64 * b64).sum(), (a64 * a64).sum(), (b64 * b64).sum()
-            sums["sum_a_x"], sums["sum_a_y"] = (xc.T @ a).double(), (yc.T @ a).double()
-            sums["sum_b_x"], sums["sum_b_y"] = (xc.T @ b).double(), (yc.T @ b).double()
-        return cls(d_x=dx, d_y=dy, device=x.device, n=n, shift_x=mean_x.double(), shift_y=mean_y.double(), sums=sums)
+        sums = sums_of_rows(row_quantities(x, y, groups, mean_x, mean_y), groups)
+        return cls(
+            d_x=x.shape[1], d_y=y.shape[1], device=x.device, n=x.shape[0],
+            shift_x=mean_x.double(), shift_y=mean_y.double(), sums=sums,
+        )  # fmt: skip
 
     @property
     def groups(self) -> tuple[str, ...]:

@@ -4,71 +4,44 @@ from __future__ import annotations
 
 import torch
 
-from torchspectral.stats.accumulator import MomentStatistics
+from torchspectral.stats.accumulator import ALL_GROUPS, MomentStatistics
+from torchspectral.stats.rows import row_quantities, sums_of_rows
 from torchspectral.validation import compute_dtype
 
 
 class WeightedRows:
-    """Per-row quantities computed once, from which the statistics of any weighting of the rows follow by weighted
-    sums — a bootstrap resample is the weighting by its multiplicities.
+    """Per-row quantities formed once, from which the statistics of any weighting of the rows follow by weighted
+    sums (:func:`~torchspectral.stats.rows.sums_of_rows`, the builder ``Moments`` uses too) — a bootstrap resample
+    is the weighting by its multiplicities.
 
     ``kind`` is the class of the statistics returned (:class:`torchspectral.Moments` gives them their metrics).
+    The rows are centred once on their mean; ``point`` is the statistics of the rows themselves (weights all one).
+    The engines of :mod:`torchspectral.bootstrap` read the per-row quantities directly: ``xc``, ``yc`` (centred
+    rows), ``a``, ``b`` (their squared norms, float64), ``x_hat``, ``y_hat``, ``cos``, ``l2i`` (float64).
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, kind: type[MomentStatistics] = MomentStatistics) -> None:
-        m = kind.from_data(x, y, metric="bootstrap")
         cdt = compute_dtype(x, y)
+        x, y = x.to(cdt), y.to(cdt)
+        self.rows = row_quantities(x, y, ALL_GROUPS, x.mean(0), y.mean(0))
+        self.kind = kind
         self.d_x, self.d_y, self.n = x.shape[1], y.shape[1], x.shape[0]
-        self.shift_x, self.shift_y = m.mean_x, m.mean_y
-        self.xc = x.to(cdt) - self.shift_x.to(cdt)
-        self.yc = y.to(cdt) - self.shift_y.to(cdt)
-        self.a = (torch.linalg.vector_norm(self.xc, dim=1) ** 2).double()
-        self.b = (torch.linalg.vector_norm(self.yc, dim=1) ** 2).double()
-        norm_x, norm_y = torch.linalg.vector_norm(x.to(cdt), dim=1), torch.linalg.vector_norm(y.to(cdt), dim=1)
-        self.zero_x, self.zero_y = (norm_x == 0).double(), (norm_y == 0).double()
-        self.x_hat = x.to(cdt) / torch.where(norm_x > 0, norm_x, 1.0)[:, None]
-        self.y_hat = y.to(cdt) / torch.where(norm_y > 0, norm_y, 1.0)[:, None]
-        if self.d_x == self.d_y:
-            self.cos = (self.x_hat * self.y_hat).sum(1).double()
-            self.l2i = torch.linalg.vector_norm(self.x_hat - self.y_hat, dim=1).double()
-        else:
-            self.cos = self.l2i = torch.zeros(self.n, dtype=torch.float64, device=x.device)
-        self.point = m
+        self.point = self._statistics(None)
+        f64 = {"dtype": torch.float64, "device": x.device}
+        r = self.rows
+        self.xc, self.yc = r.xc, r.yc
+        self.a, self.b = r.a.double(), r.b.double()
+        self.x_hat, self.y_hat = x * r.inv_x[:, None], y * r.inv_y[:, None]
+        self.cos = r.cos.double() if r.cos is not None else torch.zeros(self.n, **f64)
+        self.l2i = r.dist.double() if r.dist is not None else torch.zeros(self.n, **f64)
+
+    def _statistics(self, weights: torch.Tensor | None) -> MomentStatistics:
+        r = self.rows
+        return self.kind(
+            d_x=self.d_x, d_y=self.d_y, device=r.centre_x.device, n=self.n,
+            shift_x=r.centre_x.double(), shift_y=r.centre_y.double(), sums=sums_of_rows(r, ALL_GROUPS, weights),
+        )  # fmt: skip
 
     def moments(self, weights: torch.Tensor) -> MomentStatistics:
         """The statistics (of class ``kind``) of the resample with these multiplicities (float64, n, summing to n)."""
-        drawn = torch.nonzero(weights).squeeze(1)
-        pick = lambda t: torch.index_select(t, 0, drawn)  # noqa: E731  (faster than t[drawn] on CPU)
-        w = pick(weights)
-        xc, yc = pick(self.xc), pick(self.yc)
-        wc = w.to(xc.dtype)
-        a, b = pick(self.a), pick(self.b)
-        xw, yw = xc * wc[:, None], yc * wc[:, None]
-        sums = {
-            "sum_x": (xc.T @ wc).double(),
-            "sum_y": (yc.T @ wc).double(),
-            "sum_xx": (xc.T @ xw).double(),
-            "sum_xy": (xw.T @ yc).double(),
-            "sum_yy": (yc.T @ yw).double(),
-            "sum_a": w @ a,
-            "sum_b": w @ b,
-            "sum_ab": w @ (a * b),
-            "sum_aa": w @ (a * a),
-            "sum_bb": w @ (b * b),
-            "sum_a_x": (xw.T @ a.to(xw.dtype)).double(),
-            "sum_a_y": (yw.T @ a.to(yw.dtype)).double(),
-            "sum_b_x": (xw.T @ b.to(xw.dtype)).double(),
-            "sum_b_y": (yw.T @ b.to(yw.dtype)).double(),
-            # Full-length products here: a GEMV over all rows is cheaper than gathering the drawn ones.
-            "sum_xhat": (self.x_hat.T @ weights.to(self.x_hat.dtype)).double(),
-            "sum_yhat": (self.y_hat.T @ weights.to(self.y_hat.dtype)).double(),
-            "sum_dot": weights @ self.cos,
-            "sum_l2i": weights @ self.l2i,
-            "zero_norm_x": weights @ self.zero_x,
-            "zero_norm_y": weights @ self.zero_y,
-            "pairs_f32": weights.sum() if self.xc.dtype == torch.float32 else weights.new_zeros(()),
-        }
-        return type(self.point)(
-            d_x=self.d_x, d_y=self.d_y, device=self.xc.device, n=self.n,
-            shift_x=self.shift_x, shift_y=self.shift_y, sums=sums,
-        )  # fmt: skip
+        return self._statistics(weights)
