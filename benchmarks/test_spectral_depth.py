@@ -26,7 +26,7 @@ import torch
 
 import torchspectral as ts
 from torchspectral.bootstrap import resample_indices
-from torchspectral.bootstrap_algebra import ALGEBRA_METRICS
+from torchspectral.bootstrap._algebra import ALGEBRA_METRICS
 
 N_PAIRS, D = 1_000_000, 768
 

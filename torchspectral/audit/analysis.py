@@ -82,7 +82,7 @@ def analyse_run(
         ritz_rank: > 0 approximates the SAS replicates by Rayleigh–Ritz in the run's top-``ritz_rank`` eigenvectors
             per anchor (O(n·k²) per replicate instead of two d×d eigendecompositions). Measured at n = 5,000,
             d = 768 on planted data with a noise bulk: endpoints off by up to 1.8e-2, about one interval width
-            (:mod:`torchspectral.bootstrap_ritz`). 0 (default) = exact replicates.
+            (:mod:`torchspectral.bootstrap._ritz`). 0 (default) = exact replicates.
 
     Raises:
         ValueError: on inputs the metrics reject (too few pairs, zero variance, non-finite values, …),

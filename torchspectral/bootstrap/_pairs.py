@@ -1,4 +1,4 @@
-"""Bootstrap confidence intervals for the moment metrics, and a permutation null for ΔSAS (SPEC §9).
+"""The pair bootstrap of the moment metrics (SPEC §9): ``bootstrap``, its result, and the replicate loop.
 
 Bootstrap: resampling n pairs with replacement is a vector of multiplicities w (Σw = n), and every
 sufficient statistic of the resample is a w-weighted sum over the original rows. So each replicate
@@ -10,36 +10,32 @@ decomposed in batches of B×d×d. Same seed ⇒ the same resamples as the naive 
 That is ``engine="moments"``; it costs O(n·d²) per replicate, like the naive loop.
 
 The default ``engine="algebraic"`` computes the metrics that are not spectral without any d×d matrix per
-replicate, still exactly (:mod:`torchspectral.bootstrap_algebra`): the gap family is linear in the
+replicate, still exactly (:mod:`torchspectral.bootstrap._algebra`): the gap family is linear in the
 multiplicities (one GEMM for all B), linear CKA (biased, unbiased) and CORAL are quadratic forms in them
 (O(n²) per replicate). SAS needs each replicate's eigenvectors; it gets them exactly from two weighted
-Grams per replicate and nothing else of the moments (:mod:`torchspectral.bootstrap_sas`), unless
-``ritz_rank`` opts it into a Rayleigh–Ritz approximation (:mod:`torchspectral.bootstrap_ritz`). SVCCA keeps
+Grams per replicate and nothing else of the moments (:mod:`torchspectral.bootstrap._exact_sas`), unless
+``ritz_rank`` opts it into a Rayleigh–Ritz approximation (:mod:`torchspectral.bootstrap._ritz`). SVCCA keeps
 the weighted-moment path.
-
-Permutation null for ΔSAS: shuffling the pairing leaves Σ_x, Σ_y and so every eigenbasis, active set
-and σ²_k unchanged; only the cross-moments ``v_kᵀΣ_xy v_k`` change, and those are means of products
-of projections computed once. Each permutation therefore costs O(n·|A|), not a new decomposition.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from torchspectral import bootstrap_algebra
-from torchspectral.bootstrap_algebra import LINEAR_METRICS, QUADRATIC_METRICS, linear_replicates
-from torchspectral.bootstrap_ritz import ritz_sas_replicates
-from torchspectral.bootstrap_sas import exact_sas_replicates
-from torchspectral.functional.sas import anchor_modes
+from torchspectral.bootstrap import _algebra
+from torchspectral.bootstrap._algebra import LINEAR_METRICS, QUADRATIC_METRICS, linear_replicates
+from torchspectral.bootstrap._exact_sas import exact_sas_replicates
+from torchspectral.bootstrap._resampling import resample_counts
+from torchspectral.bootstrap._ritz import ritz_sas_replicates
 from torchspectral.moments import Moments
 
 # The metrics a pair bootstrap resamples are the moment metrics of the registry (re-exported here).
 from torchspectral.registry import MOMENT_METRICS, SAME_DIM_METRICS, compute_moment_metrics
-from torchspectral.spectral import SAS_METRICS, active_masks, eigh_descending, sas_score
+from torchspectral.spectral import SAS_METRICS, eigh_descending
 from torchspectral.stats.weighted import WeightedRows
 from torchspectral.validation import check_pair, check_q
 
@@ -48,9 +44,6 @@ INTERVAL_METHODS = ("percentile", "basic")
 ENGINES = ("algebraic", "moments")
 # The engine names of the previous release: one more release, with a DeprecationWarning.
 DEPRECATED_ENGINES = {"fast": "algebraic", "exact": "moments"}
-# Replicates resampled together: a block's counts matrix is COUNTS_BLOCK × n float64 (164 MB at n = 20,000), and the
-# fast engine forms its sample-space Grams once per block.
-COUNTS_BLOCK = 1024
 # Replicates whose covariances are decomposed together: B×d×d float64 at d=768 is 4.7 MB per matrix.
 EIGH_BATCH = 32
 
@@ -75,34 +68,6 @@ class BootstrapResult:
         for name, value in self.estimate.items():
             lines.append(f"| {name} | {value:.4g} | {self.low[name]:.4g} | {self.high[name]:.4g} |")
         return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class PermutationResult:
-    """Observed ΔSAS, its null distribution under shuffled pairs, and the two-sided p-value."""
-
-    observed: float
-    null: torch.Tensor
-    p_value: float
-
-
-def resample_indices(n: int, n_boot: int, seed: int) -> Iterator[torch.Tensor]:
-    """The row indices of each bootstrap resample (the naive loop and `bootstrap` share them)."""
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(n_boot):
-        yield torch.randint(n, (n,), generator=generator)
-
-
-def resample_counts(n: int, n_boot: int, seed: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
-    """Multiplicities of the resamples of :func:`resample_indices`, float64 blocks of ≤ COUNTS_BLOCK rows (b, n)."""
-    block: list[torch.Tensor] = []
-    for idx in resample_indices(n, n_boot, seed):
-        block.append(torch.bincount(idx, minlength=n))
-        if len(block) == COUNTS_BLOCK:
-            yield torch.stack(block).to(device=device, dtype=torch.float64)
-            block = []
-    if block:
-        yield torch.stack(block).to(device=device, dtype=torch.float64)
 
 
 def _require_replicate_variance(rows: WeightedRows, counts: torch.Tensor, start: int) -> None:
@@ -170,15 +135,15 @@ def bootstrap(
             "algebraic" (default; "fast" before, still accepted with a DeprecationWarning): each metric by its
             cheapest exact route — the gap family (O(n) per replicate, one GEMM for all B) and linear CKA
             biased, unbiased and CORAL (quadratic forms in the counts, O(n²) per replicate instead of O(n·d²);
-            see :mod:`torchspectral.bootstrap_algebra`); SAS, which needs each replicate's eigenvectors, from
-            two weighted Grams per replicate (:mod:`torchspectral.bootstrap_sas`); SVCCA through weighted
+            see :mod:`torchspectral.bootstrap._algebra`); SAS, which needs each replicate's eigenvectors, from
+            two weighted Grams per replicate (:mod:`torchspectral.bootstrap._exact_sas`); SVCCA through weighted
             moments as in "moments" — and then CKA and CORAL too, since they come free with those moments,
-            as they do when d is small against n (:func:`~torchspectral.bootstrap_algebra.quadratic_forms_pay_off`).
+            as they do when d is small against n (:func:`~torchspectral._algebra.quadratic_forms_pay_off`).
             "moments" ("exact" before, still accepted with a DeprecationWarning): every metric from the
             replicate's weighted moments (one weighted d×d Gram per replicate, spectra decomposed in batches).
         ritz_rank: 0 (default) = off, exact SAS replicates. k > 0 opts SAS into an approximation with
             engine="algebraic": Rayleigh–Ritz in the full sample's top
-            ``ritz_rank`` eigenvectors of each anchor, O(n·k²) per replicate (:mod:`torchspectral.bootstrap_ritz`).
+            ``ritz_rank`` eigenvectors of each anchor, O(n·k²) per replicate (:mod:`torchspectral.bootstrap._ritz`).
             Exact only when ``ritz_rank ≥ d``. Otherwise the error depends on the spectrum: ≈3e-4 on a
             power-law spectrum at n = 20,000, but endpoints off by up to 1.8e-2 — about one interval width — on
             planted data with a noise bulk at n = 5,000, d = 768 (measured, README). Compare with the default on
@@ -230,7 +195,7 @@ def bootstrap(
     # SVCCA needs the full weighted moments of each replicate; then CKA and CORAL come free with them. The
     # weighted Gram is also cheaper than the O(n²) forms of CKA and CORAL when d is small against n.
     needs_svcca = "svcca" in names
-    forms = not needs_svcca and bootstrap_algebra.quadratic_forms_pay_off(x.shape[0], x.shape[1], y.shape[1])
+    forms = not needs_svcca and _algebra.quadratic_forms_pay_off(x.shape[0], x.shape[1], y.shape[1])
     moments_formed = needs_svcca or (not forms and any(name in QUADRATIC_METRICS for name in names))
     # Where the moments are formed anyway, their spectra serve SAS too (unless Ritz is asked for).
     fast_names = list(LINEAR_METRICS) + list(SAS_METRICS if ritz_rank or not moments_formed else ())
@@ -261,7 +226,7 @@ def bootstrap(
                 if any(name in SAS_METRICS for name in algebra):
                     _require_replicate_variance(rows, counts, start=done)
                 values_now = linear_replicates(rows, counts, algebra)
-                values_now.update(bootstrap_algebra.quadratic_replicates(rows, counts, algebra))
+                values_now.update(_algebra.quadratic_replicates(rows, counts, algebra))
                 if ritz_rank:
                     values_now.update(ritz_sas_replicates(rows, counts, algebra, q, ritz_rank))
                 else:
@@ -290,51 +255,3 @@ def bootstrap(
         seed=seed,
         method=method,
     )
-
-
-def permutation_test(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    n_perm: int = 1000,
-    seed: int = 0,
-    q: float = 0.1,
-    eps: float = 1e-8,
-    *,
-    nan_policy: str = "raise",
-) -> PermutationResult:
-    """Permutation null for ΔSAS = SAS_{X→Y} − SAS_{Y→X}: shuffle the pairing, recompute, compare.
-
-    p-value (two-sided) = (1 + #{|ΔSAS_π| ≥ |ΔSAS|}) / (1 + n_perm).
-
-    Example:
-        >>> import torch, torchspectral as ts
-        >>> x = torch.randn(400, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-        >>> r = ts.permutation_test(x, x @ torch.diag(torch.arange(1.0, 7.0, dtype=torch.float64)), n_perm=99)
-        >>> r.null.shape, r.p_value
-        (torch.Size([99]), 0.01)
-    """
-    x, y = check_pair(x, y, "permutation_test", same_dim="SAS needs one shared space", nan_policy=nan_policy)
-    check_q(q, "permutation_test")
-    if not isinstance(n_perm, int) or n_perm < 1:
-        raise ValueError(f"permutation_test: n_perm must be a positive integer, got {n_perm!r}")
-    with torch.no_grad():
-        m = Moments.from_data(x, y, metric="permutation_test")
-        observed = float(m.spectral_alignment(q=q, eps=eps).imbalance)
-        xc, yc = x.double() - m.mean_x, y.double() - m.mean_y
-        directions = []
-        for anchor in ("x", "y"):
-            modes = anchor_modes(m, anchor, eps)
-            active = active_masks(modes.eigenvalues, q)[0]
-            vectors, lam = modes.eigenvectors[:, active], modes.eigenvalues[active]
-            directions.append((xc @ vectors, yc @ vectors, lam, modes.other_variance[active]))
-        generator = torch.Generator().manual_seed(seed)
-        null = torch.empty(n_perm, dtype=torch.float64)
-        for i in range(n_perm):
-            perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
-            scores = []
-            for zx, zy, lam, other_variance in directions:
-                # Permuting the pairing changes only the cross terms; λ and σ² are the unpermuted ones.
-                scores.append(sas_score(lam, (zx * zy[perm]).mean(0), other_variance, eps)[0])
-            null[i] = scores[0] - scores[1]
-    exceed = int((null.abs() >= abs(observed)).sum())
-    return PermutationResult(observed=observed, null=null, p_value=(1 + exceed) / (1 + n_perm))

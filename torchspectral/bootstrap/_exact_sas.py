@@ -11,7 +11,7 @@ The replicate values are those of ``engine="moments"`` up to rounding.
 This is still O(n·d² + d³) per replicate: at n = 5,000, d = 768 on two CPU cores ≈0.30 s, of which
 the two float64 eigendecompositions take 0.19 s, the two Grams 0.08 s (running the two eigensolvers in
 two threads gained nothing: LAPACK already uses both cores at this size). Every replicate has its own
-eigenvectors and we know no exact shortcut; the Rayleigh–Ritz one of :mod:`torchspectral.bootstrap_ritz`
+eigenvectors and we know no exact shortcut; the Rayleigh–Ritz one of :mod:`torchspectral.bootstrap._ritz`
 was measured off by about a whole interval width on spectra with a noise bulk.
 """
 
