@@ -6,16 +6,97 @@ learns which metric refused and why, instead of getting NaN out of a covariance.
 Finite values can still be too large for the arithmetic: float32 embeddings at 1e20 have squares that
 overflow float32. Such inputs are moved to float64, where every metric is computed correctly; values too
 large even for float64 are refused with an error that says so (:func:`within_range`).
+
+Checks of *values* (finite, in range, non-zero variance, non-zero rows) read the data on the host: on CUDA each
+is a synchronisation. They run by default; ``validate_args=False`` on a functional metric, or the losses' and
+metrics' default ``validate_args="first"`` after their first call, turns them off (:func:`value_checks`), and
+then bad values give NaN or Inf like any torch op instead of an error. Checks of shapes, dtypes and devices
+cost nothing and always run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
+import inspect
 import math
 import numbers
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import torch
 
 NAN_POLICIES = ("raise", "omit")
+# validate_args of the losses and streaming metrics: every call, never, or the first call only (the default).
+VALIDATE_MODES = (True, False, "first")
+
+_CHECK_VALUES = contextvars.ContextVar("torchspectral_check_values", default=True)
+
+
+def checking_values() -> bool:
+    """Whether checks that read values on the host run here (see :func:`value_checks`)."""
+    return _CHECK_VALUES.get()
+
+
+@contextlib.contextmanager
+def value_checks(enabled: bool) -> Iterator[None]:
+    """Run the enclosed computation with the host-reading value checks on or off (restored on exit)."""
+    token = _CHECK_VALUES.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _CHECK_VALUES.reset(token)
+
+
+F = TypeVar("F", bound=Callable)
+
+
+def with_validate_args(fn: F) -> F:
+    """Give a functional metric the keyword ``validate_args: bool = True``.
+
+    ``validate_args=False`` skips the checks that read values (finiteness, range, zero variance, zero rows; one
+    host synchronisation each on CUDA): for training loops and benchmarks on data already checked. Bad values
+    then give NaN or Inf. ``nan_policy="omit"`` needs the values and is refused with ``validate_args=False``.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, validate_args: bool = True, **kwargs):
+        if not isinstance(validate_args, bool):
+            raise TypeError(f"{fn.__name__}: validate_args must be True or False, got {validate_args!r}")
+        if not validate_args and kwargs.get("nan_policy", "raise") == "omit":
+            raise ValueError(f"{fn.__name__}: nan_policy='omit' needs the values checked; pass validate_args=True")
+        with value_checks(validate_args and checking_values()):
+            return fn(*args, **kwargs)
+
+    signature = inspect.signature(fn)
+    keyword = inspect.Parameter("validate_args", inspect.Parameter.KEYWORD_ONLY, default=True, annotation="bool")
+    parameters = list(signature.parameters.values())
+    at = next((i for i, p in enumerate(parameters) if p.kind is inspect.Parameter.VAR_KEYWORD), len(parameters))
+    wrapper.__signature__ = signature.replace(parameters=[*parameters[:at], keyword, *parameters[at:]])
+    return wrapper  # type: ignore[return-value]
+
+
+class ValidatesArgs:
+    """For modules called once per step (losses, streaming metrics): ``validate_args`` True (every call), False
+    (never) or ``"first"`` (the first call only: a wrong input is caught at once, and later steps do not
+    synchronise the host). Use ``with self.step_checks(): ...`` around the step. Inside an enclosing step whose
+    checks are off (a loss made of losses), they are off here too."""
+
+    def _set_validate_args(self, validate_args: bool | str, name: str) -> None:
+        if not (isinstance(validate_args, bool) or (isinstance(validate_args, str) and validate_args == "first")):
+            raise ValueError(f"{name}: validate_args must be True, False or 'first', got {validate_args!r}")
+        self.validate_args = validate_args
+        self._args_validated = False
+
+    @contextlib.contextmanager
+    def step_checks(self) -> Iterator[None]:
+        check = self.validate_args is True or (self.validate_args == "first" and not self._args_validated)
+        check = check and checking_values()
+        with value_checks(check):
+            yield
+        if check:
+            self._args_validated = True
 
 
 def check_matrix(t: torch.Tensor, name: str, metric: str) -> None:
@@ -56,6 +137,8 @@ def check_pair(
         raise ValueError(f"{metric}: x is on {x.device} but y is on {y.device}")
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"{metric}: nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+    if not checking_values():
+        return x, y
     n, d = x.shape[0], max(x.shape[1], y.shape[1])
     if usable_as_is(n, d, x, y):
         return x, y
@@ -89,6 +172,8 @@ def check_sample(t: torch.Tensor, name: str, metric: str, nan_policy: str = "rai
     check_matrix(t, name, metric)
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"{metric}: nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+    if not checking_values():
+        return t
     if usable_as_is(*t.shape, t):
         return t
     finite = finite_rows(t)

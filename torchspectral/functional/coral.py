@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from torchspectral.stats import MomentStatistics
+from torchspectral.validation import with_validate_args
 
 SAME_DIM_REASON = "CORAL subtracts the two covariance matrices"
 SCALES = ("deep", "frobenius")
@@ -30,6 +31,7 @@ def coral_from_moments(m: MomentStatistics, scale: str = "deep") -> torch.Tensor
     return torch.sqrt(squared)
 
 
+@with_validate_args
 def coral(x: torch.Tensor, y: torch.Tensor, scale: str = "deep", *, nan_policy: str = "raise") -> torch.Tensor:
     """CORAL distance between the covariances of x and y (same d). Lower = more similar second-order structure.
 

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import torch
 
 from torchspectral import pairwise
-from torchspectral.validation import check_bandwidth, check_sample
+from torchspectral.validation import check_bandwidth, check_sample, with_validate_args
 
 ESTIMATORS = ("biased", "unbiased")
 
@@ -55,6 +55,7 @@ def resolve_sigmas(sigma: float | Sequence[float] | str, x: torch.Tensor, y: tor
     return [check_bandwidth(sigma, metric)]
 
 
+@with_validate_args
 def mmd(
     x: torch.Tensor,
     y: torch.Tensor,

@@ -14,6 +14,7 @@ import torch
 
 from torchspectral.spectral import inverse_std
 from torchspectral.stats import MomentStatistics
+from torchspectral.validation import with_validate_args
 
 # Whitening a direction whose variance is below this fraction of the largest would amplify noise by up to
 # 1/sqrt(RANK_RTOL) (the near-singular guard of SPEC §3).
@@ -76,6 +77,7 @@ def svcca_from_moments(m: MomentStatistics, keep: float | int = 0.99, standardiz
     return torch.linalg.svdvals(whitened).mean()
 
 
+@with_validate_args
 def svcca(
     x: torch.Tensor,
     y: torch.Tensor,

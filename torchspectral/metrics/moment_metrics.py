@@ -16,17 +16,24 @@ import torch
 from torchmetrics import Metric
 
 from torchspectral.moments import Moments, merge_flat
+from torchspectral.validation import ValidatesArgs
 
 
-class MomentMetric(Metric):
-    """Base class: accumulates ``Moments`` of paired embeddings (B, d_x), (B, d_y) over ``update`` calls."""
+class MomentMetric(ValidatesArgs, Metric):
+    """Base class: accumulates ``Moments`` of paired embeddings (B, d_x), (B, d_y) over ``update`` calls.
+
+    ``validate_args``: ``"first"`` (default) checks the values of the first batch (finite, within range; a host
+    synchronisation each on CUDA), True every batch, False none. ``compute`` always refuses a state that is not
+    finite — a later batch held NaN or Inf — and says so, so nothing unchecked comes out as a silent NaN.
+    """
 
     is_differentiable = True
     higher_is_better: bool | None = None
     full_state_update = False
 
-    def __init__(self, d_x: int, d_y: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, d_x: int, d_y: int | None = None, *, validate_args: bool | str = "first", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._set_validate_args(validate_args, type(self).__name__)
         d_y = d_x if d_y is None else d_y
         if not (isinstance(d_x, int) and isinstance(d_y, int) and d_x > 0 and d_y > 0):
             raise ValueError(f"{type(self).__name__}: d_x and d_y must be positive integers, got {d_x}, {d_y}")
@@ -35,7 +42,8 @@ class MomentMetric(Metric):
         self.add_state("moments", default=Moments(d_x, d_y).to_flat(), dist_reduce_fx=merge)
 
     def update(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        batch = Moments.from_data(x, y, metric=type(self).__name__)
+        with self.step_checks():
+            batch = Moments.from_data(x, y, metric=type(self).__name__)
         if (batch.d_x, batch.d_y) != (self.d_x, self.d_y):
             raise ValueError(
                 f"{type(self).__name__}: built for (d_x, d_y) = ({self.d_x}, {self.d_y}), "
@@ -43,17 +51,28 @@ class MomentMetric(Metric):
             )
         # In place: the batch moves to the state's shift and its sums are added to the flat state, which is never
         # rebuilt (the state is (1 + d_x + d_y + sums) float64 values: 4.7 MB at d = 768).
-        held = self.accumulated()  # views into self.moments
-        if held.n == 0:  # nothing held yet: take the batch's shift, so nothing needs moving
-            self.moments[1 : 1 + self.d_x + self.d_y] = torch.cat([batch.shift_x, batch.shift_y])
-            held = self.accumulated()
-        increment = batch.reshifted(held.shift_x, held.shift_y).to_flat()
+        # Nothing held yet: take the batch's shift, so nothing needs moving. Decided on the device (torch.where), not
+        # by reading the count on the host.
+        shifts = slice(1, 1 + self.d_x + self.d_y)
+        shift = torch.where(self.moments[0] == 0, torch.cat([batch.shift_x, batch.shift_y]), self.moments[shifts])
+        self.moments[shifts] = shift
+        increment = batch.reshifted(shift[: self.d_x], shift[self.d_x :]).to_flat()
         increment[1 : 1 + self.d_x + self.d_y] = 0.0  # the shift is the state's, not a sum
         self.moments += increment  # increment[0] is the batch's pair count
 
     def accumulated(self) -> Moments:
         """The Moments held so far (on this rank, or synced after ``compute``)."""
         return Moments.from_flat(self.moments, self.d_x, self.d_y)
+
+    def _finite_statistics(self) -> Moments:
+        """The Moments to compute from, refused if a batch whose values were not checked held NaN or Inf."""
+        if not bool(torch.isfinite(self.moments).all()):
+            raise ValueError(
+                f"{type(self).__name__}: the accumulated statistics are not finite: a batch passed to update held "
+                "NaN or Inf (only the first batch is checked with validate_args='first'; pass validate_args=True "
+                "to find which)"
+            )
+        return self.accumulated()
 
 
 class SpectralAlignment(MomentMetric):
@@ -75,7 +94,7 @@ class SpectralAlignment(MomentMetric):
         self.q = q
 
     def compute(self) -> dict[str, torch.Tensor]:
-        r = self.accumulated().spectral_alignment(q=self.q)
+        r = self._finite_statistics().spectral_alignment(q=self.q)
         return {"x_to_y": r.x_to_y, "y_to_x": r.y_to_x, "symmetric": r.symmetric, "imbalance": r.imbalance}
 
 
@@ -87,7 +106,7 @@ class CKA(MomentMetric):
         self.unbiased = unbiased
 
     def compute(self) -> torch.Tensor:
-        return self.accumulated().cka(unbiased=self.unbiased)
+        return self._finite_statistics().cka(unbiased=self.unbiased)
 
 
 class ModalityGap(MomentMetric):
@@ -98,7 +117,7 @@ class ModalityGap(MomentMetric):
         super().__init__(d, d, **kwargs)
 
     def compute(self) -> dict[str, torch.Tensor]:
-        m = self.accumulated()
+        m = self._finite_statistics()
         return {
             "modality_gap": m.modality_gap(),
             "l2i": m.l2i(),
@@ -116,5 +135,5 @@ class AlignmentMetrics(MomentMetric):
         self.preset = preset
 
     def compute(self) -> dict[str, torch.Tensor]:
-        report = self.accumulated().report(preset=self.preset)
+        report = self._finite_statistics().report(preset=self.preset)
         return {name: torch.tensor(value, dtype=torch.float64) for name, value in report.items()}

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchspectral.validation import check_pair, compute_dtype
+from torchspectral.nn.base import Loss
+from torchspectral.validation import check_pair, checking_values, compute_dtype
 
 
 def normalised_pair(x: torch.Tensor, y: torch.Tensor, normalize: bool, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -24,13 +25,13 @@ def normalised_pair(x: torch.Tensor, y: torch.Tensor, normalize: bool, name: str
     if not normalize:
         return x, y
     norm_x, norm_y = torch.linalg.vector_norm(x, dim=1), torch.linalg.vector_norm(y, dim=1)
-    zero_x, zero_y = int((norm_x == 0).sum()), int((norm_y == 0).sum())
+    zero_x, zero_y = (int((norm_x == 0).sum()), int((norm_y == 0).sum())) if checking_values() else (0, 0)
     if zero_x or zero_y:
         raise ValueError(f"{name}: rows with zero norm cannot be L2-normalised ({zero_x} in x, {zero_y} in y)")
     return x / norm_x[:, None], y / norm_y[:, None]
 
 
-class CLIPLoss(nn.Module):
+class CLIPLoss(Loss):
     """Symmetric InfoNCE: the mean of the row- and column-wise cross-entropies of ``x̂ŷᵀ/τ``.
 
     ``L = ½ [CE(x̂ŷᵀ/τ, I) + CE(ŷx̂ᵀ/τ, I)]``, true pairs on the diagonal. τ = 0.1 fixed by default;
@@ -46,8 +47,15 @@ class CLIPLoss(nn.Module):
         True
     """
 
-    def __init__(self, temperature: float = 0.1, learnable_temperature: bool = False, normalize: bool = True) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        learnable_temperature: bool = False,
+        normalize: bool = True,
+        *,
+        validate_args: bool | str = "first",
+    ) -> None:
+        super().__init__(validate_args)
         if not temperature > 0:
             raise ValueError(f"CLIPLoss: temperature must be positive, got {temperature}")
         # A fixed τ stays a Python float: no rounding to the parameter dtype, no device to follow.
@@ -66,7 +74,7 @@ class CLIPLoss(nn.Module):
         return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
-class SigLIPLoss(nn.Module):
+class SigLIPLoss(Loss):
     """Pairwise sigmoid loss (Zhai et al. 2023): ``−(1/B) Σ_ij log σ(z_ij (t·x̂_i·ŷ_j + b))``.
 
     z_ij = +1 on the diagonal (true pairs), −1 off it.
@@ -77,9 +85,15 @@ class SigLIPLoss(nn.Module):
     """
 
     def __init__(
-        self, scale: float = 10.0, bias: float = -10.0, learnable: bool = True, normalize: bool = True
+        self,
+        scale: float = 10.0,
+        bias: float = -10.0,
+        learnable: bool = True,
+        normalize: bool = True,
+        *,
+        validate_args: bool | str = "first",
     ) -> None:
-        super().__init__()
+        super().__init__(validate_args)
         if not scale > 0:
             raise ValueError(f"SigLIPLoss: scale must be positive, got {scale}")
         log_scale, b = torch.tensor(math.log(scale)), torch.tensor(float(bias))

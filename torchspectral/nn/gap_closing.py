@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
+from torchspectral.nn.base import Loss
 from torchspectral.nn.contrastive import CLIPLoss, normalised_pair
+from torchspectral.validation import checking_values
 
 
-class AlignTruePairsLoss(nn.Module):
+class AlignTruePairsLoss(Loss):
     """``mean_i ‖x̂_i − ŷ_i‖^α`` (α = 2 by default). Shape: x (B, d), y (B, d) → ().
 
     Example:
@@ -26,8 +27,8 @@ class AlignTruePairsLoss(nn.Module):
         0.0
     """
 
-    def __init__(self, alpha: float = 2.0, normalize: bool = True) -> None:
-        super().__init__()
+    def __init__(self, alpha: float = 2.0, normalize: bool = True, *, validate_args: bool | str = "first") -> None:
+        super().__init__(validate_args)
         if not alpha > 0:
             raise ValueError(f"AlignTruePairsLoss: alpha must be positive, got {alpha}")
         self.alpha, self.normalize = float(alpha), normalize
@@ -39,15 +40,15 @@ class AlignTruePairsLoss(nn.Module):
         return (squared if self.alpha == 2.0 else squared ** (self.alpha / 2)).mean()
 
 
-class CentroidUniformityLoss(nn.Module):
+class CentroidUniformityLoss(Loss):
     """``log mean_{i<j} exp(−t‖c_i − c_j‖²)`` over normalised pair centroids c_i (t = 2). Needs B ≥ 2.
 
     Uses ``‖c_i − c_j‖² = 2 − 2⟨c_i, c_j⟩`` (unit vectors) and a logsumexp over the strict upper triangle,
     so it stays finite for large batches (B = 8192 is tested). Shape: x (B, d), y (B, d) → ().
     """
 
-    def __init__(self, t: float = 2.0, normalize: bool = True) -> None:
-        super().__init__()
+    def __init__(self, t: float = 2.0, normalize: bool = True, *, validate_args: bool | str = "first") -> None:
+        super().__init__(validate_args)
         if not t > 0:
             raise ValueError(f"CentroidUniformityLoss: t must be positive, got {t}")
         self.t, self.normalize = float(t), normalize
@@ -59,12 +60,13 @@ class CentroidUniformityLoss(nn.Module):
             raise ValueError(f"CentroidUniformityLoss: needs at least 2 pairs (it averages over i < j), got {b}")
         mid = (x + y) / 2
         norm = torch.linalg.vector_norm(mid, dim=1)
-        if bool((norm == 0).any()):
+        if checking_values() and bool((norm == 0).any()):
             raise ValueError("CentroidUniformityLoss: a pair with x̂_i = −ŷ_i has no centroid direction")
         c = mid / norm[:, None]
         exponent = -self.t * (2 - 2 * (c @ c.T))
-        upper = torch.ones(b, b, dtype=torch.bool, device=x.device).triu(1)
-        return torch.logsumexp(exponent[upper], dim=0) - math.log(b * (b - 1) / 2)
+        # Index pairs, not a boolean mask: masked indexing counts the selected entries on the host.
+        i, j = torch.triu_indices(b, b, 1, device=x.device)
+        return torch.logsumexp(exponent[i, j], dim=0) - math.log(b * (b - 1) / 2)
 
 
 def paper_schedule(progress: float) -> tuple[float, float]:
@@ -82,7 +84,7 @@ def paper_schedule(progress: float) -> tuple[float, float]:
     return lambda_atp, lambda_cu
 
 
-class GapClosingLoss(nn.Module):
+class GapClosingLoss(Loss):
     """``L_CLIP + λ1·L_ATP + λ2·L_CU``; weights constant (λ1 = λ2 = 1) or ``schedule="paper"``.
 
     With a schedule, pass ``progress`` (fraction of training done, in [0, 1]) to ``forward``.
@@ -103,8 +105,10 @@ class GapClosingLoss(nn.Module):
         schedule: str | None = None,
         temperature: float = 0.1,
         learnable_temperature: bool = False,
+        *,
+        validate_args: bool | str = "first",
     ) -> None:
-        super().__init__()
+        super().__init__(validate_args)
         if schedule not in (None, "paper"):
             raise ValueError(f"GapClosingLoss: schedule must be None or 'paper', got {schedule!r}")
         self.lambda_atp, self.lambda_cu, self.schedule = float(lambda_atp), float(lambda_cu), schedule

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 import torchspectral.functional as F
 from torchspectral.distributed import require_initialised
@@ -17,17 +16,18 @@ from torchspectral.functional.cka import linear_cka_from_moments, linear_cka_nee
 from torchspectral.functional.sas import NEEDS as SAS_NEEDS
 from torchspectral.functional.sas import SAME_DIM_REASON, spectral_alignment_from_moments
 from torchspectral.moments import Moments, compute_dtype
+from torchspectral.nn.base import Loss
 from torchspectral.prior import SpectralPrior
 from torchspectral.spectral import active_masks, sas_score, sas_summaries
 from torchspectral.stats import MomentStatistics
-from torchspectral.validation import check_pair, check_q
+from torchspectral.validation import check_pair, check_q, checking_values
 
 BASES = ("batch", "frozen", "ema")
 # Buffers whose shape is only known once a basis exists (lazy, and |A| may change at a refresh).
 _BASIS_BUFFERS = ("mean_x", "mean_y", "basis_x", "basis_y", "ema_cov_x", "ema_cov_y")
 
 
-class SASLoss(nn.Module):
+class SASLoss(Loss):
     r"""``1 − SAS_sym`` (+ ``γ·|ΔSAS|`` to penalise a one-sided alignment), optionally without a per-step eigh.
 
     ``SAS_sym = ½(SAS_{X→Y} + SAS_{Y→X})`` and ``ΔSAS = SAS_{X→Y} − SAS_{Y→X}`` (SPEC §1); each direction
@@ -73,6 +73,8 @@ class SASLoss(nn.Module):
         momentum: EMA weight of the new batch for ``"ema"``, in (0, 1] (1 = the current batch only).
         sync_dist: compute on the all-reduced statistics of every rank (needs torch.distributed).
         process_group: the group to reduce over (None = the default group).
+        validate_args: ``"first"`` (default): check the input values on the first call only; True: every call;
+            False: never (see :class:`torchspectral.nn.base.Loss`).
 
     Shape: x (B, d), y (B, d) → ().
 
@@ -105,8 +107,9 @@ class SASLoss(nn.Module):
         momentum: float = 0.1,
         sync_dist: bool = False,
         process_group: Any = None,
+        validate_args: bool | str = "first",
     ) -> None:
-        super().__init__()
+        super().__init__(validate_args)
         if gamma < 0:
             raise ValueError(f"SASLoss: gamma must be ≥ 0, got {gamma}")
         if basis not in BASES:
@@ -134,6 +137,8 @@ class SASLoss(nn.Module):
             self.register_buffer(name, None)
         if basis == "ema":
             self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+            # The same count on the host, so the cadence needs no read of the buffer (a sync on CUDA) per step.
+            self._updates = 0
         else:
             self._freeze(reference)
 
@@ -158,7 +163,7 @@ class SASLoss(nn.Module):
         """The eigenvectors (d, |A|) of the q-active modes of a covariance, descending; no gradient."""
         eigenvalues, eigenvectors = torch.linalg.eigh(cov.detach().double())
         eigenvalues, eigenvectors = eigenvalues.flip(-1), eigenvectors.flip(-1)
-        if not bool(eigenvalues[0] > 0):
+        if checking_values() and not bool(eigenvalues[0] > 0):
             raise ValueError("SASLoss: the reference covariance is zero (every feature constant); no eigenbasis")
         return eigenvectors[:, active_masks(eigenvalues, self.q)[0]]
 
@@ -166,15 +171,16 @@ class SASLoss(nn.Module):
     def _update_ema(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Fold the batch (global batch with sync_dist) means and covariances into the EMA; refresh V_A on cadence."""
         mean_x, mean_y, cov_x, cov_y = _batch_covariances(x, y, self.sync_dist, self.process_group)
-        if self.num_updates == 0:
+        if self._updates == 0:
             self.mean_x, self.mean_y, self.ema_cov_x, self.ema_cov_y = mean_x, mean_y, cov_x, cov_y
         else:
             for name, new in (("mean_x", mean_x), ("mean_y", mean_y), ("ema_cov_x", cov_x), ("ema_cov_y", cov_y)):
                 getattr(self, name).lerp_(new.to(getattr(self, name)), self.momentum)
-        if self.num_updates % self.refresh_every == 0:
+        if self._updates % self.refresh_every == 0:
             self.basis_x = self._active_vectors(self.ema_cov_x)
             self.basis_y = self._active_vectors(self.ema_cov_y)
         self.num_updates += 1
+        self._updates += 1
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
         # The basis buffers are lazy (None before the first step) and |A| may change at a refresh: take the
@@ -186,6 +192,8 @@ class SASLoss(nn.Module):
                 device = current.device if current is not None else state_dict[key].device
                 self._buffers[name] = torch.empty_like(state_dict[key], device=device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if "num_updates" in self._buffers:
+            self._updates = int(self.num_updates)  # once per load, not per step
 
     # ------------------------------------------------------------------ the loss
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -248,7 +256,7 @@ def _batch_covariances(
     return m.mean_x, m.mean_y, m.covariance("x"), m.covariance("y")
 
 
-class CKALoss(nn.Module):
+class CKALoss(Loss):
     """``1 − CKA`` (linear or RBF, biased or unbiased). Shape: (B, d_x), (B, d_y) → ().
 
     ``sync_dist=True`` (linear kernel only: RBF CKA needs every pair, not additive statistics) computes
@@ -264,8 +272,9 @@ class CKALoss(nn.Module):
         *,
         sync_dist: bool = False,
         process_group: Any = None,
+        validate_args: bool | str = "first",
     ) -> None:
-        super().__init__()
+        super().__init__(validate_args)
         if sync_dist and kernel != "linear":
             raise ValueError(
                 f"CKALoss: sync_dist=True needs kernel='linear' (a function of additive moments), got {kernel!r}"
@@ -282,18 +291,24 @@ class CKALoss(nn.Module):
         return 1 - linear_cka_from_moments(m, unbiased=self.unbiased)
 
 
-class MMDLoss(nn.Module):
+class MMDLoss(Loss):
     """Squared RBF MMD between the two batches (they may differ in size). Shape: (B, d), (M, d) → ()."""
 
-    def __init__(self, sigma: float | str | list[float] = "median", estimator: str = "unbiased") -> None:
-        super().__init__()
+    def __init__(
+        self,
+        sigma: float | str | list[float] = "median",
+        estimator: str = "unbiased",
+        *,
+        validate_args: bool | str = "first",
+    ) -> None:
+        super().__init__(validate_args)
         self.sigma, self.estimator = sigma, estimator
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.mmd(x, y, sigma=self.sigma, estimator=self.estimator)
 
 
-class CORALLoss(nn.Module):
+class CORALLoss(Loss):
     """Deep CORAL, ``‖C_x − C_y‖²_F / (4d²)``. Shape: (B, d), (B, d) → ()."""
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
