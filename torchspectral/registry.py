@@ -30,10 +30,10 @@ from torchspectral.functional.gap import (
 )
 from torchspectral.functional.gap import NEEDS as GAP_NEEDS
 from torchspectral.functional.sas import NEEDS as SAS_NEEDS
-from torchspectral.functional.sas import spectral_alignment_from_moments
+from torchspectral.functional.sas import sas_scores_from_moments
 from torchspectral.functional.svcca import NEEDS as SVCCA_NEEDS
 from torchspectral.functional.svcca import svcca_from_moments
-from torchspectral.spectral import SAS_METRICS, sas_summaries
+from torchspectral.spectral import SAS_METRICS
 from torchspectral.stats import MomentStatistics
 
 __all__ = [
@@ -69,8 +69,7 @@ class MetricInfo:
 
 def _sas(direction: str) -> Callable[[MomentStatistics], torch.Tensor]:
     def compute(m: MomentStatistics) -> torch.Tensor:
-        result = spectral_alignment_from_moments(m)
-        return sas_summaries(result.x_to_y, result.y_to_x)[direction]
+        return sas_scores_from_moments(m)[direction]
 
     return compute
 
@@ -120,8 +119,7 @@ def compute_moment_metrics(m: MomentStatistics, names: Sequence[str], q: float =
         raise ValueError(f"unknown metrics {unknown}; the moment metrics are {MOMENT_METRICS}")
     out: dict[str, torch.Tensor] = {}
     if any(name in SAS_METRICS for name in names):
-        result = spectral_alignment_from_moments(m, q=q)
-        out.update(sas_summaries(result.x_to_y, result.y_to_x))
+        out.update(sas_scores_from_moments(m, q=q))
     for name in names:
         if name not in out:
             compute = METRICS[name].compute

@@ -21,7 +21,7 @@ from torchspectral.functional.gap import (
 )
 from torchspectral.functional.mmd import mmd
 from torchspectral.functional.retrieval import clean_retrieval_inputs, retrieval
-from torchspectral.functional.sas import spectral_alignment_from_moments
+from torchspectral.functional.sas import sas_scores_from_moments
 from torchspectral.functional.svcca import svcca_from_moments
 from torchspectral.stats import MomentStatistics
 from torchspectral.validation import check_pair
@@ -46,10 +46,7 @@ def report_from_moments(m: MomentStatistics, preset: str = "default") -> dict[st
     settings = PRESETS[preset]
     values: dict[str, torch.Tensor] = {}
     if m.same_dim:
-        sa = spectral_alignment_from_moments(m)
-        values.update(
-            sas_x_to_y=sa.x_to_y, sas_y_to_x=sa.y_to_x, sas_symmetric=sa.symmetric, sas_imbalance=sa.imbalance
-        )
+        values.update(sas_scores_from_moments(m))
     values["cka_linear"] = linear_cka_from_moments(m)
     values["cka_linear_unbiased"] = linear_cka_from_moments(m, unbiased=True)
     values["svcca"] = svcca_from_moments(m, **settings["svcca"])

@@ -73,9 +73,12 @@ class AnchorModes:
     rho: torch.Tensor
 
 
-def anchor_modes(m: MomentStatistics, anchor: str, eps: float = 1e-8) -> AnchorModes:
-    """Per-mode statistics with `anchor` ("x" or "y") as the anchor (SPEC §1 steps 1–2)."""
+def anchor_modes(m: MomentStatistics, anchor: str, eps: float = 1e-8, count: int | None = None) -> AnchorModes:
+    """Per-mode statistics with `anchor` ("x" or "y") as the anchor (SPEC §1 steps 1–2): every mode, or the
+    ``count`` leading ones (the projections cost d²·count instead of d³)."""
     eigenvalues, eigenvectors = m.spectrum(anchor)
+    if count is not None:
+        eigenvalues, eigenvectors = eigenvalues[:count], eigenvectors[:, :count]
     other = "y" if anchor == "x" else "x"
     # v_kᵀ Σ_xy v_k equals v_kᵀ Σ_yx v_k (a quadratic form ignores transposition), so one cross block serves both.
     cross = ((m.covariance("xy") @ eigenvectors) * eigenvectors).sum(0)
@@ -92,6 +95,28 @@ def _direction(
     masks = active_masks(modes.eigenvalues, q)
     score, _ = sas_score(modes.eigenvalues, modes.cross, modes.other_variance, eps, masks, signed)
     return score, modes.eigenvalues, modes.rho, masks
+
+
+def _active_direction(m: MomentStatistics, anchor: str, q: Q, eps: float, signed: bool) -> torch.Tensor:
+    """The score alone (Q,): only the active modes are projected. They are a prefix of the descending spectrum,
+    so the largest set's length (read on the host) bounds them all; at q = 0.1 that is a tenth of the d³ work."""
+    eigenvalues, _ = m.spectrum(anchor)
+    masks = active_masks(eigenvalues, q)
+    count = int(masks.sum(-1).max())
+    modes = anchor_modes(m, anchor, eps, count)
+    score, _ = sas_score(modes.eigenvalues, modes.cross, modes.other_variance, eps, masks[:, :count], signed)
+    return score
+
+
+def sas_scores_from_moments(m: MomentStatistics, q: float = 0.1, eps: float = 1e-8) -> dict[str, torch.Tensor]:
+    """``sas_x_to_y``, ``sas_y_to_x``, ``sas_symmetric``, ``sas_imbalance`` for one q, without the per-mode ρ of
+    :func:`spectral_alignment_from_moments` (the same values; the report, the registry and the bootstrap use it)."""
+    _check(m, "spectral_alignment", q)
+    _require_variance(m, "x", "spectral_alignment")
+    _require_variance(m, "y", "spectral_alignment")
+    x_to_y = _active_direction(m, "x", q, eps, False)[0]
+    y_to_x = _active_direction(m, "y", q, eps, False)[0]
+    return sas_summaries(x_to_y, y_to_x)
 
 
 def sas_from_moments(m: MomentStatistics, q: Q = 0.1, eps: float = 1e-8, signed: bool = False) -> torch.Tensor:
