@@ -363,8 +363,25 @@ class MomentStatistics:
     def centred(self) -> MomentStatistics:
         """The statistics about the exact mean (sum_x = sum_y = 0 up to rounding); cached."""
         if "centred" not in self._cache:
-            self._cache["centred"] = self.reshifted(self.mean_x, self.mean_y)
+            if "sum_a" in self.sums:  # the HSIC sums move by the general algebra
+                self._cache["centred"] = self.reshifted(self.mean_x, self.mean_y)
+            else:
+                self._cache["centred"] = self._about_the_mean()
         return self._cache["centred"]
+
+    def _about_the_mean(self) -> MomentStatistics:
+        """:meth:`reshifted` to the mean when only the covariance blocks (and shift-free sums) are held: with
+        δ = s/n the general update ``S − s δᵀ − δ sᵀ + n δδᵀ`` is ``S − s sᵀ/n``, one outer product per block instead
+        of three (the losses' step pays for these d×d passes, forward and backward)."""
+        s, n = self.sums, self.n
+        new = Sums(s)
+        if "sum_x" in s:
+            sx, sy = s["sum_x"], s["sum_y"]
+            new["sum_x"], new["sum_y"] = sx - sx, sy - sy  # zero, with the dtype, device and graph of s
+            new["sum_xx"] = s["sum_xx"] - torch.outer(sx, sx / n)
+            new["sum_xy"] = s["sum_xy"] - torch.outer(sx, sy / n)
+            new["sum_yy"] = s["sum_yy"] - torch.outer(sy, sy / n)
+        return self._about(self.mean_x, self.mean_y, new)
 
     @property
     def rounding(self) -> float:
@@ -382,8 +399,12 @@ class MomentStatistics:
         return self.shift_y + self.sums["sum_y"] / self.n
 
     def covariance(self, block: str, ddof: int = 0) -> torch.Tensor:
-        """``"x"``, ``"y"`` or ``"xy"`` block of the covariance of ``[x y]``, divided by n − ddof."""
-        return self.centred().sums["sum_" + {"x": "xx", "y": "yy", "xy": "xy"}[block]] / (self.n - ddof)
+        """``"x"``, ``"y"`` or ``"xy"`` block of the covariance of ``[x y]``, divided by n − ddof; cached (SAS reads
+        each block up to three times)."""
+        key = ("covariance", block, ddof)
+        if key not in self._cache:
+            self._cache[key] = self.centred().sums["sum_" + {"x": "xx", "y": "yy", "xy": "xy"}[block]] / (self.n - ddof)
+        return self._cache[key]
 
     def spectrum(self, which: str, standardize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Descending eigendecomposition of Σ_x or Σ_y (1/n), or of the correlation matrix; cached."""
