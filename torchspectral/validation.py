@@ -137,29 +137,20 @@ def check_pair(
         raise ValueError(f"{metric}: x is on {x.device} but y is on {y.device}")
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"{metric}: nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
-    if not checking_values():
-        return x, y
-    n, d = x.shape[0], max(x.shape[1], y.shape[1])
-    if usable_as_is(n, d, x, y):
-        return x, y
-    finite = finite_rows(x) & finite_rows(y)
-    n_bad = int((~finite).sum())
-    if n_bad:
-        if nan_policy == "raise":
-            raise ValueError(
-                f"{metric}: {n_bad} of {x.shape[0]} pairs contain NaN or Inf "
-                "(pass nan_policy='omit' to drop those pairs)"
-            )
-        x, y = x[finite], y[finite]
-        if x.shape[0] == 0:
-            raise ValueError(f"{metric}: every pair contains NaN or Inf; nothing is left after nan_policy='omit'")
-    x, y = within_range({"x": x, "y": y}, metric, x.shape[0], d)
+    x, y = _usable_values({"x": x, "y": y}, metric, nan_policy, "pairs", "every pair contains")
     return x, y
 
 
 def check_min_rows(n: int, needed: int, metric: str, why: str) -> None:
     if n < needed:
         raise ValueError(f"{metric}: needs at least {needed} pairs ({why}), got {n}")
+
+
+def check_positive(value: float, name: str, metric: str) -> float:
+    """A setting that must be a positive number (a temperature, a scale, an exponent), as a float."""
+    if not value > 0:
+        raise ValueError(f"{metric}: {name} must be positive, got {value}")
+    return float(value)
 
 
 def check_q(q: float, metric: str) -> None:
@@ -172,25 +163,35 @@ def check_sample(t: torch.Tensor, name: str, metric: str, nan_policy: str = "rai
     check_matrix(t, name, metric)
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"{metric}: nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+    (t,) = _usable_values({name: t}, metric, nan_policy, f"rows of {name}", f"every row of {name} contains")
+    return t
+
+
+def _usable_values(
+    tensors: dict[str, torch.Tensor], metric: str, nan_policy: str, rows: str, every: str
+) -> list[torch.Tensor]:
+    """The NaN policy and the range check of :func:`check_pair` and :func:`check_sample` (the rows of every tensor
+    go together: a row is dropped from all of them); nothing is read when value checks are off."""
+    values = list(tensors.values())
     if not checking_values():
-        return t
-    if usable_as_is(*t.shape, t):
-        return t
-    finite = finite_rows(t)
+        return values
+    n, d = values[0].shape[0], max(t.shape[1] for t in values)
+    if usable_as_is(n, d, *values):
+        return values
+    finite = finite_rows(values[0])
+    for t in values[1:]:
+        finite = finite & finite_rows(t)
     n_bad = int((~finite).sum())
     if n_bad:
         if nan_policy == "raise":
             raise ValueError(
-                f"{metric}: {n_bad} of {t.shape[0]} rows of {name} contain NaN or Inf "
-                "(pass nan_policy='omit' to drop those rows)"
+                f"{metric}: {n_bad} of {n} {rows} contain NaN or Inf "
+                f"(pass nan_policy='omit' to drop those {rows.split()[0]})"
             )
-        t = t[finite]
-        if t.shape[0] == 0:
-            raise ValueError(
-                f"{metric}: every row of {name} contains NaN or Inf; nothing is left after nan_policy='omit'"
-            )
-    (t,) = within_range({name: t}, metric, *t.shape)
-    return t
+        values = [t[finite] for t in values]
+        if values[0].shape[0] == 0:
+            raise ValueError(f"{metric}: {every} NaN or Inf; nothing is left after nan_policy='omit'")
+    return within_range(dict(zip(tensors, values, strict=True)), metric, values[0].shape[0], d)
 
 
 def finite_rows(t: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from torchspectral.nn.base import Loss
-from torchspectral.validation import check_pair, checking_values, compute_dtype
+from torchspectral.validation import check_pair, check_positive, checking_values, compute_dtype
 
 
 def normalised_pair(x: torch.Tensor, y: torch.Tensor, normalize: bool, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,8 +56,7 @@ class CLIPLoss(Loss):
         validate_args: bool | str = "first",
     ) -> None:
         super().__init__(validate_args)
-        if not temperature > 0:
-            raise ValueError(f"CLIPLoss: temperature must be positive, got {temperature}")
+        temperature = check_positive(temperature, "temperature", "CLIPLoss")
         # A fixed τ stays a Python float: no rounding to the parameter dtype, no device to follow.
         self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature))) if learnable_temperature else None
         self.fixed_temperature = float(temperature)
@@ -94,9 +93,7 @@ class SigLIPLoss(Loss):
         validate_args: bool | str = "first",
     ) -> None:
         super().__init__(validate_args)
-        if not scale > 0:
-            raise ValueError(f"SigLIPLoss: scale must be positive, got {scale}")
-        log_scale, b = torch.tensor(math.log(scale)), torch.tensor(float(bias))
+        log_scale, b = torch.tensor(math.log(check_positive(scale, "scale", "SigLIPLoss"))), torch.tensor(float(bias))
         if learnable:
             self.log_scale, self.bias = nn.Parameter(log_scale), nn.Parameter(b)
         else:

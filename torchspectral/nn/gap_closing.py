@@ -14,7 +14,7 @@ import torch
 
 from torchspectral.nn.base import Loss
 from torchspectral.nn.contrastive import CLIPLoss, normalised_pair
-from torchspectral.validation import checking_values
+from torchspectral.validation import check_positive, checking_values
 
 
 class AlignTruePairsLoss(Loss):
@@ -29,9 +29,7 @@ class AlignTruePairsLoss(Loss):
 
     def __init__(self, alpha: float = 2.0, normalize: bool = True, *, validate_args: bool | str = "first") -> None:
         super().__init__(validate_args)
-        if not alpha > 0:
-            raise ValueError(f"AlignTruePairsLoss: alpha must be positive, got {alpha}")
-        self.alpha, self.normalize = float(alpha), normalize
+        self.alpha, self.normalize = check_positive(alpha, "alpha", "AlignTruePairsLoss"), normalize
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x, y = normalised_pair(x, y, self.normalize, "AlignTruePairsLoss")
@@ -49,9 +47,7 @@ class CentroidUniformityLoss(Loss):
 
     def __init__(self, t: float = 2.0, normalize: bool = True, *, validate_args: bool | str = "first") -> None:
         super().__init__(validate_args)
-        if not t > 0:
-            raise ValueError(f"CentroidUniformityLoss: t must be positive, got {t}")
-        self.t, self.normalize = float(t), normalize
+        self.t, self.normalize = check_positive(t, "t", "CentroidUniformityLoss"), normalize
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x, y = normalised_pair(x, y, self.normalize, "CentroidUniformityLoss")
