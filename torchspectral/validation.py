@@ -84,7 +84,9 @@ class ValidatesArgs:
     checks are off (a loss made of losses), they are off here too."""
 
     def _set_validate_args(self, validate_args: bool | str, name: str) -> None:
-        if not (isinstance(validate_args, bool) or (isinstance(validate_args, str) and validate_args == "first")):
+        # By identity for the booleans: 1 == True, but 1 is not a mode.
+        known = (validate_args is mode or (isinstance(mode, str) and validate_args == mode) for mode in VALIDATE_MODES)
+        if not any(known):
             raise ValueError(f"{name}: validate_args must be True, False or 'first', got {validate_args!r}")
         self.validate_args = validate_args
         self._args_validated = False
