@@ -1,0 +1,315 @@
+"""The pairwise engine across ranks (torch.distributed): every rank keeps its shard, the other rows travel in chunks.
+
+The global sample is the concatenation of the ranks' shards in rank order (an empty shard is allowed). Rows
+travel one block at a time by ``torch.distributed.broadcast`` from the rank that holds them (a block that spans
+several shards is assembled from one broadcast per shard), so per-rank memory is the shard plus a few blocks:
+O((N/W + block)·d), plus O(N + M) scalars (rank counts, row sums). Every rank must call every function here
+with the same arguments other than its shard (they are collectives).
+
+Deterministic and equal to one process on the concatenated data:
+
+* Retrieval ranks are *bitwise* the single-process ones, ties included. A float32 GEMM's entries depend on the
+  shape of the product and on the entry's position in it (BLAS picks different micro-kernels at the edges), so
+  a score computed in a differently shaped tile can differ in its last bit, and a tie (or its absence) would
+  change a rank. The engine therefore forms exactly the single-process products: images travel as the global
+  tiles ``[aT, (a+1)T)``, captions are regrouped (one broadcast pass) into units of whole global caption tiles
+  (and whole ground-truth chunks), owned round-robin, and each ground-truth score is the diagonal of the same
+  ``x̂[c(J)] ŷ_Jᵀ`` block. The counts are integers, summed across ranks.
+* Kernel sums (MMD, RBF CKA) are float64 sums of the same pair terms in another grouping: equal to float64
+  rounding for float64 inputs (float32 inputs: float32 tile sums, ~1e-7 relative). Each unordered pair of
+  shards is computed by one rank (half of the chunks each for the middle pair of an even world), so the work
+  splits W ways.
+* Bandwidth medians and kernel levels are taken on the rows at the same *global* positions as in one process
+  (:func:`~torchspectral.pairwise.median_subsample` of the global row count), gathered exactly, so σ and the
+  shift do not depend on the sharding.
+
+Gradients do not flow through this engine (use the moment losses' ``sync_dist`` for differentiable syncs).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from torchspectral.pairwise.bandwidth import median_subsample
+from torchspectral.pairwise.ranks import GROUND_TRUTH_CHUNK, ground_truth_scores
+from torchspectral.pairwise.ranks import _count as count_ahead  # the single-process counting of one tile
+from torchspectral.pairwise.tiles import cka_sums, mmd_sums, shifted_rbf, squared_distances, tile_side, tiles
+
+
+def _dist():
+    import torch.distributed as dist
+
+    return dist
+
+
+def group_rank_world(group: Any) -> tuple[int, int]:
+    dist = _dist()
+    return dist.get_rank(group), dist.get_world_size(group)
+
+
+def gather_objects(obj: Any, group: Any) -> list[Any]:
+    """Every rank's small picklable ``obj``, in rank order, on every rank (sizes, dtypes, error messages)."""
+    out: list[Any] = [None] * _dist().get_world_size(group)
+    _dist().all_gather_object(out, obj, group=group)
+    return out
+
+
+def sum_all(t: torch.Tensor, group: Any, op: str = "sum") -> torch.Tensor:
+    """All-reduce in place (``"sum"`` or ``"max"``) and return ``t``."""
+    dist = _dist()
+    dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM, group=group)
+    return t
+
+
+def offsets(counts: Sequence[int]) -> list[int]:
+    out = [0]
+    for c in counts:
+        out.append(out[-1] + c)
+    return out
+
+
+def global_blocks(
+    local: Sequence[torch.Tensor], counts: Sequence[int], block: int, group: Any
+) -> Iterator[tuple[int, int, list[torch.Tensor]]]:
+    """``(start, stop, tensors)`` for every block ``[start, stop)`` of the rank-order concatenation of the
+    ``local`` tensors (same first dimension), assembled on every rank from one broadcast per shard it spans."""
+    dist = _dist()
+    rank, _ = group_rank_world(group)
+    off = offsets(counts)
+    for start in range(0, off[-1], block):
+        stop = min(start + block, off[-1])
+        bufs = [t.new_empty((stop - start, *t.shape[1:])) for t in local]
+        for s, count in enumerate(counts):
+            lo, hi = max(start, off[s]), min(stop, off[s] + count)
+            if lo >= hi:
+                continue
+            for buf, t in zip(bufs, local, strict=True):
+                piece = buf[lo - start : hi - start]  # a row range of a contiguous buffer: contiguous
+                if s == rank:
+                    piece.copy_(t[lo - off[s] : hi - off[s]])
+                dist.broadcast(piece, src=dist.get_global_rank(group, s), group=group)
+        yield start, stop, bufs
+
+
+def owner_chunks(
+    local: Sequence[torch.Tensor], counts: Sequence[int], chunk: int, group: Any
+) -> Iterator[tuple[int, int, list[torch.Tensor]]]:
+    """``(owner, chunk index, tensors)`` for every chunk of every *other* rank's shard, broadcast by its owner."""
+    dist = _dist()
+    rank, _ = group_rank_world(group)
+    for s, count in enumerate(counts):
+        for k, start in enumerate(range(0, count, chunk)):
+            stop = min(start + chunk, count)
+            if s == rank:
+                bufs = [t[start:stop].contiguous() for t in local]
+            else:
+                bufs = [t.new_empty((stop - start, *t.shape[1:])) for t in local]
+            for buf in bufs:
+                dist.broadcast(buf, src=dist.get_global_rank(group, s), group=group)
+            if s != rank:
+                yield s, k, bufs
+
+
+def pair_rows(rank: int, owner: int, chunk_index: int, world: int, n_local: int, chunk: int) -> list[slice]:
+    """The rows of ``rank``'s shard it pairs with chunk ``chunk_index`` of ``owner``'s shard for a within-sample
+    sum, so that every unordered pair of rows of two shards is computed once and the work splits W ways.
+
+    Rank r takes the shards ``1 … ⌈W/2⌉ − 1`` places ahead of it in the ring. For an even world the shard
+    opposite (W/2 ahead, a pair both see) is split by the higher shard's chunks: the lower rank takes the
+    higher shard's even chunks against all of its rows, the higher rank its own odd chunks against all of
+    the lower shard.
+    """
+    ahead = (owner - rank) % world
+    if 2 * ahead < world:
+        return [slice(0, n_local)]
+    if 2 * ahead > world:
+        return []
+    if rank < owner:
+        return [slice(0, n_local)] if chunk_index % 2 == 0 else []
+    return [slice(s, min(s + chunk, n_local)) for s in range(chunk, n_local, 2 * chunk)]
+
+
+def rows_at(
+    parts: Sequence[tuple[torch.Tensor, Sequence[int]]], positions: torch.Tensor, dtype: torch.dtype, group: Any
+) -> torch.Tensor:
+    """The rows at global ``positions`` of the concatenation of the sharded ``parts`` (each: local rows, rows per
+    rank), in ``dtype``, on every rank: exact (each row comes from one rank, the others add zeros)."""
+    rank, _ = group_rank_world(group)
+    d = parts[0][0].shape[1]
+    out = torch.zeros(positions.shape[0], d, dtype=dtype, device=parts[0][0].device)
+    base = 0
+    for local, counts in parts:
+        off = offsets(counts)
+        lo, hi = base + off[rank], base + off[rank + 1]
+        mine = (positions >= lo) & (positions < hi)
+        out[mine] = local[positions[mine] - lo].to(dtype)
+        base += off[-1]
+    return sum_all(out, group)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Retrieval ranks
+# ----------------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def retrieval_ranks_across(
+    x_hat: torch.Tensor,
+    y_hat: torch.Tensor,
+    caption_to_image: torch.Tensor,
+    pessimistic: bool,
+    image_counts: Sequence[int],
+    caption_counts: Sequence[int],
+    group: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Global 0-based ranks, image→text (N,) and text→image (M,) int64, on every rank; bitwise those of
+    :func:`~torchspectral.pairwise.ranks.retrieval_ranks_torch` on the concatenated shards.
+
+    ``x_hat`` (n_r, d) and ``y_hat`` (m_r, d): this rank's L2-normalised images and captions;
+    ``caption_to_image`` (m_r,): the *global* index (in the rank-order concatenation) of each caption's image.
+    """
+    rank, world = group_rank_world(group)
+    n_img, n_cap = sum(image_counts), sum(caption_counts)
+    side = tile_side(x_hat.dtype)
+    unit = side * GROUND_TRUTH_CHUNK // math.gcd(side, GROUND_TRUTH_CHUNK)  # whole tiles and whole gt chunks
+    device = x_hat.device
+
+    # 1. Regroup the captions: rank r keeps the units u ≡ r (mod W) of the global caption order.
+    owned = []  # (start, captions, their images)
+    for start, _, (yb, cb) in global_blocks((y_hat, caption_to_image), caption_counts, unit, group):
+        if (start // unit) % world == rank:
+            owned.append((start, yb, cb))
+
+    # 2. The image of every owned caption (as the images pass by), then the ground-truth scores as one process
+    #    forms them: the diagonal of x̂[c(J)] ŷ_Jᵀ over the same chunks J.
+    their_images = [yb.new_empty(yb.shape) for _, yb, _ in owned]
+    for start, stop, (xb,) in global_blocks((x_hat,), image_counts, side, group):
+        for (_, _, cb), xc in zip(owned, their_images, strict=True):
+            here = (cb >= start) & (cb < stop)
+            xc[here] = xb[cb[here] - start]
+    gts = [
+        ground_truth_scores(xc, yb, torch.arange(yb.shape[0], device=device), GROUND_TRUTH_CHUNK)
+        for (_, yb, _), xc in zip(owned, their_images, strict=True)
+    ]
+    del their_images
+    best = torch.full((n_img,), -math.inf, dtype=x_hat.dtype, device=device)
+    for (_, _, cb), gt in zip(owned, gts, strict=True):
+        best.scatter_reduce_(0, cb, gt, reduce="amax")
+    sum_all(best, group, "max")
+
+    # 3. Count tile by tile: image tile a against each owned caption tile, exactly the single-process tile.
+    i2t = torch.zeros(n_img, dtype=torch.int64, device=device)
+    t2i = torch.zeros(n_cap, dtype=torch.int64, device=device)
+    for start, stop, (xb,) in global_blocks((x_hat,), image_counts, side, group):
+        for (u_start, yb, cb), gt in zip(owned, gts, strict=True):
+            for c0 in range(0, yb.shape[0], side):
+                cols = slice(c0, min(c0 + side, yb.shape[0]))
+                rows_count, cols_count = count_ahead(
+                    xb, yb[cols], cb[cols] - start, gt[cols], best[start:stop], pessimistic, side
+                )
+                i2t[start:stop] += rows_count
+                t2i[u_start + cols.start : u_start + cols.stop] += cols_count
+    return sum_all(i2t, group), sum_all(t2i, group)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Kernel sums
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _cross_rbf_sum(a: torch.Tensor, b: torch.Tensor, coefs: Sequence[float], shift: float, side: int) -> torch.Tensor:
+    """Σ_ij (k(a_i, b_j) − shift) over all pairs of two disjoint row sets, float64."""
+    a_sq, b_sq = (a * a).sum(1), (b * b).sum(1)
+    total = torch.zeros((), dtype=torch.float64, device=a.device)
+    for rows, cols, _ in tiles(a.shape[0], b.shape[0], side):
+        d2 = squared_distances(a[rows], a_sq[rows], b[cols], b_sq[cols], False)
+        total += shifted_rbf(d2, coefs, shift, False).sum().double()
+    return total
+
+
+@torch.no_grad()
+def mmd_sums_across(
+    x0: torch.Tensor,
+    y0: torch.Tensor,
+    coefs: Sequence[float],
+    shift: float,
+    x_counts: Sequence[int],
+    y_counts: Sequence[int],
+    group: Any,
+) -> torch.Tensor:
+    """Global ``[S_xx, S_yy, S_xy]`` (float64, on every rank) of ``k − shift`` over the off-diagonal pairs, as
+    :func:`~torchspectral.pairwise.tiles.mmd_sums` on the concatenated (already shifted) shards."""
+    rank, world = group_rank_world(group)
+    side = tile_side(x0.dtype)
+    sums = mmd_sums(x0, y0, coefs, shift, side)  # every pair within this rank's rows, and its x against its y
+    for slot, sample, counts in ((0, x0, x_counts), (1, y0, y_counts)):
+        for owner, k, (chunk,) in owner_chunks((sample,), counts, side, group):
+            for rows in pair_rows(rank, owner, k, world, sample.shape[0], side):
+                sums[slot] += 2.0 * _cross_rbf_sum(sample[rows], chunk, coefs, shift, side)  # and the mirrors
+            if slot == 1:  # every x row meets every y row once: this rank's x against all other y
+                sums[2] += _cross_rbf_sum(x0, chunk, coefs, shift, side)
+    return sum_all(sums, group)
+
+
+@torch.no_grad()
+def cka_sums_across(
+    x0: torch.Tensor,
+    y0: torch.Tensor,
+    cx: float,
+    cy: float,
+    ax: float,
+    ay: float,
+    counts: Sequence[int],
+    group: Any,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Global ``([Σ K'∘L', Σ K'∘K', Σ L'∘L'], K'1, L'1)`` (float64, (3,), (n,), (n,) on every rank), as
+    :func:`~torchspectral.pairwise.tiles.cka_sums` on the concatenated (already shifted) paired shards."""
+    rank, world = group_rank_world(group)
+    side = tile_side(x0.dtype)
+    n = sum(counts)
+    off = offsets(counts)
+    mine = slice(off[rank], off[rank + 1])
+    local_sums, local_k, local_l = cka_sums(x0, y0, cx, cy, ax, ay, side)
+    sums = local_sums
+    row_k = torch.zeros(n, dtype=torch.float64, device=x0.device)
+    row_l = torch.zeros(n, dtype=torch.float64, device=x0.device)
+    row_k[mine] += local_k
+    row_l[mine] += local_l
+    x_sq, y_sq = (x0 * x0).sum(1), (y0 * y0).sum(1)
+    for owner, k, (cxb, cyb) in owner_chunks((x0, y0), counts, side, group):
+        first = off[owner] + k * side
+        cx_sq, cy_sq = (cxb * cxb).sum(1), (cyb * cyb).sum(1)
+        for part in pair_rows(rank, owner, k, world, x0.shape[0], side):
+            for rows, cols, _ in tiles(part.stop - part.start, cxb.shape[0], side):
+                rows = slice(part.start + rows.start, part.start + rows.stop)
+                d2 = squared_distances(x0[rows], x_sq[rows], cxb[cols], cx_sq[cols], False)
+                kk = shifted_rbf(d2, (cx,), ax, False)
+                d2 = squared_distances(y0[rows], y_sq[rows], cyb[cols], cy_sq[cols], False)
+                ll = shifted_rbf(d2, (cy,), ay, False)
+                # The block also stands for its mirror image (the chunk's rows against ours): weight 2 in the
+                # sums, and its column sums are the chunk rows' row sums.
+                sums[0] += 2.0 * (kk * ll).sum().double()
+                sums[1] += 2.0 * (kk * kk).sum().double()
+                sums[2] += 2.0 * (ll * ll).sum().double()
+                row_k[off[rank] + rows.start : off[rank] + rows.stop] += kk.sum(1).double()
+                row_l[off[rank] + rows.start : off[rank] + rows.stop] += ll.sum(1).double()
+                row_k[first + cols.start : first + cols.stop] += kk.sum(0).double()
+                row_l[first + cols.start : first + cols.stop] += ll.sum(0).double()
+    return sum_all(sums, group), sum_all(row_k, group), sum_all(row_l, group)
+
+
+def pooled_rows_at(
+    x: torch.Tensor, y: torch.Tensor, x_counts: Sequence[int], y_counts: Sequence[int], size: int, dtype, group
+) -> torch.Tensor:
+    """The global :func:`~torchspectral.pairwise.pooled_subsample` of [X; Y] (the same rows whatever the sharding)."""
+    positions = median_subsample(sum(x_counts) + sum(y_counts), x.device, size)
+    return rows_at(((x, x_counts), (y, y_counts)), positions, dtype, group)
+
+
+def sample_rows_at(z: torch.Tensor, counts: Sequence[int], size: int, dtype, group) -> torch.Tensor:
+    """The rows of the concatenated shards at :func:`~torchspectral.pairwise.median_subsample` positions."""
+    return rows_at(((z, counts),), median_subsample(sum(counts), z.device, size), dtype, group)
