@@ -65,6 +65,20 @@ def sum_all(t: torch.Tensor, group: Any, op: str = "sum") -> torch.Tensor:
     return t
 
 
+def gather_rows(t: torch.Tensor, counts: Sequence[int], group: Any) -> torch.Tensor:
+    """The rank-order concatenation of every rank's ``t`` (``counts[r]`` rows on rank r) on every rank.
+
+    For small per-row payloads (ids); all_gather needs equal sizes, so each rank pads to the largest count.
+    """
+    dist = _dist()
+    most = max(counts)
+    padded = t.new_zeros((most, *t.shape[1:]))
+    padded[: t.shape[0]] = t
+    parts = [torch.empty_like(padded) for _ in counts]
+    dist.all_gather(parts, padded, group=group)
+    return torch.cat([part[:count] for part, count in zip(parts, counts, strict=True)])
+
+
 def offsets(counts: Sequence[int]) -> list[int]:
     out = [0]
     for c in counts:
