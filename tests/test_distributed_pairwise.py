@@ -212,3 +212,37 @@ def test_bad_input_on_one_rank_is_an_error_on_every_rank(ranks) -> None:
         assert f"ids {1000 + 7 * int(retrieval_data()[2][0])}" in result["error_conflict"], result["error_conflict"]
         assert "different embeddings" in result["error_conflict"]
         assert "image_ids on every rank or on none" in result["error_mixed"], result["error_mixed"]
+
+
+def _grad_worker(rank: int, world: int) -> dict:
+    pairwise.TILE_BUDGET_BYTES = KERNEL_TILE_BUDGET
+    x, y = kernel_data()
+    (a, b), (p, q) = X_ROWS[world][rank], Y_ROWS[world][rank]
+    out = {}
+    for name, loss in {
+        "median": ts.nn.MMDLoss(sync_dist=True),
+        "biased": ts.nn.MMDLoss(sigma=[0.8, 2.5], estimator="biased", sync_dist=True),
+    }.items():
+        xr, yr = x[a:b].clone().requires_grad_(), y[p:q].clone().requires_grad_()
+        value = loss(xr, yr)
+        (3.0 * value).backward()  # an upstream factor: the backward scales the rank's gradient by it
+        out[name] = (float(value.detach()), xr.grad.numpy(), yr.grad.numpy())
+    return out
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_synced_mmd_loss_gives_each_rank_its_rows_gradient(world: int, monkeypatch) -> None:
+    monkeypatch.setattr(pairwise, "TILE_BUDGET_BYTES", KERNEL_TILE_BUDGET)
+    out = run_ranks(_grad_worker, world)
+    x, y = kernel_data()
+    losses = {"median": ts.nn.MMDLoss(), "biased": ts.nn.MMDLoss(sigma=[0.8, 2.5], estimator="biased")}
+    for name, loss in losses.items():
+        xg, yg = x.clone().requires_grad_(), y.clone().requires_grad_()
+        value = loss(xg, yg)
+        (3.0 * value).backward()
+        for rank, result in out.items():
+            got_value, got_x, got_y = result[name]
+            (a, b), (p, q) = X_ROWS[world][rank], Y_ROWS[world][rank]
+            assert got_value == pytest.approx(float(value.detach()), rel=1e-12)
+            np.testing.assert_allclose(got_x, xg.grad[a:b].numpy(), rtol=1e-10, atol=1e-14)
+            np.testing.assert_allclose(got_y, yg.grad[p:q].numpy(), rtol=1e-10, atol=1e-14)

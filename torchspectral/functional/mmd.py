@@ -81,8 +81,9 @@ def mmd(
         group: a ``torch.distributed`` process group: x and y are this rank's shards of the two samples (the
             samples are their concatenations in rank order; a shard may be empty) and every rank gets the
             global value, equal to one process on the concatenated samples to float64 rounding, with the
-            same median bandwidth (:mod:`torchspectral.pairwise.sharded`; a collective; not differentiable).
-            None (default): one process.
+            same median bandwidth (:mod:`torchspectral.pairwise.sharded`; a collective). Differentiable: each
+            rank gets the gradient of its own rows, the backward needs no communication (the convention of
+            :mod:`torchspectral.distributed`). None (default): one process.
 
     Memory beyond the inputs is O((n + m)·d) plus one tile; differentiable in x and y.
 
@@ -160,7 +161,6 @@ def _mmd_across(x, y, sigma, estimator, scale, nan_policy, backend, group) -> to
         if not shards.is_finite_number(scale):
             raise ValueError(f"{metric}: scale must be a finite number, got {scale!r}")
         facts = {"x": shards.describe_shard(x, "x", metric), "y": shards.describe_shard(y, "y", metric)}
-        shards.reject_grad(metric, x, y)
         if not isinstance(sigma, str):
             resolve_sigmas(sigma, x, y, metric)  # a number or a list: checked without the data
         elif sigma != "median":
@@ -189,6 +189,7 @@ def _mmd_across(x, y, sigma, estimator, scale, nan_policy, backend, group) -> to
         (shards.compute_dtype_across(metric, n, d_x, fx), shards.compute_dtype_across(metric, m, d_x, fy)),
         key=lambda t: t.itemsize,
     )
+    inputs = (x, y)
     x, y = shards.as_rows(x, d_x, dtype), shards.as_rows(y, d_x, dtype)
     x_counts, y_counts = [f["n"] for f in fx], [f["n"] for f in fy]
     if isinstance(sigma, str):
@@ -203,4 +204,34 @@ def _mmd_across(x, y, sigma, estimator, scale, nan_policy, backend, group) -> to
     mean = shards.global_mean((x, y), n + m, group)
     x0, y0 = x - mean.to(dtype), y - mean.to(dtype)
     s_xx, s_yy, s_xy = sharded.mmd_sums_across(x0, y0, coefs, level, x_counts, y_counts, group)
-    return scale * mmd_from_sums(s_xx, s_yy, s_xy, n, m, level, len(sigmas), estimator)
+    value = scale * mmd_from_sums(s_xx, s_yy, s_xy, n, m, level, len(sigmas), estimator)
+    # Every rank must agree on whether the gradient pass runs (it is a collective).
+    wants_grad = any(shards.agree(lambda: torch.is_grad_enabled() and any(t.requires_grad for t in inputs), group))
+    if not wants_grad:
+        return value
+    g_xx, g_xy_x, g_yy, g_xy_y = sharded.mmd_sum_grads_across(x0, y0, coefs, x_counts, y_counts, group)
+    # MMD² is linear in the sums: its gradient with respect to this rank's rows, formed now.
+    a_x, a_y = (1.0 / (n * (n - 1)), 1.0 / (m * (m - 1))) if estimator == "unbiased" else (1.0 / n**2, 1.0 / m**2)
+    grad_x = scale * (a_x * g_xx - 2.0 / (n * m) * g_xy_x)
+    grad_y = scale * (a_y * g_yy - 2.0 / (n * m) * g_xy_y)
+    return _ShardedValue.apply(value, grad_x, grad_y, *inputs)
+
+
+class _ShardedValue(torch.autograd.Function):
+    """A value computed across ranks whose gradients with respect to this rank's inputs are known already.
+
+    Backward: the upstream gradient times them, without communication: each rank gets exactly ∂L/∂(its rows)
+    for a loss L every rank computes from the global value (:mod:`torchspectral.distributed`'s convention;
+    under DistributedDataParallel multiply the loss by the world size).
+    """
+
+    @staticmethod
+    def forward(ctx, value, grad_x, grad_y, x, y):  # type: ignore[override]
+        # An empty shard's input may be (0, 0): its (0, d) gradient takes the input's shape.
+        ctx.grads = (grad_x.to(x.dtype).reshape(x.shape), grad_y.to(y.dtype).reshape(y.shape))
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, upstream):  # type: ignore[override]
+        grad_x, grad_y = ctx.grads
+        return None, None, None, upstream.to(grad_x.dtype) * grad_x, upstream.to(grad_y.dtype) * grad_y

@@ -23,7 +23,10 @@ Deterministic and equal to one process on the concatenated data:
   (:func:`~torchspectral.pairwise.median_subsample` of the global row count), gathered exactly, so σ and the
   shift do not depend on the sharding.
 
-Gradients do not flow through this engine (use the moment losses' ``sync_dist`` for differentiable syncs).
+Gradients: :func:`mmd_sum_grads_across` gives the gradients of the global MMD sums with respect to each rank's
+rows, computed in the forward pass (the MMD is linear in its sums, so the backward only scales them and needs
+no communication: the convention of :mod:`torchspectral.distributed`). RBF CKA and retrieval are not
+differentiable here.
 """
 
 from __future__ import annotations
@@ -37,7 +40,15 @@ import torch
 from torchspectral.pairwise.bandwidth import median_subsample
 from torchspectral.pairwise.ranks import GROUND_TRUTH_CHUNK, ground_truth_scores
 from torchspectral.pairwise.ranks import _count as count_ahead  # the single-process counting of one tile
-from torchspectral.pairwise.tiles import cka_sums, mmd_sums, shifted_rbf, squared_distances, tile_side, tiles
+from torchspectral.pairwise.tiles import (
+    cka_sums,
+    mmd_sums,
+    rbf_sum_grads,
+    shifted_rbf,
+    squared_distances,
+    tile_side,
+    tiles,
+)
 
 
 def _dist():
@@ -267,6 +278,34 @@ def mmd_sums_across(
             if slot == 1:  # every x row meets every y row once: this rank's x against all other y
                 sums[2] += _cross_rbf_sum(x0, chunk, coefs, shift, side)
     return sum_all(sums, group)
+
+
+@torch.no_grad()
+def mmd_sum_grads_across(
+    x0: torch.Tensor,
+    y0: torch.Tensor,
+    coefs: Sequence[float],
+    x_counts: Sequence[int],
+    y_counts: Sequence[int],
+    group: Any,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients of the global sums with respect to this rank's rows: ``∂S_xx/∂x_r``, ``∂S_xy/∂x_r``,
+    ``∂S_yy/∂y_r``, ``∂S_xy/∂y_r`` (each of this rank's rows against every row of every rank, chunk by chunk).
+
+    Within a sample both orders of a pair hold the row, so a chunk of another rank counts twice
+    (:func:`~torchspectral.pairwise.tiles.rbf_sum_grads` of the rank's own rows already includes the factor).
+    """
+    side = tile_side(x0.dtype)
+    g_xx = rbf_sum_grads(x0, None, coefs, side)[0]
+    g_yy = rbf_sum_grads(y0, None, coefs, side)[0]
+    g_xy_x, g_xy_y = rbf_sum_grads(x0, y0, coefs, side)
+    for _, _, (chunk,) in owner_chunks((x0,), x_counts, side, group):
+        g_xx += 2.0 * rbf_sum_grads(x0, chunk, coefs, side)[0]
+        g_xy_y += rbf_sum_grads(y0, chunk, coefs, side)[0]  # the kernel is symmetric: ∂k(x_i, y_j)/∂y_j
+    for _, _, (chunk,) in owner_chunks((y0,), y_counts, side, group):
+        g_yy += 2.0 * rbf_sum_grads(y0, chunk, coefs, side)[0]
+        g_xy_x += rbf_sum_grads(x0, chunk, coefs, side)[0]
+    return g_xx, g_xy_x, g_yy, g_xy_y
 
 
 @torch.no_grad()
