@@ -12,9 +12,10 @@ Deterministic and equal to one process on the concatenated data:
   shape of the product and on the entry's position in it (BLAS picks different micro-kernels at the edges), so
   a score computed in a differently shaped tile can differ in its last bit, and a tie (or its absence) would
   change a rank. The engine therefore forms exactly the single-process products: images travel as the global
-  tiles ``[aT, (a+1)T)``, captions are regrouped (one broadcast pass) into units of whole global caption tiles
-  (and whole ground-truth chunks), owned round-robin, and each ground-truth score is the diagonal of the same
-  ``x̂[c(J)] ŷ_Jᵀ`` block. The counts are integers, summed across ranks.
+  tiles ``[aT, (a+1)T)``, captions are grouped into units of whole global caption tiles (and whole
+  ground-truth chunks), each counted by the rank holding its first caption, and each ground-truth score is
+  the diagonal of the same ``x̂[c(J)] ŷ_Jᵀ`` block. The counts are integers, summed across ranks. (Equal tiles
+  need the same :data:`~torchspectral.pairwise.TILE_BUDGET_BYTES` on every rank and in the one process.)
 * Kernel sums (MMD, RBF CKA) are float64 sums of the same pair terms in another grouping: equal to float64
   rounding for float64 inputs (float32 inputs: float32 tile sums, ~1e-7 relative). Each unordered pair of
   shards is computed by one rank (half of the chunks each for the middle pair of an even world), so the work
@@ -31,6 +32,7 @@ differentiable here.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -97,27 +99,36 @@ def offsets(counts: Sequence[int]) -> list[int]:
     return out
 
 
+def assemble(
+    local: Sequence[torch.Tensor], counts: Sequence[int], start: int, stop: int, group: Any
+) -> list[torch.Tensor]:
+    """Rows ``[start, stop)`` of the rank-order concatenation of the ``local`` tensors (same first dimension) on
+    every rank, from one broadcast per shard the range spans (a collective)."""
+    dist = _dist()
+    rank, _ = group_rank_world(group)
+    off = offsets(counts)
+    bufs = [t.new_empty((stop - start, *t.shape[1:])) for t in local]
+    for s, count in enumerate(counts):
+        lo, hi = max(start, off[s]), min(stop, off[s] + count)
+        if lo >= hi:
+            continue
+        for buf, t in zip(bufs, local, strict=True):
+            piece = buf[lo - start : hi - start]  # a row range of a contiguous buffer: contiguous
+            if s == rank:
+                piece.copy_(t[lo - off[s] : hi - off[s]])
+            dist.broadcast(piece, src=dist.get_global_rank(group, s), group=group)
+    return bufs
+
+
 def global_blocks(
     local: Sequence[torch.Tensor], counts: Sequence[int], block: int, group: Any
 ) -> Iterator[tuple[int, int, list[torch.Tensor]]]:
     """``(start, stop, tensors)`` for every block ``[start, stop)`` of the rank-order concatenation of the
-    ``local`` tensors (same first dimension), assembled on every rank from one broadcast per shard it spans."""
-    dist = _dist()
-    rank, _ = group_rank_world(group)
-    off = offsets(counts)
-    for start in range(0, off[-1], block):
-        stop = min(start + block, off[-1])
-        bufs = [t.new_empty((stop - start, *t.shape[1:])) for t in local]
-        for s, count in enumerate(counts):
-            lo, hi = max(start, off[s]), min(stop, off[s] + count)
-            if lo >= hi:
-                continue
-            for buf, t in zip(bufs, local, strict=True):
-                piece = buf[lo - start : hi - start]  # a row range of a contiguous buffer: contiguous
-                if s == rank:
-                    piece.copy_(t[lo - off[s] : hi - off[s]])
-                dist.broadcast(piece, src=dist.get_global_rank(group, s), group=group)
-        yield start, stop, bufs
+    ``local`` tensors, assembled on every rank (:func:`assemble`)."""
+    total = sum(counts)
+    for start in range(0, total, block):
+        stop = min(start + block, total)
+        yield start, stop, assemble(local, counts, start, stop, group)
 
 
 def owner_chunks(
@@ -197,17 +208,33 @@ def retrieval_ranks_across(
     ``x_hat`` (n_r, d) and ``y_hat`` (m_r, d): this rank's L2-normalised images and captions;
     ``caption_to_image`` (m_r,): the *global* index (in the rank-order concatenation) of each caption's image.
     """
-    rank, world = group_rank_world(group)
+    rank, _ = group_rank_world(group)
     n_img, n_cap = sum(image_counts), sum(caption_counts)
     side = tile_side(x_hat.dtype)
     unit = side * GROUND_TRUTH_CHUNK // math.gcd(side, GROUND_TRUTH_CHUNK)  # whole tiles and whole gt chunks
     device = x_hat.device
 
-    # 1. Regroup the captions: rank r keeps the units u ≡ r (mod W) of the global caption order.
+    # 1. Group the captions into units of whole global tiles: a unit belongs to the rank that holds its first
+    #    caption (so each rank counts about its own captions, and a unit inside its shard is a view, not a
+    #    copy); only a unit that runs past the end of that shard is assembled, by broadcasts.
+    off = offsets(caption_counts)
     owned = []  # (start, captions, their images)
-    for start, _, (yb, cb) in global_blocks((y_hat, caption_to_image), caption_counts, unit, group):
-        if (start // unit) % world == rank:
-            owned.append((start, yb, cb))
+    for start in range(0, n_cap, unit):
+        stop = min(start + unit, n_cap)
+        owner = bisect.bisect_right(off, start) - 1  # off[owner] ≤ start < off[owner + 1]
+        if stop <= off[owner + 1]:
+            if owner == rank:
+                owned.append(
+                    (
+                        start,
+                        y_hat[start - off[rank] : stop - off[rank]],
+                        caption_to_image[start - off[rank] : stop - off[rank]],
+                    )
+                )
+        else:
+            yb, cb = assemble((y_hat, caption_to_image), caption_counts, start, stop, group)
+            if owner == rank:
+                owned.append((start, yb, cb))
 
     # 2. The image of every owned caption (as the images pass by), then the ground-truth scores as one process
     #    forms them: the diagonal of x̂[c(J)] ŷ_Jᵀ over the same chunks J.
