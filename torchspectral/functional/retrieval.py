@@ -208,7 +208,7 @@ def retrieval(
     """
     metric = "retrieval"
     if group is not None:
-        return _retrieval_across(x, y, caption_to_image, ks, ties, nan_policy, backend, group)
+        return retrieval_of_shards(x, y, caption_to_image, ks, ties, group, nan_policy=nan_policy, backend=backend)
     x, y, c = clean_retrieval_inputs(x, y, caption_to_image, metric, nan_policy)
     if x.shape[1] != y.shape[1]:
         raise ValueError(
@@ -253,8 +253,20 @@ def _check_options(ks, ties: str, metric: str) -> tuple[int, ...]:
     return ks
 
 
-def _retrieval_across(x, y, caption_to_image, ks, ties, nan_policy, backend, group) -> RetrievalResult:
-    """:func:`retrieval` on this rank's shards x, y of the global images and captions (see ``group``)."""
+def retrieval_of_shards(
+    x: torch.Tensor | Sequence[torch.Tensor],
+    y: torch.Tensor | Sequence[torch.Tensor],
+    caption_to_image: torch.Tensor | Sequence[int] | None,
+    ks: Sequence[int],
+    ties: str,
+    group: Any,
+    *,
+    nan_policy: str = "raise",
+    backend: str = "auto",
+) -> RetrievalResult:
+    """:func:`retrieval` on this rank's shards x, y of the global images and captions (see ``group``), through
+    the sharded engine; x and y may also be lists of row blocks (a metric's list states: never concatenated,
+    never copied whole). ``group=None``: one process through the same engine (no collective)."""
     metric = "retrieval"
     rank, _ = shards.group_rank_world(group)
 
@@ -262,7 +274,7 @@ def _retrieval_across(x, y, caption_to_image, ks, ties, nan_policy, backend, gro
         shards.check_no_omit(nan_policy, metric)
         shards.check_backend(backend, metric)
         _check_options(ks, ties, metric)
-        fx, fy = shards.describe_shard(x, "x", metric), shards.describe_shard(y, "y", metric)
+        fx, fy = shards.describe_rows(x, "x", metric), shards.describe_rows(y, "y", metric)
         if caption_to_image is None:
             if fx["n"] != fy["n"]:
                 raise ValueError(
@@ -280,7 +292,7 @@ def _retrieval_across(x, y, caption_to_image, ks, ties, nan_policy, backend, gro
                 )
         for t, f in ((x, fx), (y, fy)):
             if f["n"] and not f["bad"]:
-                f["zero"] = int((torch.linalg.vector_norm(t.detach(), dim=1) == 0).sum())
+                f["zero"] = sum(int((torch.linalg.vector_norm(p.detach(), dim=1) == 0).sum()) for p in shards.parts(t))
         return {"x": fx, "y": fy}
 
     facts = shards.agree(local, group)
@@ -303,9 +315,9 @@ def _retrieval_across(x, y, caption_to_image, ks, ties, nan_policy, backend, gro
     dtype = shards.compute_dtype_across(metric, max(n_img, n_cap), d_x, fx, fy)
     image_counts, caption_counts = [f["n"] for f in fx], [f["n"] for f in fy]
     first_image = sum(image_counts[:rank])
-    device = x.device
+    device = shards.device_of(x, y)
     if caption_to_image is None:
-        c = first_image + torch.arange(x.shape[0], device=device)
+        c = first_image + torch.arange(image_counts[rank], device=device)
     else:
         c = torch.as_tensor(caption_to_image).to(device=device, dtype=torch.int64)
     # Out-of-range indices and images without a caption, counted across the ranks (the same verdict everywhere).
@@ -322,7 +334,15 @@ def _retrieval_across(x, y, caption_to_image, ks, ties, nan_policy, backend, gro
         raise ValueError(
             f"{metric}: {orphans} of {n_img} images have no caption; an image→text rank needs at least one"
         )
-    x_hat = _normalised(x, dtype, "x", metric) if x.shape[0] else x.new_empty((0, d_x), dtype=dtype)
-    y_hat = _normalised(y, dtype, "y", metric) if y.shape[0] else y.new_empty((0, d_y), dtype=dtype)
-    i2t, t2i = retrieval_ranks_across(x_hat, y_hat, c, ties == "pessimistic", image_counts, caption_counts, group)
+    i2t, t2i = retrieval_ranks_across(
+        shards.detached(x),
+        shards.detached(y),
+        c,
+        ties == "pessimistic",
+        image_counts,
+        caption_counts,
+        dtype,
+        d_x,
+        group,
+    )
     return result_from_ranks(i2t, t2i, ks)

@@ -58,6 +58,41 @@ def describe_shard(t: torch.Tensor, name: str, metric: str) -> dict[str, Any]:
     }
 
 
+def parts(t: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """The row blocks of a tensor (itself) or of a list of blocks."""
+    return [t] if isinstance(t, torch.Tensor) else list(t)
+
+
+def detached(t: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+    return t.detach() if isinstance(t, torch.Tensor) else [p.detach() for p in t]
+
+
+def device_of(*rows: torch.Tensor | Sequence[torch.Tensor]) -> torch.device:
+    for t in rows:
+        for p in parts(t):
+            return p.device
+    return torch.device("cpu")
+
+
+def describe_rows(t: torch.Tensor | Sequence[torch.Tensor], name: str, metric: str) -> dict[str, Any]:
+    """:func:`describe_shard` of a tensor, or of a list of row blocks taken together (one width)."""
+    if isinstance(t, torch.Tensor):
+        return describe_shard(t, name, metric)
+    if not isinstance(t, list | tuple):
+        raise TypeError(f"{metric}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    facts = [describe_shard(p, name, metric) for p in t]
+    widths = {f["d"] for f in facts if f["d"] is not None}
+    if len(widths) > 1:
+        raise ValueError(f"{metric}: the row blocks of {name} have different widths {sorted(widths)}")
+    return {
+        "n": sum(f["n"] for f in facts),
+        "d": next(iter(widths)) if widths else None,
+        "float64": any(f["float64"] for f in facts),
+        "bad": sum(f["bad"] for f in facts),
+        "peak": max((f["peak"] for f in facts), default=0.0),
+    }
+
+
 def width(facts: Sequence[dict[str, Any]], name: str, metric: str) -> int:
     """The one width of a sharded input across ranks (a clear error naming the ranks when they differ)."""
     widths = {rank: f["d"] for rank, f in enumerate(facts) if f["d"] is not None}

@@ -25,8 +25,8 @@ from torchmetrics.utilities.exceptions import TorchMetricsUserError
 
 from torchspectral.functional.cka import cka
 from torchspectral.functional.mmd import mmd
-from torchspectral.functional.retrieval import RetrievalResult, retrieval
-from torchspectral.functional.shards import agree
+from torchspectral.functional.retrieval import RetrievalResult, retrieval_of_shards
+from torchspectral.functional.shards import agree, parts
 from torchspectral.pairwise import sharded
 
 
@@ -97,15 +97,37 @@ def _conflict_error(name: str, ids: Sequence[int]) -> ValueError:
     )
 
 
-def _unique_images(x: torch.Tensor, ids: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """One row per id, ordered by ascending id; every other row with that id must be bitwise equal to it."""
-    unique, inverse = torch.unique(ids, sorted=True, return_inverse=True)
-    first = torch.full((unique.shape[0],), ids.shape[0], dtype=torch.int64, device=ids.device)
-    first.scatter_reduce_(0, inverse, torch.arange(ids.shape[0], device=ids.device), reduce="amin")
-    kept = x[first]
-    differs = (_bits(x) != _bits(kept)[inverse]).any(1)
-    if bool(differs.any()):
-        raise _conflict_error(name, torch.unique(ids[differs]).tolist())
+def _rows_at(blocks: Sequence[torch.Tensor], index: torch.Tensor) -> torch.Tensor:
+    """Rows ``index`` of the concatenation of ``blocks``, without concatenating them."""
+    out = blocks[0].new_empty((index.shape[0], blocks[0].shape[1]))
+    base = 0
+    for block in blocks:
+        here = (index >= base) & (index < base + block.shape[0])
+        out[here] = block[index[here] - base]
+        base += block.shape[0]
+    return out
+
+
+def _unique_images(
+    x: torch.Tensor | Sequence[torch.Tensor], ids: torch.Tensor | Sequence[torch.Tensor], name: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One row per id, ordered by ascending id; every other row with that id must be bitwise equal to it.
+
+    ``x``, ``ids``: a batch, or the lists of batches (compared batch by batch: no copy of them all)."""
+    blocks, id_blocks = parts(x), parts(ids)
+    all_ids = torch.cat(id_blocks)
+    unique, inverse = torch.unique(all_ids, sorted=True, return_inverse=True)
+    first = torch.full((unique.shape[0],), all_ids.shape[0], dtype=torch.int64, device=all_ids.device)
+    first.scatter_reduce_(0, inverse, torch.arange(all_ids.shape[0], device=all_ids.device), reduce="amin")
+    kept = _rows_at(blocks, first)
+    conflicts: list[int] = []
+    base = 0
+    for block, block_ids in zip(blocks, id_blocks, strict=True):
+        differs = (_bits(block) != _bits(kept)[inverse[base : base + block.shape[0]]]).any(1)
+        conflicts += block_ids[differs].tolist()
+        base += block.shape[0]
+    if conflicts:
+        raise _conflict_error(name, sorted(set(conflicts)))
     return kept, unique
 
 
@@ -120,6 +142,8 @@ def _deduplicate_across(
     ranks is sent by the lowest of them; the others compare their row with it bitwise as it passes by.
     """
     rank, world = sharded.group_rank_world(group)
+    if world == 1:
+        return x, ids  # one process: the images are already its rows, by ascending id
     counts = sharded.gather_objects(ids.shape[0], group)
     all_ids = sharded.gather_rows(ids, counts, group)
     holder = torch.repeat_interleave(torch.arange(world, device=ids.device), torch.tensor(counts, device=ids.device))
@@ -233,24 +257,20 @@ class Retrieval(_RowMetric):
             return self._result()
 
     def _result(self) -> RetrievalResult:
+        # Through the sharded engine in one process too (group=None): the stored batches are read tile by tile,
+        # never concatenated or copied whole, and the ranks are bitwise those of ts.retrieval on the concatenation.
         name = type(self).__name__
         group = self._group()
-        x, y = self._cat(self.images), self._cat(self.captions)
         with_ids = bool(self.caption_ids)
-        if group is None:
-            if not self.captions:
-                raise ValueError(f"{name}.compute: update was never called")
-            if not with_ids:
-                return retrieval(x, y, ks=self.ks, ties=self.ties)
-            x, ids = _unique_images(x, torch.cat(self.image_ids), name)
-            return retrieval(x, y, torch.searchsorted(ids, torch.cat(self.caption_ids)), ks=self.ks, ties=self.ties)
 
         def local() -> tuple | None:
-            return ("ids" if with_ids else "rows", x.shape[1], str(x.dtype)) if self.captions else None
+            if not self.captions:
+                return None
+            return ("ids" if with_ids else "rows", self.images[0].shape[1], str(self.images[0].dtype))
 
         facts = [f for f in agree(local, group) if f is not None]
         if not facts:
-            raise ValueError(f"{name}.compute: update was never called on any rank")
+            raise ValueError(f"{name}.compute: update was never called" + (" on any rank" if group else ""))
         if len({f[0] for f in facts}) > 1:
             raise ValueError(
                 f"{name}.compute: some ranks updated with image_ids and others without; give image_ids on every "
@@ -262,17 +282,17 @@ class Retrieval(_RowMetric):
                 f"({sorted({f[1:] for f in facts})})"
             )
         if facts[0][0] == "rows":
-            return retrieval(x, y, ks=self.ks, ties=self.ties, group=group)
+            return retrieval_of_shards(self.images, self.captions, None, self.ks, self.ties, group)
         d, dtype = facts[0][1], getattr(torch, facts[0][2].removeprefix("torch."))
         if with_ids:
-            x, ids = _unique_images(x, torch.cat(self.image_ids), name)
+            x, ids = _unique_images(self.images, self.image_ids, name)
             caption_ids = torch.cat(self.caption_ids)
         else:  # a rank that saw no batch
             x = torch.empty(0, d, dtype=dtype, device=self.device)
             ids = caption_ids = torch.empty(0, dtype=torch.int64, device=self.device)
         x_mine, all_ids = _deduplicate_across(x, ids, d, group, name)
         c = torch.searchsorted(all_ids, caption_ids)
-        return retrieval(x_mine, y, c, ks=self.ks, ties=self.ties, group=group)
+        return retrieval_of_shards(x_mine, self.captions, c, self.ks, self.ties, group)
 
 
 class MMD(_RowMetric):

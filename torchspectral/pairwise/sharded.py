@@ -40,7 +40,7 @@ from typing import Any
 import torch
 
 from torchspectral.pairwise.bandwidth import median_subsample
-from torchspectral.pairwise.ranks import GROUND_TRUTH_CHUNK, ground_truth_scores
+from torchspectral.pairwise.ranks import GROUND_TRUTH_CHUNK
 from torchspectral.pairwise.ranks import _count as count_ahead  # the single-process counting of one tile
 from torchspectral.pairwise.tiles import (
     cka_sums,
@@ -60,12 +60,17 @@ def _dist():
 
 
 def group_rank_world(group: Any) -> tuple[int, int]:
+    """(rank, world size) in ``group``; ``group=None`` is one process: (0, 1), and no collective runs."""
+    if group is None:
+        return 0, 1
     dist = _dist()
     return dist.get_rank(group), dist.get_world_size(group)
 
 
 def gather_objects(obj: Any, group: Any) -> list[Any]:
     """Every rank's small picklable ``obj``, in rank order, on every rank (sizes, dtypes, error messages)."""
+    if group is None:
+        return [obj]
     out: list[Any] = [None] * _dist().get_world_size(group)
     _dist().all_gather_object(out, obj, group=group)
     return out
@@ -73,6 +78,8 @@ def gather_objects(obj: Any, group: Any) -> list[Any]:
 
 def sum_all(t: torch.Tensor, group: Any, op: str = "sum") -> torch.Tensor:
     """All-reduce in place (``"sum"`` or ``"max"``) and return ``t``."""
+    if group is None:
+        return t
     dist = _dist()
     dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM, group=group)
     return t
@@ -83,6 +90,8 @@ def gather_rows(t: torch.Tensor, counts: Sequence[int], group: Any) -> torch.Ten
 
     For small per-row payloads (ids); all_gather needs equal sizes, so each rank pads to the largest count.
     """
+    if group is None:
+        return t
     dist = _dist()
     most = max(counts)
     padded = t.new_zeros((most, *t.shape[1:]))
@@ -99,15 +108,38 @@ def offsets(counts: Sequence[int]) -> list[int]:
     return out
 
 
+def take(t: torch.Tensor | Sequence[torch.Tensor], lo: int, hi: int) -> torch.Tensor:
+    """Rows ``[lo, hi)`` of a tensor, or of the concatenation of a list of segments (a metric's list state),
+    without concatenating the list: a view inside one segment, a copy of only these rows across segments."""
+    if isinstance(t, torch.Tensor):
+        return t[lo:hi]
+    parts, base = [], 0
+    for segment in t:
+        a, b = max(lo, base), min(hi, base + segment.shape[0])
+        if a < b:
+            parts.append(segment[a - base : b - base])
+        base += segment.shape[0]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 def assemble(
-    local: Sequence[torch.Tensor], counts: Sequence[int], start: int, stop: int, group: Any
+    local: Sequence[torch.Tensor | Sequence[torch.Tensor]],
+    counts: Sequence[int],
+    start: int,
+    stop: int,
+    group: Any,
+    like: Sequence[torch.Tensor] | None = None,
 ) -> list[torch.Tensor]:
-    """Rows ``[start, stop)`` of the rank-order concatenation of the ``local`` tensors (same first dimension) on
-    every rank, from one broadcast per shard the range spans (a collective)."""
-    dist = _dist()
+    """Rows ``[start, stop)`` of the rank-order concatenation of the ``local`` rows (tensors or segment lists,
+    same number of rows) on every rank, from one broadcast per shard the range spans (a collective).
+
+    ``like``: a tensor per entry of ``local`` whose trailing shape and dtype the rows take (default: ``local``'s
+    own; segment lists need it, and every rank must give the same, since the broadcast buffers must match).
+    """
     rank, _ = group_rank_world(group)
     off = offsets(counts)
-    bufs = [t.new_empty((stop - start, *t.shape[1:])) for t in local]
+    like = local if like is None else like
+    bufs = [t.new_empty((stop - start, *t.shape[1:])) for t in like]
     for s, count in enumerate(counts):
         lo, hi = max(start, off[s]), min(stop, off[s] + count)
         if lo >= hi:
@@ -115,20 +147,26 @@ def assemble(
         for buf, t in zip(bufs, local, strict=True):
             piece = buf[lo - start : hi - start]  # a row range of a contiguous buffer: contiguous
             if s == rank:
-                piece.copy_(t[lo - off[s] : hi - off[s]])
-            dist.broadcast(piece, src=dist.get_global_rank(group, s), group=group)
+                piece.copy_(take(t, lo - off[s], hi - off[s]))
+            if group is not None:
+                dist = _dist()
+                dist.broadcast(piece, src=dist.get_global_rank(group, s), group=group)
     return bufs
 
 
 def global_blocks(
-    local: Sequence[torch.Tensor], counts: Sequence[int], block: int, group: Any
+    local: Sequence[torch.Tensor | Sequence[torch.Tensor]],
+    counts: Sequence[int],
+    block: int,
+    group: Any,
+    like: Sequence[torch.Tensor] | None = None,
 ) -> Iterator[tuple[int, int, list[torch.Tensor]]]:
     """``(start, stop, tensors)`` for every block ``[start, stop)`` of the rank-order concatenation of the
-    ``local`` tensors, assembled on every rank (:func:`assemble`)."""
+    ``local`` rows, assembled on every rank (:func:`assemble`)."""
     total = sum(counts)
     for start in range(0, total, block):
         stop = min(start + block, total)
-        yield start, stop, assemble(local, counts, start, stop, group)
+        yield start, stop, assemble(local, counts, start, stop, group, like)
 
 
 def owner_chunks(
@@ -192,79 +230,104 @@ def rows_at(
 # ----------------------------------------------------------------------------------------------------------
 
 
+def normalised(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Rows in ``dtype`` divided by their norms, as the one-process retrieval forms them (row by row, so a
+    block of rows comes out bitwise as the same rows of the whole)."""
+    t = t.to(dtype)
+    return t / torch.linalg.vector_norm(t, dim=1)[:, None]
+
+
 @torch.no_grad()
 def retrieval_ranks_across(
-    x_hat: torch.Tensor,
-    y_hat: torch.Tensor,
+    x: torch.Tensor | Sequence[torch.Tensor],
+    y: torch.Tensor | Sequence[torch.Tensor],
     caption_to_image: torch.Tensor,
     pessimistic: bool,
     image_counts: Sequence[int],
     caption_counts: Sequence[int],
+    dtype: torch.dtype,
+    d: int,
     group: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Global 0-based ranks, image→text (N,) and text→image (M,) int64, on every rank; bitwise those of
-    :func:`~torchspectral.pairwise.ranks.retrieval_ranks_torch` on the concatenated shards.
+    :func:`~torchspectral.pairwise.ranks.retrieval_ranks_torch` on the concatenated, normalised shards.
 
-    ``x_hat`` (n_r, d) and ``y_hat`` (m_r, d): this rank's L2-normalised images and captions;
+    ``x`` (n_r, d) and ``y`` (m_r, d): this rank's images and captions, as tensors or lists of segments (never
+    concatenated; rows are normalised in ``dtype`` tile by tile, so no normalised copy is held);
     ``caption_to_image`` (m_r,): the *global* index (in the rank-order concatenation) of each caption's image.
+    ``group=None``: one process. Memory beyond the rows: the images of the captions this rank counts
+    (m_r·d), a few tiles, and O(N + M) counts.
     """
     rank, _ = group_rank_world(group)
     n_img, n_cap = sum(image_counts), sum(caption_counts)
-    side = tile_side(x_hat.dtype)
+    side = tile_side(dtype)
     unit = side * GROUND_TRUTH_CHUNK // math.gcd(side, GROUND_TRUTH_CHUNK)  # whole tiles and whole gt chunks
-    device = x_hat.device
+    device = caption_to_image.device
+    like_rows = torch.empty(0, d, dtype=dtype, device=device)
+    like_ids = torch.empty(0, dtype=torch.int64, device=device)
 
     # 1. Group the captions into units of whole global tiles: a unit belongs to the rank that holds its first
-    #    caption (so each rank counts about its own captions, and a unit inside its shard is a view, not a
-    #    copy); only a unit that runs past the end of that shard is assembled, by broadcasts.
+    #    caption (so each rank counts about its own captions, and a unit inside its shard stays there, read tile
+    #    by tile); only a unit that runs past the end of that shard is assembled, by broadcasts.
     off = offsets(caption_counts)
-    owned = []  # (start, captions, their images)
+    units = []  # (global start, rows: a (lo, hi) range of this shard or an assembled tensor, their images)
     for start in range(0, n_cap, unit):
         stop = min(start + unit, n_cap)
         owner = bisect.bisect_right(off, start) - 1  # off[owner] ≤ start < off[owner + 1]
         if stop <= off[owner + 1]:
             if owner == rank:
-                owned.append(
-                    (
-                        start,
-                        y_hat[start - off[rank] : stop - off[rank]],
-                        caption_to_image[start - off[rank] : stop - off[rank]],
-                    )
-                )
+                lo, hi = start - off[rank], stop - off[rank]
+                units.append((start, (lo, hi), caption_to_image[lo:hi]))
         else:
-            yb, cb = assemble((y_hat, caption_to_image), caption_counts, start, stop, group)
+            yb, cb = assemble((y, caption_to_image), caption_counts, start, stop, group, (like_rows, like_ids))
             if owner == rank:
-                owned.append((start, yb, cb))
+                units.append((start, yb, cb))
 
-    # 2. The image of every owned caption (as the images pass by), then the ground-truth scores as one process
+    def caption_rows(captions, lo: int, hi: int) -> torch.Tensor:
+        if isinstance(captions, tuple):
+            return normalised(take(y, captions[0] + lo, captions[0] + hi), dtype)
+        return normalised(captions[lo:hi], dtype)
+
+    # 2. The image of every counted caption (as the images pass by), then the ground-truth scores as one process
     #    forms them: the diagonal of x̂[c(J)] ŷ_Jᵀ over the same chunks J.
-    their_images = [yb.new_empty(yb.shape) for _, yb, _ in owned]
-    for start, stop, (xb,) in global_blocks((x_hat,), image_counts, side, group):
-        for (_, _, cb), xc in zip(owned, their_images, strict=True):
+    their_images = [like_rows.new_empty((cb.shape[0], d)) for _, _, cb in units]
+    for start, stop, (xb,) in global_blocks((x,), image_counts, side, group, (like_rows,)):
+        xb = normalised(xb, dtype)
+        for (_, _, cb), xc in zip(units, their_images, strict=True):
             here = (cb >= start) & (cb < stop)
             xc[here] = xb[cb[here] - start]
-    gts = [
-        ground_truth_scores(xc, yb, torch.arange(yb.shape[0], device=device), GROUND_TRUTH_CHUNK)
-        for (_, yb, _), xc in zip(owned, their_images, strict=True)
-    ]
+    gts = []
+    for (_, captions, cb), xc in zip(units, their_images, strict=True):
+        gt = torch.empty(cb.shape[0], dtype=dtype, device=device)
+        for lo in range(0, cb.shape[0], GROUND_TRUTH_CHUNK):
+            hi = min(lo + GROUND_TRUTH_CHUNK, cb.shape[0])
+            gt[lo:hi] = (xc[lo:hi] @ caption_rows(captions, lo, hi).T).diagonal()
+        gts.append(gt)
     del their_images
-    best = torch.full((n_img,), -math.inf, dtype=x_hat.dtype, device=device)
-    for (_, _, cb), gt in zip(owned, gts, strict=True):
+    best = torch.full((n_img,), -math.inf, dtype=dtype, device=device)
+    for (_, _, cb), gt in zip(units, gts, strict=True):
         best.scatter_reduce_(0, cb, gt, reduce="amax")
     sum_all(best, group, "max")
 
-    # 3. Count tile by tile: image tile a against each owned caption tile, exactly the single-process tile.
+    # 3. Count tile by tile: image tile a against each counted caption tile, exactly the single-process tile.
     i2t = torch.zeros(n_img, dtype=torch.int64, device=device)
     t2i = torch.zeros(n_cap, dtype=torch.int64, device=device)
-    for start, stop, (xb,) in global_blocks((x_hat,), image_counts, side, group):
-        for (u_start, yb, cb), gt in zip(owned, gts, strict=True):
-            for c0 in range(0, yb.shape[0], side):
-                cols = slice(c0, min(c0 + side, yb.shape[0]))
+    for start, stop, (xb,) in global_blocks((x,), image_counts, side, group, (like_rows,)):
+        xb = normalised(xb, dtype)
+        for (u_start, captions, cb), gt in zip(units, gts, strict=True):
+            for lo in range(0, cb.shape[0], side):
+                hi = min(lo + side, cb.shape[0])
                 rows_count, cols_count = count_ahead(
-                    xb, yb[cols], cb[cols] - start, gt[cols], best[start:stop], pessimistic, side
+                    xb,
+                    caption_rows(captions, lo, hi),
+                    cb[lo:hi] - start,
+                    gt[lo:hi],
+                    best[start:stop],
+                    pessimistic,
+                    side,
                 )
                 i2t[start:stop] += rows_count
-                t2i[u_start + cols.start : u_start + cols.stop] += cols_count
+                t2i[u_start + lo : u_start + hi] += cols_count
     return sum_all(i2t, group), sum_all(t2i, group)
 
 
