@@ -303,8 +303,8 @@ def retrieval_of_shards(
     bad_img, bad_cap = sum(f["bad"] for f in fx), sum(f["bad"] for f in fy)
     if bad_img or bad_cap:
         raise ValueError(
-            f"{metric}: {bad_img} of {n_img} images and {bad_cap} of {n_cap} captions contain NaN or Inf (across the "
-            "ranks)"
+            f"{metric}: {bad_img} of {n_img} images and {bad_cap} of {n_cap} captions contain NaN or Inf"
+            + (" (all ranks together)" if group is not None else "")
         )
     if d_x != d_y:
         raise ValueError(f"{metric}: needs d_x = d_y (cosine between images and captions), got d_x={d_x}, d_y={d_y}")

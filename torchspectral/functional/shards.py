@@ -33,7 +33,7 @@ def agree(local_checks: Callable[[], Any], group: Any) -> list[Any]:
     for rank, (error, _) in enumerate(verdicts):
         if error is not None:
             kind, message = error.split("\0", 1)
-            raise _ERRORS[kind](f"{message} (on rank {rank})")
+            raise _ERRORS[kind](message if group is None else f"{message} (on rank {rank})")
     return [facts for _, facts in verdicts]
 
 
