@@ -14,11 +14,14 @@ SIGINT/SIGTERM exit with 130/143 and leave nothing behind (see ``EXIT_STATUSES``
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shutil
 import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torchspectral as ts
@@ -45,7 +48,40 @@ EXIT_STATUSES = f"""exit status:
 
 def _audit_command(args: argparse.Namespace) -> int:
     presets = args.presets.split(",") if args.presets else None
-    outcome = run_audit(
+    with _process_group(args.distributed) as rank:
+        outcome = _run(args, presets)
+    if rank != 0:  # rank 0 speaks for the audit; every rank returns the same status
+        return EXIT_SOME_RUNS_FAILED if outcome.failures else EXIT_OK
+    print(f"torchspectral audit: report written to {outcome.report}/report.md")
+    for failure in outcome.failures:
+        print(f"torchspectral audit: run {failure.name} failed: {failure.reason}", file=sys.stderr)
+    return EXIT_SOME_RUNS_FAILED if outcome.failures else EXIT_OK
+
+
+@contextlib.contextmanager
+def _process_group(distributed: bool) -> Iterator[int]:
+    """This process's rank; with ``--distributed``, in the process group torchrun's environment describes
+    (joined here, and left at the end, unless the caller had already joined one)."""
+    if not distributed:
+        yield 0
+        return
+    import torch
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        yield dist.get_rank()
+        return
+    if "RANK" not in os.environ:
+        raise AuditInputError("--distributed needs torchrun (or RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set)")
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    try:
+        yield dist.get_rank()
+    finally:
+        dist.destroy_process_group()
+
+
+def _run(args: argparse.Namespace, presets: list[str] | None):
+    return run_audit(
         args.manifest,
         args.out,
         force=args.force,
@@ -56,11 +92,8 @@ def _audit_command(args: argparse.Namespace) -> int:
         device=args.device,
         interval=args.interval,
         progress=not args.quiet,
+        distributed=args.distributed,
     )
-    print(f"torchspectral audit: report written to {outcome.report}/report.md")
-    for failure in outcome.failures:
-        print(f"torchspectral audit: run {failure.name} failed: {failure.reason}", file=sys.stderr)
-    return EXIT_SOME_RUNS_FAILED if outcome.failures else EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------- demo
@@ -143,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--presets", default=None, help="comma-separated report presets, e.g. default,paper")
     audit.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     audit.add_argument("--quiet", action="store_true", help="no progress bars")
+    audit.add_argument(
+        "--distributed",
+        action="store_true",
+        help="split the runs across the ranks of torch.distributed (launch with torchrun --nproc_per_node=W; "
+        "one device per rank); rank 0 writes the report",
+    )
     audit.set_defaults(handler=_audit_command)
 
     from torchspectral.audit.embed import add_embed_parser

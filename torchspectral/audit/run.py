@@ -14,6 +14,7 @@ When no run succeeds there is nothing to report: :class:`AnalysisError` lists ev
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import torch
 
 from torchspectral.audit.destination import ReportDestination, terminate_as_exception
 from torchspectral.audit.errors import AuditInputError
+from torchspectral.audit.ranks import RankSplit
 from torchspectral.audit.records import RunFailure
 
 __all__ = ["AnalysisError", "AuditOutcome", "run_audit"]
@@ -56,11 +58,17 @@ def run_audit(
     device: str | None = None,
     interval: str | None = None,
     progress: bool = True,
+    distributed: bool = False,
 ) -> AuditOutcome:
     """Read every run of the manifest, analyse it and write the report directory ``out``.
 
     Keyword arguments override the manifest's ``[audit]`` settings. ``force`` replaces ``out`` only when it is a
     previous report (see :mod:`torchspectral.audit.destination`).
+
+    ``distributed=True`` (call it on every rank of an initialised torch.distributed group, e.g. under torchrun):
+    rank r reads and analyses the runs r, r + W, …, on its own device (``cuda:LOCAL_RANK`` when CUDA is
+    there), and rank 0 writes the one report, the same as one process writes (:mod:`torchspectral.audit.ranks`;
+    the timings are rank 0's). Every rank returns the same outcome and raises the same errors.
 
     Raises:
         AuditInputError: bad manifest, settings, input file or output location (nothing touched or written).
@@ -87,21 +95,30 @@ def run_audit(
     seed = settings.seed if seed is None else seed
     presets = tuple(settings.presets if presets is None else presets)
     interval = settings.interval if interval is None else interval
+    split = RankSplit(distributed)
+    if device is None and distributed and torch.cuda.is_available():
+        device = f"cuda:{os.environ.get('LOCAL_RANK', split.rank % torch.cuda.device_count())}"
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     inputs = [manifest.path, *(path for spec in manifest.runs for path in spec.files)]
+    progress = progress and split.rank == 0
 
-    with terminate_as_exception(), ReportDestination(out, force=force, inputs=inputs) as destination:
+    def destination_here() -> ReportDestination:
+        return ReportDestination(out, force=force, inputs=inputs)
+
+    with terminate_as_exception(), split.on_rank_zero(destination_here) as destination:
         stage_seconds: dict[str, float] = {}
         started = time.perf_counter()
-        pairs_of_runs = [
-            read_run(spec) for spec in tqdm(manifest.runs, desc="reading", unit="run", disable=not progress)
-        ]
+        mine = split.mine(manifest.runs)
+        pairs_of_runs = split.agreed(
+            lambda: [read_run(spec) for _, spec in tqdm(mine, desc="reading", unit="run", disable=not progress)]
+        )
         stage_seconds["reading inputs"] = time.perf_counter() - started
 
         started = time.perf_counter()
         results, failures = [], []
-        work = list(zip(manifest.runs, pairs_of_runs, strict=True))
-        for spec, pairs in tqdm(work, desc="analysing", unit="run", disable=not progress):
+        analysed: list[tuple[int, object]] = []  # (manifest index, result or failure) of this rank's runs
+        work = [(i, spec, pairs) for (i, spec), pairs in zip(mine, pairs_of_runs, strict=True)]
+        for i, spec, pairs in tqdm(work, desc="analysing", unit="run", disable=not progress):
             try:
                 results.append(
                     analyse_run(
@@ -123,9 +140,15 @@ def run_audit(
                 )
             except Exception as error:  # one bad run never sinks the others: it is listed with its reason
                 failures.append(RunFailure(spec.model, spec.dataset, spec.domain, _reason(error)))
+                analysed.append((i, failures[-1]))
+            else:
+                analysed.append((i, results[-1]))
+        results, failures = split.gather_runs(analysed)
         stage_seconds["analysing runs"] = time.perf_counter() - started
         if not results:
             raise AnalysisError(failures)
+        if destination is None:  # not rank 0: rank 0 writes the report
+            return AuditOutcome(Path(out), failures)
         used = {"n_boot": n_boot, "sas_n_boot": sas_n_boot, "interval": interval, "seed": seed}
         used.update({"presets": list(presets), "device": device, "ritz_rank": settings.ritz_rank})
         used.update({"q_grid": list(settings.q_grid), "top_k_pairs": settings.top_k_pairs})

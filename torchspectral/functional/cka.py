@@ -28,9 +28,13 @@ pairs of the modality (its n zero self-distances included), on the deterministic
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from torchspectral import pairwise
+from torchspectral.functional import shards
+from torchspectral.pairwise import sharded
 from torchspectral.stats import MomentStatistics
 from torchspectral.validation import check_bandwidth, check_min_rows, check_pair, checking_values, with_validate_args
 
@@ -143,6 +147,11 @@ def _rbf_cka(x, y, estimators, sigma, threshold, metric, nan_policy, backend) ->
         sigma_x = sigma_y = check_bandwidth(sigma, metric)
     chosen = pairwise.resolve_backend(backend, metric, x, y)
     sums, r_k, r_l, a_x, a_y = pairwise.rbf_cka_sums(x, y, sigma_x, sigma_y, backend=chosen)
+    return rbf_cka_from_sums(n, sums, r_k, r_l, a_x, a_y, estimators, metric)
+
+
+def rbf_cka_from_sums(n, sums, r_k, r_l, a_x, a_y, estimators, metric) -> list[torch.Tensor]:
+    """The RBF CKA values (one per entry of ``estimators``: unbiased or not) from the tiled kernel sums."""
     s_kl, s_kk, s_ll = sums[0], sums[1], sums[2]
     values = []
     for unbiased in estimators:
@@ -183,6 +192,7 @@ def cka(
     *,
     nan_policy: str = "raise",
     backend: str = "auto",
+    group: Any = None,
 ) -> torch.Tensor:
     """Centered Kernel Alignment between x (n, d_x) and y (n, d_y); d_x may differ from d_y.
 
@@ -194,6 +204,11 @@ def cka(
             σ² = threshold² · median squared pairwise distance (all n² pairs; subsampled above 4096 rows).
         threshold: the Kornblith multiplier (> 0). sigma and threshold apply to kernel="rbf" only.
         backend: "auto" | "torch" | "triton" for kernel="rbf" (see :mod:`torchspectral.pairwise`).
+        group: kernel="rbf" only: a ``torch.distributed`` process group; x and y are this rank's shard of the
+            pairs (the data is their concatenation in rank order; a shard may be empty) and every rank gets the
+            global value, equal to one process to float64 rounding, with the same bandwidths
+            (:mod:`torchspectral.pairwise.sharded`; a collective; not differentiable). For linear CKA across
+            ranks, all-reduce a :class:`~torchspectral.Moments` instead. None (default): one process.
 
     Shape: x (n, d_x), y (n, d_y) → ().
 
@@ -206,10 +221,78 @@ def cka(
         1.0
     """
     if kernel == "rbf":
+        if group is not None:
+            return _rbf_cka_across(x, y, unbiased, sigma, threshold, nan_policy, backend, group)
         return rbf_cka(x, y, unbiased, sigma, threshold, nan_policy=nan_policy, backend=backend)
+    if group is not None:
+        raise ValueError(
+            "cka: group= applies to kernel='rbf'; linear CKA is a function of additive moments: "
+            "ts.Moments.from_data(x, y).all_reduce(group).cka(unbiased=...)"
+        )
     if kernel != "linear":
         raise ValueError(f"cka: kernel must be 'linear' or 'rbf', got {kernel!r}")
     if sigma is not None or threshold != 1.0:
         raise ValueError("cka: sigma and threshold set the RBF bandwidth; they do not apply to kernel='linear'")
     m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="cka", groups=linear_cka_needs(unbiased))
     return linear_cka_from_moments(m, unbiased=unbiased)
+
+
+def _rbf_cka_across(x, y, unbiased, sigma, threshold, nan_policy, backend, group) -> torch.Tensor:
+    """:func:`rbf_cka` on this rank's shard of the pairs (see ``group`` in :func:`cka`)."""
+    metric = "cka(kernel='rbf', unbiased=True)" if unbiased else "cka(kernel='rbf')"
+
+    def local() -> dict:
+        shards.check_no_omit(nan_policy, metric)
+        shards.check_backend(backend, metric)
+        facts = {"x": shards.describe_shard(x, "x", metric), "y": shards.describe_shard(y, "y", metric)}
+        if facts["x"]["n"] != facts["y"]["n"]:
+            raise ValueError(
+                f"{metric}: x and y must hold the same number of paired rows, got {facts['x']['n']} and "
+                f"{facts['y']['n']} on this rank"
+            )
+        shards.reject_grad(metric, x, y)
+        if sigma is None:
+            check_bandwidth(threshold, metric, "threshold")
+        else:
+            check_bandwidth(sigma, metric)
+        # A pair is bad when either side is: count the rows of the pair, not of each side.
+        facts["bad"] = int((~(torch.isfinite(x).all(1) & torch.isfinite(y).all(1))).sum()) if x.shape[0] else 0
+        return facts
+
+    facts = shards.agree(local, group)
+    fx, fy = [f["x"] for f in facts], [f["y"] for f in facts]
+    n = sum(f["n"] for f in fx)
+    d_x, d_y = shards.width(fx, "x", metric), shards.width(fy, "y", metric)
+    bad = sum(f["bad"] for f in facts)
+    if bad:
+        raise ValueError(f"{metric}: {bad} of {n} pairs contain NaN or Inf (across the ranks)")
+    if unbiased:
+        check_min_rows(n, 4, metric, "the unbiased HSIC estimator divides by n(n−3)")
+    else:
+        check_min_rows(n, 2, metric, "a centred kernel needs two pairs")
+    dtype = shards.compute_dtype_across(metric, n, max(d_x, d_y), fx, fy)
+    counts = [f["n"] for f in fx]
+    if sigma is None:
+        threshold = check_bandwidth(threshold, metric, "threshold")
+        # Each modality's median in its own precision, on the rows one process takes it on.
+        # (float64 when its shards are, or when the values were too large for float32 and everything moved).
+        moved = dtype == torch.float64 and not any(f["float64"] for f in (*fx, *fy))
+        own = {
+            name: torch.float64 if moved or any(f["float64"] for f in parts) else torch.float32
+            for name, parts in (("x", fx), ("y", fy))
+        }
+        size = pairwise.MEDIAN_SUBSAMPLE
+        xs = sharded.sample_rows_at(shards.as_rows(x, d_x, own["x"]), counts, size, own["x"], group)
+        ys = sharded.sample_rows_at(shards.as_rows(y, d_y, own["y"]), counts, size, own["y"], group)
+        sigma_x = _kornblith_sigma(xs, threshold, "x", metric)
+        sigma_y = _kornblith_sigma(ys, threshold, "y", metric)
+    else:
+        sigma_x = sigma_y = check_bandwidth(sigma, metric)
+    x, y = shards.as_rows(x, d_x, dtype), shards.as_rows(y, d_y, dtype)
+    x0 = x - shards.global_mean((x,), n, group).to(dtype)
+    y0 = y - shards.global_mean((y,), n, group).to(dtype)
+    cx, cy = 1.0 / (2.0 * float(sigma_x) ** 2), 1.0 / (2.0 * float(sigma_y) ** 2)
+    ax = pairwise.kernel_level(sharded.sample_rows_at(x0, counts, pairwise.LEVEL_SUBSAMPLE, dtype, group), (cx,))
+    ay = pairwise.kernel_level(sharded.sample_rows_at(y0, counts, pairwise.LEVEL_SUBSAMPLE, dtype, group), (cy,))
+    sums, r_k, r_l = sharded.cka_sums_across(x0, y0, cx, cy, ax, ay, counts, group)
+    return rbf_cka_from_sums(n, sums, r_k, r_l, ax, ay, (unbiased,), metric)[0]

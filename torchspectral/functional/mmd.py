@@ -27,10 +27,13 @@ used as a constant: gradients do not flow through it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from torchspectral import pairwise
+from torchspectral.functional import shards
+from torchspectral.pairwise import sharded
 from torchspectral.validation import check_bandwidth, check_sample, with_validate_args
 
 ESTIMATORS = ("biased", "unbiased")
@@ -65,6 +68,7 @@ def mmd(
     *,
     nan_policy: str = "raise",
     backend: str = "auto",
+    group: Any = None,
 ) -> torch.Tensor:
     """Squared RBF-kernel MMD between the samples x (n, d) and y (m, d); n and m may differ.
 
@@ -75,6 +79,12 @@ def mmd(
         scale: multiplies the result (the source paper reported ``100·MMD²`` with σ = 10, biased).
         nan_policy: ``"raise"`` (default) or ``"omit"`` (drop the rows of x and of y holding NaN/Inf).
         backend: ``"auto"`` | ``"torch"`` | ``"triton"`` (see :mod:`torchspectral.pairwise`).
+        group: a ``torch.distributed`` process group: x and y are this rank's shards of the two samples (the
+            samples are their concatenations in rank order; a shard may be empty) and every rank gets the
+            global value, equal to one process on the concatenated samples to float64 rounding, with the
+            same median bandwidth (:mod:`torchspectral.pairwise.sharded`; a collective). Differentiable: each
+            rank gets the gradient of its own rows, the backward needs no communication (the convention of
+            :mod:`torchspectral.distributed`). None (default): one process.
 
     Memory beyond the inputs is O((n + m)·d) plus one tile; differentiable in x and y.
 
@@ -90,6 +100,8 @@ def mmd(
         True
     """
     metric = "mmd"
+    if group is not None:
+        return _mmd_across(x, y, sigma, estimator, scale, nan_policy, backend, group)
     x = check_sample(x, "x", metric, nan_policy)
     y = check_sample(y, "y", metric, nan_policy)
     if x.shape[1] != y.shape[1]:
@@ -113,9 +125,109 @@ def mmd(
     chosen = pairwise.resolve_backend(backend, metric, x, y)
     (s_xx, s_yy, s_xy), level = pairwise.rbf_mmd_sums(x, y, sigmas, backend=chosen)
     # Off-diagonal sums of k − level (see the module docstring); the diagonal k(u,u) − level is exact here.
+    return scale * mmd_from_sums(s_xx, s_yy, s_xy, n, m, level, len(sigmas), estimator)
+
+
+def mmd_from_sums(
+    s_xx: torch.Tensor,
+    s_yy: torch.Tensor,
+    s_xy: torch.Tensor,
+    n: int,
+    m: int,
+    level: float,
+    kernels: int,
+    estimator: str,
+) -> torch.Tensor:
+    """MMD² from the off-diagonal sums of ``k − level`` (see the module docstring); ``kernels`` = k(u, u)."""
     if estimator == "biased":
-        diagonal = len(sigmas) - level
-        value = (s_xx + n * diagonal) / n**2 + (s_yy + m * diagonal) / m**2 - 2.0 * s_xy / (n * m)
+        diagonal = kernels - level
+        return (s_xx + n * diagonal) / n**2 + (s_yy + m * diagonal) / m**2 - 2.0 * s_xy / (n * m)
+    return s_xx / (n * (n - 1)) + s_yy / (m * (m - 1)) - 2.0 * s_xy / (n * m)
+
+
+def _mmd_across(x, y, sigma, estimator, scale, nan_policy, backend, group) -> torch.Tensor:
+    """:func:`mmd` on this rank's shards of the two samples (see ``group``)."""
+    metric = "mmd"
+
+    def local() -> dict:
+        shards.check_no_omit(nan_policy, metric)
+        shards.check_backend(backend, metric)
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"{metric}: estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        if not shards.is_finite_number(scale):
+            raise ValueError(f"{metric}: scale must be a finite number, got {scale!r}")
+        facts = {"x": shards.describe_shard(x, "x", metric), "y": shards.describe_shard(y, "y", metric)}
+        if not isinstance(sigma, str):
+            resolve_sigmas(sigma, x, y, metric)  # a number or a list: checked without the data
+        elif sigma != "median":
+            raise ValueError(f"{metric}: sigma must be a positive number, a list of them, or 'median', got {sigma!r}")
+        return facts
+
+    facts = shards.agree(local, group)
+    fx, fy = [f["x"] for f in facts], [f["y"] for f in facts]
+    n, m = sum(f["n"] for f in fx), sum(f["n"] for f in fy)
+    d_x, d_y = shards.width(fx, "x", metric), shards.width(fy, "y", metric)
+    for name, parts, total in (("x", fx, n), ("y", fy, m)):
+        bad = sum(f["bad"] for f in parts)
+        if bad:
+            raise ValueError(f"{metric}: {bad} of {total} rows of {name} contain NaN or Inf (across the ranks)")
+    if d_x != d_y:
+        raise ValueError(
+            f"{metric}: needs d_x = d_y (the kernel compares rows of x with rows of y), got d_x={d_x}, d_y={d_y}"
+        )
+    if estimator == "unbiased" and min(n, m) < 2:
+        raise ValueError(
+            f"{metric}: the unbiased estimator needs at least 2 rows in each sample (it divides by n(n−1)), "
+            f"got n={n}, m={m}"
+        )
+    # As check_sample does per sample: a sample too large for float32 arithmetic is computed in float64.
+    dtype = max(
+        (shards.compute_dtype_across(metric, n, d_x, fx), shards.compute_dtype_across(metric, m, d_x, fy)),
+        key=lambda t: t.itemsize,
+    )
+    inputs = (x, y)
+    x, y = shards.as_rows(x, d_x, dtype), shards.as_rows(y, d_x, dtype)
+    x_counts, y_counts = [f["n"] for f in fx], [f["n"] for f in fy]
+    if isinstance(sigma, str):
+        pooled = sharded.pooled_rows_at(x, y, x_counts, y_counts, pairwise.MEDIAN_SUBSAMPLE, dtype, group)
+        sigmas = resolve_sigmas(sigma, pooled, pooled[:0], metric)  # the rows one process takes its median on
     else:
-        value = s_xx / (n * (n - 1)) + s_yy / (m * (m - 1)) - 2.0 * s_xy / (n * m)
-    return scale * value
+        sigmas = resolve_sigmas(sigma, x, y, metric)
+    coefs = tuple(1.0 / (2.0 * float(s) ** 2) for s in sigmas)
+    level = pairwise.kernel_level(
+        sharded.pooled_rows_at(x, y, x_counts, y_counts, pairwise.LEVEL_SUBSAMPLE, dtype, group), coefs
+    )
+    mean = shards.global_mean((x, y), n + m, group)
+    x0, y0 = x - mean.to(dtype), y - mean.to(dtype)
+    s_xx, s_yy, s_xy = sharded.mmd_sums_across(x0, y0, coefs, level, x_counts, y_counts, group)
+    value = scale * mmd_from_sums(s_xx, s_yy, s_xy, n, m, level, len(sigmas), estimator)
+    # Every rank must agree on whether the gradient pass runs (it is a collective).
+    wants_grad = any(shards.agree(lambda: torch.is_grad_enabled() and any(t.requires_grad for t in inputs), group))
+    if not wants_grad:
+        return value
+    g_xx, g_xy_x, g_yy, g_xy_y = sharded.mmd_sum_grads_across(x0, y0, coefs, x_counts, y_counts, group)
+    # MMD² is linear in the sums: its gradient with respect to this rank's rows, formed now.
+    a_x, a_y = (1.0 / (n * (n - 1)), 1.0 / (m * (m - 1))) if estimator == "unbiased" else (1.0 / n**2, 1.0 / m**2)
+    grad_x = scale * (a_x * g_xx - 2.0 / (n * m) * g_xy_x)
+    grad_y = scale * (a_y * g_yy - 2.0 / (n * m) * g_xy_y)
+    return _ShardedValue.apply(value, grad_x, grad_y, *inputs)
+
+
+class _ShardedValue(torch.autograd.Function):
+    """A value computed across ranks whose gradients with respect to this rank's inputs are known already.
+
+    Backward: the upstream gradient times them, without communication: each rank gets exactly ∂L/∂(its rows)
+    for a loss L every rank computes from the global value (:mod:`torchspectral.distributed`'s convention;
+    under DistributedDataParallel multiply the loss by the world size).
+    """
+
+    @staticmethod
+    def forward(ctx, value, grad_x, grad_y, x, y):  # type: ignore[override]
+        # An empty shard's input may be (0, 0): its (0, d) gradient takes the input's shape.
+        ctx.grads = (grad_x.to(x.dtype).reshape(x.shape), grad_y.to(y.dtype).reshape(y.shape))
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, upstream):  # type: ignore[override]
+        grad_x, grad_y = ctx.grads
+        return None, None, None, upstream.to(grad_x.dtype) * grad_x, upstream.to(grad_y.dtype) * grad_y

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from torchspectral import pairwise
+from torchspectral.functional import shards
+from torchspectral.pairwise.sharded import retrieval_ranks_across
 from torchspectral.validation import (
     NAN_POLICIES,
     check_matrix,
@@ -172,6 +175,7 @@ def retrieval(
     *,
     nan_policy: str = "raise",
     backend: str = "auto",
+    group: Any = None,
 ) -> RetrievalResult:
     """Image→text and text→image retrieval of images x (N, d) and captions y (M, d) by cosine similarity.
 
@@ -183,6 +187,12 @@ def retrieval(
             items that are not a correct match rank ahead too).
         nan_policy: ``"raise"`` or ``"omit"`` (drop bad images with their captions, and bad captions).
         backend: ``"auto"`` | ``"torch"`` | ``"triton"`` (see :mod:`torchspectral.pairwise`).
+        group: a ``torch.distributed`` process group (``torch.distributed.group.WORLD`` for all ranks): x and y
+            are then this rank's shards of the images and captions (the global sets are their concatenations
+            in rank order; a shard may be empty), ``caption_to_image`` holds *global* image indices, and every
+            rank gets the global result (ranks in global order), bitwise the one-process result on the
+            concatenated data (:mod:`torchspectral.pairwise.sharded`; a collective: call it on every rank).
+            None (default): one process.
 
     Shape: x (N, d), y (M, d) → :class:`RetrievalResult` (ranks (N,), (M,)).
 
@@ -197,20 +207,24 @@ def retrieval(
         (0.6666666666666666, 0.5, 1.5)
     """
     metric = "retrieval"
+    if group is not None:
+        return retrieval_of_shards(x, y, caption_to_image, ks, ties, group, nan_policy=nan_policy, backend=backend)
     x, y, c = clean_retrieval_inputs(x, y, caption_to_image, metric, nan_policy)
     if x.shape[1] != y.shape[1]:
         raise ValueError(
             f"{metric}: needs d_x = d_y (cosine between images and captions), got d_x={x.shape[1]}, d_y={y.shape[1]}"
         )
-    if ties not in TIES:
-        raise ValueError(f"{metric}: ties must be one of {TIES}, got {ties!r}")
-    ks = tuple(ks)
-    if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
-        raise ValueError(f"{metric}: ks must be a non-empty sequence of positive integers, got {ks!r}")
+    ks = _check_options(ks, ties, metric)
     dtype = compute_dtype(x, y)
     x_hat, y_hat = _normalised(x, dtype, "x", metric), _normalised(y, dtype, "y", metric)
     chosen = pairwise.resolve_backend(backend, metric, x_hat, y_hat)
     i2t, t2i = pairwise.retrieval_ranks(x_hat, y_hat, c, ties == "pessimistic", backend=chosen)
+
+    return result_from_ranks(i2t, t2i, ks)
+
+
+def result_from_ranks(i2t: torch.Tensor, t2i: torch.Tensor, ks: tuple[int, ...]) -> RetrievalResult:
+    """The recalls, rSum and median/mean ranks of 0-based ranks i2t (N,), t2i (M,)."""
 
     def recall(ranks: torch.Tensor, k: int) -> torch.Tensor:
         return (ranks < k).double().mean()
@@ -228,3 +242,107 @@ def retrieval(
         i2t_mean_rank=i2t_1based.mean(),
         t2i_mean_rank=t2i_1based.mean(),
     )
+
+
+def _check_options(ks, ties: str, metric: str) -> tuple[int, ...]:
+    if ties not in TIES:
+        raise ValueError(f"{metric}: ties must be one of {TIES}, got {ties!r}")
+    ks = tuple(ks)
+    if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
+        raise ValueError(f"{metric}: ks must be a non-empty sequence of positive integers, got {ks!r}")
+    return ks
+
+
+def retrieval_of_shards(
+    x: torch.Tensor | Sequence[torch.Tensor],
+    y: torch.Tensor | Sequence[torch.Tensor],
+    caption_to_image: torch.Tensor | Sequence[int] | None,
+    ks: Sequence[int],
+    ties: str,
+    group: Any,
+    *,
+    nan_policy: str = "raise",
+    backend: str = "auto",
+) -> RetrievalResult:
+    """:func:`retrieval` on this rank's shards x, y of the global images and captions (see ``group``), through
+    the sharded engine; x and y may also be lists of row blocks (a metric's list states: never concatenated,
+    never copied whole). ``group=None``: one process through the same engine (no collective)."""
+    metric = "retrieval"
+    rank, _ = shards.group_rank_world(group)
+
+    def local() -> dict:
+        shards.check_no_omit(nan_policy, metric)
+        shards.check_backend(backend, metric)
+        _check_options(ks, ties, metric)
+        fx, fy = shards.describe_rows(x, "x", metric), shards.describe_rows(y, "y", metric)
+        if caption_to_image is None:
+            if fx["n"] != fy["n"]:
+                raise ValueError(
+                    f"{metric}: x has {fx['n']} rows and y has {fy['n']} on this rank; without caption_to_image row "
+                    "i of x must pair with row i of y (pass caption_to_image to give several captions per image)"
+                )
+        else:
+            c = torch.as_tensor(caption_to_image)
+            if c.dtype.is_floating_point or c.dtype.is_complex or c.dtype == torch.bool:
+                raise TypeError(f"{metric}: caption_to_image must hold integer image indices, got dtype {c.dtype}")
+            if c.dim() != 1 or c.shape[0] != fy["n"]:
+                raise ValueError(
+                    f"{metric}: caption_to_image must have one global image index per caption of this rank, shape "
+                    f"({fy['n']},), got {tuple(c.shape)}"
+                )
+        for t, f in ((x, fx), (y, fy)):
+            if f["n"] and not f["bad"]:
+                f["zero"] = sum(int((torch.linalg.vector_norm(p.detach(), dim=1) == 0).sum()) for p in shards.parts(t))
+        return {"x": fx, "y": fy}
+
+    facts = shards.agree(local, group)
+    ks = _check_options(ks, ties, metric)
+    fx, fy = [f["x"] for f in facts], [f["y"] for f in facts]
+    n_img, n_cap = sum(f["n"] for f in fx), sum(f["n"] for f in fy)
+    d_x, d_y = shards.width(fx, "x", metric), shards.width(fy, "y", metric)
+    bad_img, bad_cap = sum(f["bad"] for f in fx), sum(f["bad"] for f in fy)
+    if bad_img or bad_cap:
+        raise ValueError(
+            f"{metric}: {bad_img} of {n_img} images and {bad_cap} of {n_cap} captions contain NaN or Inf"
+            + (" (all ranks together)" if group is not None else "")
+        )
+    if d_x != d_y:
+        raise ValueError(f"{metric}: needs d_x = d_y (cosine between images and captions), got d_x={d_x}, d_y={d_y}")
+    for name, parts in (("x", fx), ("y", fy)):
+        zero = sum(f.get("zero", 0) for f in parts)
+        if zero:
+            raise ValueError(f"{metric}: {zero} rows of {name} have zero norm and cannot be L2-normalised")
+    dtype = shards.compute_dtype_across(metric, max(n_img, n_cap), d_x, fx, fy)
+    image_counts, caption_counts = [f["n"] for f in fx], [f["n"] for f in fy]
+    first_image = sum(image_counts[:rank])
+    device = shards.device_of(x, y)
+    if caption_to_image is None:
+        c = first_image + torch.arange(image_counts[rank], device=device)
+    else:
+        c = torch.as_tensor(caption_to_image).to(device=device, dtype=torch.int64)
+    # Out-of-range indices and images without a caption, counted across the ranks (the same verdict everywhere).
+    inside = (c >= 0) & (c < n_img)
+    tally = torch.cat([torch.bincount(c[inside], minlength=n_img), (~inside).sum().reshape(1)])
+    tally = shards.sum_all(tally, group)
+    if int(tally[-1]):
+        raise ValueError(
+            f"{metric}: caption_to_image holds {int(tally[-1])} indices outside [0, {n_img}) (there are {n_img} "
+            "images across the ranks)"
+        )
+    orphans = int((tally[:-1] == 0).sum())
+    if orphans:
+        raise ValueError(
+            f"{metric}: {orphans} of {n_img} images have no caption; an image→text rank needs at least one"
+        )
+    i2t, t2i = retrieval_ranks_across(
+        shards.detached(x),
+        shards.detached(y),
+        c,
+        ties == "pessimistic",
+        image_counts,
+        caption_counts,
+        dtype,
+        d_x,
+        group,
+    )
+    return result_from_ranks(i2t, t2i, ks)

@@ -10,5 +10,15 @@ except ModuleNotFoundError as error:
     ) from error
 
 from torchspectral.metrics.moment_metrics import CKA, AlignmentMetrics, ModalityGap, MomentMetric, SpectralAlignment
+from torchspectral.metrics.pairwise_metrics import MMD, KernelCKA, Retrieval
 
-__all__ = ["CKA", "AlignmentMetrics", "ModalityGap", "MomentMetric", "SpectralAlignment"]
+__all__ = [
+    "CKA",
+    "MMD",
+    "AlignmentMetrics",
+    "KernelCKA",
+    "ModalityGap",
+    "MomentMetric",
+    "Retrieval",
+    "SpectralAlignment",
+]

@@ -292,20 +292,35 @@ class CKALoss(Loss):
 
 
 class MMDLoss(Loss):
-    """Squared RBF MMD between the two batches (they may differ in size). Shape: (B, d), (M, d) → ()."""
+    """Squared RBF MMD between the two batches (they may differ in size). Shape: (B, d), (M, d) → ().
+
+    ``sync_dist=True`` computes the MMD of the *global* batches (every rank's rows; the median bandwidth of the
+    global pooled batch) by the sharded pairwise engine: no rank gathers the others' rows. Gradient convention
+    as in :class:`SASLoss`: each rank gets exactly ∂L/∂(its rows), the backward needs no communication; under
+    DistributedDataParallel multiply the loss by the world size.
+    """
 
     def __init__(
         self,
         sigma: float | str | list[float] = "median",
         estimator: str = "unbiased",
         *,
+        sync_dist: bool = False,
+        process_group: Any = None,
         validate_args: bool | str = "first",
     ) -> None:
         super().__init__(validate_args)
         self.sigma, self.estimator = sigma, estimator
+        self.sync_dist, self.process_group = sync_dist, process_group
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.mmd(x, y, sigma=self.sigma, estimator=self.estimator)
+        if not self.sync_dist:
+            return F.mmd(x, y, sigma=self.sigma, estimator=self.estimator)
+        require_initialised("MMDLoss(sync_dist=True)")
+        import torch.distributed as dist
+
+        group = self.process_group if self.process_group is not None else dist.group.WORLD
+        return F.mmd(x, y, sigma=self.sigma, estimator=self.estimator, group=group)
 
 
 class CORALLoss(Loss):

@@ -1,0 +1,72 @@
+"""`torchspectral audit --distributed` on 2 gloo processes writes the single-process report (demo data).
+
+The runs are split across the ranks (run i on rank i mod 2), rank 0 writes; two runs the metrics reject (one on
+each rank) are listed as failed runs, exactly as in one process. Only the timings may differ.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_ranks
+from safetensors.torch import save_file
+
+from torchspectral.audit.cli import EXIT_SOME_RUNS_FAILED, main
+from torchspectral.demo import write_demo_inputs
+
+pytestmark = pytest.mark.slow  # two audits of 10 runs (one of them on 2 processes)
+
+
+def _manifest(folder: Path) -> Path:
+    manifest = write_demo_inputs(folder, n=200, seed=0, n_boot=10)
+    g = torch.Generator().manual_seed(0)
+    save_file({"image": torch.randn(64, 8, generator=g), "text": torch.ones(64, 8)}, str(folder / "constant.st"))
+    (folder / "constant.st").rename(folder / "constant.safetensors")
+    text = manifest.read_text()
+    for model in ("constant-a", "constant-b"):  # manifest indices 8 and 9: one on each rank
+        text += f'\n[[run]]\nmodel = "{model}"\ndataset = "d"\ndomain = "x"\nembeddings = "constant.safetensors"\n'
+    manifest.write_text(text)
+    return manifest
+
+
+def _without_timings(report: dict) -> dict:
+    report = dict(report)
+    report.pop("timings")
+    report["runs"] = [{k: v for k, v in run.items() if k != "timings"} for run in report["runs"]]
+    return report
+
+
+def _worker(rank: int, world: int, manifest: str, out: str) -> int:
+    return main(["audit", manifest, "--out", out, "--quiet", "--distributed"])
+
+
+def test_distributed_audit_writes_the_single_process_report(tmp_path) -> None:
+    manifest = _manifest(tmp_path / "inputs")
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["audit", str(manifest), "--out", str(one), "--quiet"]) == EXIT_SOME_RUNS_FAILED
+    statuses = run_ranks(_worker, 2, str(manifest), str(two))
+    assert statuses == {0: EXIT_SOME_RUNS_FAILED, 1: EXIT_SOME_RUNS_FAILED}
+    want = json.loads((one / "report.json").read_text())
+    got = json.loads((two / "report.json").read_text())
+    assert [f["model"] for f in got["failed_runs"]] == ["constant-a", "constant-b"]
+    assert len(got["runs"]) == 8
+    assert _without_timings(got) == _without_timings(want)
+    assert (two / "runs.csv").read_text() == (one / "runs.csv").read_text()
+    assert sorted(p.name for p in (two / "plots").iterdir()) == sorted(p.name for p in (one / "plots").iterdir())
+
+
+def _bad_input_worker(rank: int, world: int, manifest: str, out: str) -> int:
+    return main(["audit", manifest, "--out", out, "--quiet", "--distributed"])
+
+
+def test_an_input_error_on_one_rank_is_the_error_on_every_rank(tmp_path) -> None:
+    manifest = _manifest(tmp_path / "inputs")
+    (tmp_path / "inputs" / "constant.safetensors").write_bytes(b"not a safetensors file")  # runs 8 and 9
+    # Keep one unreadable run, manifest index 8: only rank 0 reads it.
+    manifest.write_text(manifest.read_text().split('\n[[run]]\nmodel = "constant-b"')[0])
+    out = tmp_path / "report"
+    assert run_ranks(_bad_input_worker, 2, str(manifest), str(out)) == {0: 2, 1: 2}
+    assert not out.exists()
