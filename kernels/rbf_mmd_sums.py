@@ -23,13 +23,26 @@ from collections.abc import Sequence
 import torch
 import triton
 import triton.language as tl
-from torchspectral.kernels.tiles import check_float32_pair, dot_tile, rbf_term, squared_distances
-from torchspectral.kernels.tuning import BLOCK_K, bucket, pairwise_configs
+from torchspectral.kernels.tiles import (
+    check_float32_pair,
+    check_precision,
+    dot_tile,
+    on_device,
+    rbf_term,
+    squared_distances,
+)
+from torchspectral.kernels.tuning import BLOCK_K, autotune_options, bucket, pairwise_configs, prune_pairwise
 
 from torchspectral.pairwise import tiles as torch_tiles
+from torchspectral.pairwise.precision import default_precision, round_operand
 
 
-@triton.autotune(configs=pairwise_configs(), key=["n_bucket", "d_bucket", "NUM_SIGMA"])
+@triton.autotune(
+    configs=pairwise_configs(),
+    key=["n_bucket", "d_bucket", "NUM_SIGMA", "PRECISION"],
+    prune_configs_by={"early_config_prune": prune_pairwise(dot_tiles=1)},
+    **autotune_options(),
+)
 @triton.jit
 def _rbf_mmd_sums_kernel(
     z_ptr,
@@ -45,6 +58,7 @@ def _rbf_mmd_sums_kernel(
     d_bucket,
     NUM_SIGMA: tl.constexpr,
     USE_EXPM1: tl.constexpr,
+    PRECISION: tl.constexpr,
     BLOCK: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
@@ -57,10 +71,10 @@ def _rbf_mmd_sums_kernel(
     acc_yy = tl.zeros((BLOCK,), dtype=tl.float32)
     acc_mixed = tl.zeros((BLOCK,), dtype=tl.float32)
     num_blocks = tl.cdiv(N, BLOCK)
-    for jb in range(pid, num_blocks):
+    for jb in range(pid, num_blocks):  # jb is int64 (it starts at pid): cols·stride stays 64-bit
         cols = jb * BLOCK + tl.arange(0, BLOCK)
         col_ok = cols < N
-        dots = dot_tile(z_ptr, rows, row_ok, stride_z, z_ptr, cols, col_ok, stride_z, D, BLOCK, BLOCK_K)
+        dots = dot_tile(z_ptr, rows, row_ok, stride_z, z_ptr, cols, col_ok, stride_z, D, BLOCK, BLOCK_K, PRECISION)
         d2 = squared_distances(dots, row_sq, tl.load(z_sq_ptr + cols, mask=col_ok, other=0.0))
         kern = tl.zeros((BLOCK, BLOCK), dtype=tl.float32) + offset
         for s in tl.static_range(NUM_SIGMA):
@@ -82,14 +96,19 @@ def _rbf_mmd_sums_kernel(
 MIN_BLOCK = 16  # the partial-sum buffer is sized for the smallest tile any config may use
 
 
-def rbf_mmd_sums_triton(x: torch.Tensor, y: torch.Tensor, coefs: Sequence[float], shift: float) -> torch.Tensor:
+def rbf_mmd_sums_triton(
+    x: torch.Tensor, y: torch.Tensor, coefs: Sequence[float], shift: float, precision: str | None = None
+) -> torch.Tensor:
     """``[S_xx, S_yy, S_xy]`` (float64): sums of ``k − shift`` over the pairs i ≠ j of x, of y, and all (x_i, y_j);
-    ``k = Σ_σ exp(−c_σ‖u−v‖²)``.
+    ``k = Σ_σ exp(−c_σ‖u−v‖²)``. ``precision``: the dot products' (:data:`~torchspectral.kernels.tiles.PRECISIONS`;
+    None: "tf32x3" on CUDA, "ieee" interpreted).
 
     Shape: x (n, d), y (m, d) float32 on one device → (3,) float64.
     """
     check_float32_pair("rbf_mmd_sums", x, y, "(n, d) and (m, d)", shared_axis=1)
-    z = torch.cat([x, y]).contiguous()
+    precision = check_precision("rbf_mmd_sums", default_precision(x) if precision is None else precision)
+    # Rounded once here for "tf32"/"bf16": the norms are then those of the rows the tensor cores multiply.
+    z = round_operand(torch.cat([x, y]).contiguous(), precision)
     n_total, d = z.shape
     z_sq = (z * z).sum(1)
     coef = torch.tensor(list(coefs), dtype=torch.float32, device=z.device)
@@ -99,18 +118,20 @@ def rbf_mmd_sums_triton(x: torch.Tensor, y: torch.Tensor, coefs: Sequence[float]
         return (triton.cdiv(n_total, meta["BLOCK"]),)
 
     use_expm1, offset = torch_tiles.expm1_form(shift, len(coefs))  # the same choice as the torch path
-    _rbf_mmd_sums_kernel[grid](
-        z, z_sq, coef, out, n_total, x.shape[0], d, z.stride(0), float(offset), bucket(n_total), bucket(d),
-        NUM_SIGMA=len(coefs), USE_EXPM1=use_expm1, BLOCK_K=BLOCK_K,
-    )  # fmt: skip
+    with on_device(z):
+        _rbf_mmd_sums_kernel[grid](
+            z, z_sq, coef, out, n_total, x.shape[0], d, z.stride(0), float(offset), bucket(n_total), bucket(d),
+            NUM_SIGMA=len(coefs), USE_EXPM1=use_expm1, PRECISION=precision, BLOCK_K=BLOCK_K,
+        )  # fmt: skip
     totals = out.sum(0, dtype=torch.float64)
     return torch.stack([totals[0], totals[1], totals[2] / 2.0])
 
 
 class RBFMMDSums(torch_tiles.RBFMMDSums):
-    """``apply(x, y, coefs, shift)``: the fused forward; the tile-recomputing torch backward is inherited."""
+    """``apply(x, y, coefs, shift, precision)``: the fused forward; the tile-recomputing torch backward is
+    inherited and runs in the matching torch precision (:func:`torchspectral.pairwise.precision.torch_precision`)."""
 
     @staticmethod
-    def forward(ctx, x, y, coefs, shift):  # type: ignore[override]
-        torch_tiles.RBFMMDSums.remember(ctx, x, y, coefs)
-        return rbf_mmd_sums_triton(x, y, coefs, shift)
+    def forward(ctx, x, y, coefs, shift, precision="ieee"):  # type: ignore[override]
+        torch_tiles.RBFMMDSums.remember(ctx, x, y, coefs, precision)
+        return rbf_mmd_sums_triton(x, y, coefs, shift, precision)

@@ -64,6 +64,7 @@ def mmd(
     *,
     nan_policy: str = "raise",
     backend: str = "auto",
+    precision: str | None = None,
 ) -> torch.Tensor:
     """Squared RBF-kernel MMD between the samples x (n, d) and y (m, d); n and m may differ.
 
@@ -74,6 +75,10 @@ def mmd(
         scale: multiplies the result (the source paper reported ``100·MMD²`` with σ = 10, biased).
         nan_policy: ``"raise"`` (default) or ``"omit"`` (drop the rows of x and of y holding NaN/Inf).
         backend: ``"auto"`` | ``"torch"`` | ``"triton"`` (see :mod:`torchspectral.pairwise`).
+        precision: of the distance GEMMs on float32 data: None (default: ``"tf32x3"`` for the kernels on CUDA,
+            ``"ieee"`` otherwise), ``"ieee"``, ``"tf32x3"``, ``"tf32"`` or ``"bf16"``; the accuracy of each is
+            derived in :mod:`torchspectral.pairwise.precision` (tf32/bf16 cannot resolve an MMD² below
+            ~1e-3/1e-2 of the typical kernel value).
 
     Memory beyond the inputs is O((n + m)·d) plus one tile; differentiable in x and y.
 
@@ -110,7 +115,8 @@ def mmd(
         raise ValueError(f"{metric}: scale must be a finite number, got {scale!r}")
     sigmas = resolve_sigmas(sigma, x, y, metric)
     chosen = pairwise.resolve_backend(backend, metric, x, y)
-    (s_xx, s_yy, s_xy), level = pairwise.rbf_mmd_sums(x, y, sigmas, backend=chosen)
+    precision = pairwise.resolve_precision(precision, chosen, metric, x, y)
+    (s_xx, s_yy, s_xy), level = pairwise.rbf_mmd_sums(x, y, sigmas, backend=chosen, precision=precision)
     # Off-diagonal sums of k − level (see the module docstring); the diagonal k(u,u) − level is exact here.
     if estimator == "biased":
         diagonal = len(sigmas) - level

@@ -172,6 +172,7 @@ def retrieval(
     *,
     nan_policy: str = "raise",
     backend: str = "auto",
+    precision: str | None = None,
 ) -> RetrievalResult:
     """Image→text and text→image retrieval of images x (N, d) and captions y (M, d) by cosine similarity.
 
@@ -183,6 +184,10 @@ def retrieval(
             items that are not a correct match rank ahead too).
         nan_policy: ``"raise"`` or ``"omit"`` (drop bad images with their captions, and bad captions).
         backend: ``"auto"`` | ``"torch"`` | ``"triton"`` (see :mod:`torchspectral.pairwise`).
+        precision: of the score GEMMs on float32 data: None (default: ``"tf32x3"`` for the kernels on CUDA,
+            ``"ieee"`` otherwise), ``"ieee"``, ``"tf32x3"``, ``"tf32"`` or ``"bf16"``. tf32/bf16 round the rows
+            (unit roundoff 2⁻¹¹ / 2⁻⁸), so scores closer than that may swap and ranks change
+            (:mod:`torchspectral.pairwise.precision`).
 
     Shape: x (N, d), y (M, d) → :class:`RetrievalResult` (ranks (N,), (M,)).
 
@@ -210,7 +215,8 @@ def retrieval(
     dtype = compute_dtype(x, y)
     x_hat, y_hat = _normalised(x, dtype, "x", metric), _normalised(y, dtype, "y", metric)
     chosen = pairwise.resolve_backend(backend, metric, x_hat, y_hat)
-    i2t, t2i = pairwise.retrieval_ranks(x_hat, y_hat, c, ties == "pessimistic", backend=chosen)
+    precision = pairwise.resolve_precision(precision, chosen, metric, x_hat, y_hat)
+    i2t, t2i = pairwise.retrieval_ranks(x_hat, y_hat, c, ties == "pessimistic", backend=chosen, precision=precision)
 
     def recall(ranks: torch.Tensor, k: int) -> torch.Tensor:
         return (ranks < k).double().mean()
