@@ -45,7 +45,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from torchspectral.kernels.tiles import check_precision, on_device, round_tf32
+from torchspectral.kernels.tiles import bf16_dot, check_precision, on_device, round_bf16, round_tf32
 from torchspectral.kernels.tuning import autotune_options, bucket, instance_score_configs, prune_instance_score
 
 from torchspectral.pairwise import instance
@@ -114,9 +114,8 @@ def _instance_score_kernel(
             # The centred rows exist only here, so they are rounded here ("tf32": as the torch path's
             # round_tf32; "bf16": a cast); V arrives rounded from the launcher.
             if PRECISION == "bf16":
-                vb = vt.to(tl.bfloat16)
-                zx = tl.dot(xc.to(tl.bfloat16), vb, acc=zx)
-                zy = tl.dot(yc.to(tl.bfloat16), vb, acc=zy)
+                zx = bf16_dot(round_bf16(xc), vt, zx)
+                zy = bf16_dot(round_bf16(yc), vt, zy)
             elif PRECISION == "tf32":
                 zx = tl.dot(round_tf32(xc), vt, acc=zx, input_precision="tf32")
                 zy = tl.dot(round_tf32(yc), vt, acc=zy, input_precision="tf32")

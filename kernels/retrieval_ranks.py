@@ -45,7 +45,8 @@ def _ground_truth_kernel(
 
 
 @triton.autotune(
-    configs=pairwise_configs(),
+    # 8 warps × 3 stages by default: at 4 stages the counting pass spills 16 B in "ieee" on sm_80 (AOT test).
+    configs=pairwise_configs(default=(64, 8, 3)),
     key=["n_bucket", "m_bucket", "d_bucket", "PRECISION"],
     reset_to_zero=["t2i_ptr"],
     prune_configs_by={"early_config_prune": prune_pairwise(dot_tiles=1)},

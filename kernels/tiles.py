@@ -16,10 +16,17 @@ import contextlib
 import torch
 import triton
 import triton.language as tl
+from torchspectral.kernels import interpreting
 
 # The ``input_precision`` of ``tl.dot`` for fp32 operands, plus "bf16": operands rounded to bfloat16 after loading,
 # products and accumulation in fp32. The accuracy of each is derived in :mod:`torchspectral.pairwise.precision`.
 PRECISIONS = ("ieee", "tf32x3", "tf32", "bf16")
+
+# Triton's interpreter multiplies bfloat16 tiles as their uint16 bit patterns (Triton 3.9: create_dot handles fp8
+# only) and truncates fp32 → bf16 casts; interpreted, "bf16" dots therefore run in fp32 on operands rounded by
+# the bit arithmetic of :func:`round_bf16` (products of bf16 values are exact in fp32, so only the order of the
+# fp32 accumulation differs from the tensor cores).
+INTERPRETED = tl.constexpr(interpreting())
 
 
 def check_float32_pair(op: str, x: torch.Tensor, y: torch.Tensor, shapes: str, shared_axis: int) -> None:
@@ -72,7 +79,7 @@ def dot_tile(
         a = tl.load(a_ptr + a_rows[:, None] * stride_a + (k0 + ks)[None, :], mask=a_mask, other=0.0)
         b = tl.load(b_ptr + b_rows[:, None] * stride_b + (k0 + ks)[None, :], mask=b_mask, other=0.0)
         if PRECISION == "bf16":
-            dots = tl.dot(a.to(tl.bfloat16), tl.trans(b.to(tl.bfloat16)), acc=dots)
+            dots = bf16_dot(a, tl.trans(b), dots)
         else:
             dots = tl.dot(a, tl.trans(b), acc=dots, input_precision=PRECISION)
     return dots
@@ -84,6 +91,25 @@ def round_tf32(x):
     :func:`torchspectral.pairwise.precision.round_tf32`), for operands formed inside a kernel."""
     bits = x.to(tl.int32, bitcast=True)
     return ((bits + 0x1000) & -0x2000).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def round_bf16(x):
+    """fp32 → the nearest bfloat16 value (ties to even, as torch's cast), kept in fp32: for operands formed
+    inside a kernel; the interpreter's own cast truncates."""
+    bits = x.to(tl.int32, bitcast=True)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & -0x10000
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def bf16_dot(a, b, acc):
+    """``acc + a b`` for operands holding bfloat16 values: bf16 tensor cores compiled, exact fp32 interpreted."""
+    if INTERPRETED:
+        out = tl.dot(a, b, acc=acc, input_precision="ieee")
+    else:
+        out = tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16), acc=acc)
+    return out
 
 
 @triton.jit
