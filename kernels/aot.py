@@ -14,16 +14,17 @@ decide speed and correctness on a real GPU, all deterministic:
 The launch signature is specialised as a real launch at N = 100,000 rows, d = 1024 would be (Triton's own
 ``specialize_impl``: 16-byte aligned pointers, strides divisible by 16, an int equal to 1 as a constant).
 
-Run ``python -m torchspectral.kernels.aot`` (default configs) or ``--sweep`` (every autotune config); it must
-run with ``TRITON_INTERPRET`` unset, because under the interpreter ``@triton.jit`` builds interpreted
-functions that cannot be compiled: :func:`run_subprocess` starts it without the variable (the test suite sets
-it). Output: one JSON record per compile.
+Run ``python -m torchspectral.kernels.aot`` or ``python kernels/aot.py`` (default configs; ``--sweep``: every
+autotune config). It must run with ``TRITON_INTERPRET`` unset, because under the interpreter ``@triton.jit``
+builds interpreted functions that cannot be compiled: :func:`run_subprocess` starts it without the variable
+(the test suite sets it). Output: one JSON record per compile.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import json
 import os
@@ -32,6 +33,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 ARCHS = (80, 90)
 PRECISIONS = ("ieee", "tf32x3", "tf32", "bf16")
@@ -395,7 +397,8 @@ def survey(sweep: bool = False, archs=ARCHS) -> list[Record]:
 def run_subprocess(sweep: bool = False, archs=ARCHS, timeout: float | None = None) -> list[dict]:
     """:func:`survey` in a fresh interpreter without ``TRITON_INTERPRET`` (the records as dicts)."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    command = [sys.executable, "-m", "torchspectral.kernels.aot", "--json", "-", "--arch", *map(str, archs)]
+    # This file as a script (not ``-m``): it also works from a checkout that is not installed.
+    command = [sys.executable, __file__, "--json", "-", "--arch", *map(str, archs)]
     if sweep:
         command.append("--sweep")
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
@@ -423,7 +426,28 @@ def table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _ensure_importable() -> None:
+    """``python kernels/aot.py`` from a checkout that is not installed: register ``kernels/`` under its installed
+    name, ``torchspectral.kernels`` (the package imports it while it initialises), and the checkout's root."""
+    try:
+        import torchspectral.kernels  # noqa: F401
+    except ImportError:
+        root = Path(__file__).resolve().parents[1]
+        sys.path.insert(0, str(root))
+        for name in [m for m in sys.modules if m == "torchspectral" or m.startswith("torchspectral.")]:
+            del sys.modules[name]  # a half-initialised import from the failed attempt
+        spec = importlib.util.spec_from_file_location(
+            "torchspectral.kernels",
+            root / "kernels" / "__init__.py",
+            submodule_search_locations=[str(root / "kernels")],
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["torchspectral.kernels"] = module
+        spec.loader.exec_module(module)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _ensure_importable()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sweep", action="store_true", help="every autotune config, not only the default ones")
     parser.add_argument("--arch", type=int, nargs="+", default=list(ARCHS), help="compute capabilities (80 90)")
