@@ -25,6 +25,19 @@ BLOCK_K = 32
 SHARED_MEMORY_LIMIT = {80: 166912, 86: 101376, 87: 166912, 89: 101376, 90: 232448, 100: 232448, 120: 101376}
 
 
+def target_programs(device: torch.device) -> int:
+    """Programs that fill a GPU (about 4 per SM) for the kernels that split their column loop when there are
+    few row blocks; interpreted, 8, so that the split is exercised on the tests' small shapes."""
+    if device.type != "cuda":
+        return 8
+    return 4 * _device_sms(device.index if device.index is not None else torch.cuda.current_device())
+
+
+@functools.cache
+def _device_sms(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
 def autotune_options() -> dict:
     """Extra ``triton.autotune`` arguments this Triton supports: ``cache_results`` keeps the tuned config of each
     key (bucketed sizes) on disk, so a new process does not re-run every config's full O(N²d) pass."""

@@ -46,3 +46,27 @@ def test_the_level_is_the_read_that_is_left(monkeypatch) -> None:
     _refuse_host_reads(monkeypatch)
     with pytest.raises(AssertionError, match="read on the host"):
         pairwise.rbf_mmd_sums(x, x + 1, [1.0], backend="torch")
+
+
+@pytest.mark.skipif(not kernels.available(), reason="no triton")
+def test_split_grids_give_the_same_results(monkeypatch) -> None:
+    """MMD and the rank count split their column loops over a second grid axis when row blocks are few: the
+    ranks must not depend on the split at all (integer atomics), the sums only to rounding, and a repeated
+    run with the same split must give the same bits (a fixed-order reduction)."""
+    from torchspectral.kernels import rbf_mmd_sums, retrieval_ranks
+
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(70, 6, generator=g).to(DEVICE), torch.randn(61, 6, generator=g).to(DEVICE)
+    images = torch.nn.functional.normalize(torch.randn(45, 6, generator=g), dim=1).to(DEVICE)
+    captions = torch.nn.functional.normalize(torch.randn(130, 6, generator=g), dim=1).to(DEVICE)
+    c = torch.arange(130).remainder(45).to(DEVICE)
+    sums, ranks = {}, {}
+    for target in (1, 3, 8, 64):
+        for module in (rbf_mmd_sums, retrieval_ranks):
+            monkeypatch.setattr(module, "target_programs", lambda device, t=target: t)
+        sums[target] = rbf_mmd_sums.rbf_mmd_sums_triton(x, y, [1.0], 0.3)
+        ranks[target] = retrieval_ranks.retrieval_ranks_triton(images, captions, c, False)
+        assert torch.equal(sums[target], rbf_mmd_sums.rbf_mmd_sums_triton(x, y, [1.0], 0.3))
+    for target in (3, 8, 64):
+        torch.testing.assert_close(sums[target], sums[1], rtol=1e-6, atol=1e-6)
+        assert all(torch.equal(a, b) for a, b in zip(ranks[target], ranks[1], strict=True))
