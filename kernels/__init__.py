@@ -8,8 +8,10 @@ tile-streaming kernels live here, one op per file:
 * ``rbf_cka_sums``: ``Σ K∘L``, ``Σ K∘K``, ``Σ L∘L`` and the row sums of K and L for RBF CKA;
 * ``retrieval_ranks``: ground-truth ranks in both directions by counting, tile by tile;
 * ``instance_score``: the spectral prior's per-pair scores;
-* ``tiles`` (the device helpers every kernel shares: dot-product tile, squared distances, RBF terms, expm1)
-  and ``tuning`` (every autotune config, keyed on bucketed sizes).
+* ``tiles`` (the device helpers every kernel shares: dot-product tile in the chosen precision, squared
+  distances, RBF terms, expm1, TF32/bf16 rounding, the device guard), ``tuning`` (every autotune config, keyed
+  on bucketed sizes and pruned by shared memory) and ``aot`` (ahead-of-time compiles for sm_80/sm_90 and the
+  facts the AOT test checks: tensor-core instructions, spills, shared memory, 64-bit pointer offsets).
 
 Each op's autograd Function runs the fused forward and inherits the backward of the chunked torch path it
 is tested against (:mod:`torchspectral.pairwise`, which also chooses the backend). On CPU the kernels run

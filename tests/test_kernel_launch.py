@@ -70,3 +70,23 @@ def test_split_grids_give_the_same_results(monkeypatch) -> None:
     for target in (3, 8, 64):
         torch.testing.assert_close(sums[target], sums[1], rtol=1e-6, atol=1e-6)
         assert all(torch.equal(a, b) for a, b in zip(ranks[target], ranks[1], strict=True))
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or not kernels.available(), reason="needs a machine without CUDA")
+def test_auto_falls_back_with_one_warning_when_the_device_cannot_run_the_kernels(monkeypatch) -> None:
+    """A "CUDA" tensor on a machine whose probe says no (here: torch sees no CUDA device): auto takes the torch
+    path and warns once per reason; an explicit backend="triton" is refused with the reason."""
+    import warnings
+
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    monkeypatch.setattr(dispatch, "_WARNED", set())
+    kernels.cuda_unsupported.cache_clear()
+    x = torch.zeros(4, 3)
+    with pytest.warns(RuntimeWarning, match="running the chunked torch path: torch sees no CUDA device"):
+        assert pairwise.resolve_backend("auto", "mmd", x) == "torch"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pairwise.resolve_backend("auto", "mmd", x) == "torch"  # no second warning
+    with pytest.raises(RuntimeError, match="backend='triton' cannot run here: torch sees no CUDA device"):
+        pairwise.resolve_backend("triton", "mmd", x)
+    assert pairwise.resolve_backend("torch", "mmd", x) == "torch"

@@ -85,6 +85,12 @@ def test_squared_distance_error_bound(precision: str) -> None:
     # The rounding error really is of order u·‖x − y‖ (the bound is not vacuous): far pairs err ≫ fp32.
     far = dist > 1.0
     assert float((got - exact).abs()[far].max()) > 0.05 * u
+    # The kernel entries then err by at most 2√2·e^{−1/2}·u·√c (module doc), at every bandwidth.
+    for sigma in (0.3, 0.7, 2.0):
+        c = 1 / (2 * sigma**2)
+        k_err = (torch.exp(-c * got) - torch.exp(-c * exact)).abs()
+        rest = c * (4 * u**2 + 4 * d * 2.0**-24)  # the distance bound's other terms, through ∂k/∂d² ≤ c
+        assert float(k_err.max()) <= 2 * math.sqrt(2) * math.exp(-0.5) * u * math.sqrt(c) + rest
 
 
 def test_squared_distance_from_unrounded_norms_would_break_the_bound() -> None:

@@ -77,8 +77,8 @@ def mmd(
         backend: ``"auto"`` | ``"torch"`` | ``"triton"`` (see :mod:`torchspectral.pairwise`).
         precision: of the distance GEMMs on float32 data: None (default: ``"tf32x3"`` for the kernels on CUDA,
             ``"ieee"`` otherwise), ``"ieee"``, ``"tf32x3"``, ``"tf32"`` or ``"bf16"``; the accuracy of each is
-            derived in :mod:`torchspectral.pairwise.precision` (tf32/bf16 cannot resolve an MMD² below
-            ~1e-3/1e-2 of the typical kernel value).
+            derived in :mod:`torchspectral.pairwise.precision` (worst case, tf32/bf16 cannot resolve an MMD²
+            below ≈ 2.4e-3/σ and 1.9e-2/σ, σ in units of the row norm).
 
     Memory beyond the inputs is O((n + m)·d) plus one tile; differentiable in x and y.
 

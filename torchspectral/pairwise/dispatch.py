@@ -53,7 +53,8 @@ def resolve_backend(backend: str, metric: str, *tensors: torch.Tensor) -> str:
         raise ValueError(f"{metric}: backend must be one of {BACKENDS}, got {backend!r}")
     on_cuda = bool(tensors) and all(t.is_cuda for t in tensors)
     float64 = compute_dtype(*tensors) == torch.float64
-    unsupported = kernels.cuda_unsupported(tensors[0].device.index or 0) if on_cuda and kernels.available() else None
+    probe = on_cuda and backend != "torch" and kernels.available()  # backend="torch" never imports triton
+    unsupported = kernels.cuda_unsupported(tensors[0].device.index or 0) if probe else None
     if backend == "auto":
         if on_cuda and unsupported is not None and not float64:
             if unsupported not in _WARNED:  # once per reason, not on every call of a training loop

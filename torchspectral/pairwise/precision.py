@@ -33,17 +33,24 @@ worst-case bound; random rounding grows like √d). The rounding term is proport
 would be ``2|δ(xᵀy)| ≤ 2u‖x‖‖y‖`` whatever the distance, so near-duplicate pairs would get distances of the
 order of u instead of u·‖x − y‖.
 
-**Effect on MMD and CKA.** A kernel value ``k = exp(−c d²)`` moves by ``|Δk| ≈ c k |Δd²|``, so each entry is
-off by at most ``4u c k‖x − y‖`` (relative ``4u c‖x−y‖ ≤ 2u·√(2c)·max_t t e^{-t²}``-ish, i.e. O(u) for the
-bandwidths in use). MMD² and HSIC are differences of sums of n² such values whose result can be many orders
-below the sums themselves (MMD² → 0 for equal distributions): the per-entry errors are deterministic
-functions of the rounded data, not independent noise, so the error of the estimate is bounded by the same
-O(u·k̄) per entry *before* the cancellation, i.e. an absolute error of order ``u·c·E[k‖x−y‖]`` on MMD²,
-independent of how small MMD² is. With tf32 (u ≈ 4.9e-4) an MMD² below ~1e-3·k̄ is not resolved; with bf16
-(u ≈ 3.9e-3) below ~1e-2·k̄; tf32x3 and ieee resolve it to the fp32 level (~1e-6·k̄). The shift ``a`` of the
-sums (:func:`~torchspectral.pairwise.kernel_level`) removes the fp32 cancellation of the *summation*, not the
-rounding of the inputs. For retrieval the rounding can reorder scores closer than ~2u (ranks change, ties
-appear or vanish); use "tf32x3" or "ieee" when ranks must match the fp32 ranks.
+**Effect on MMD and CKA.** With ``r = ‖x − y‖`` and ``k = exp(−c r²)`` (``c = 1/(2σ²)``), the mean value
+theorem gives ``|Δk| ≤ c·e^{−c r'²}·|Δd²| ≤ 4u·c·r·e^{−c r'²}`` (r' between the exact and the rounded
+distance, so ≈ r). Maximised over r (at r = 1/√(2c)) that is
+
+    |Δk| ≤ 4u·√(c/2)·e^{−1/2} = 2√2·e^{−1/2}·u·√c ≈ 1.2·u/σ          (plus O(u²) and the fp32 term)
+
+per entry, the same bound for every pair. MMD² = mean k_xx + mean k_yy − 2·mean k_xy and HSIC (a mean of
+doubly centred products) are differences of such means whose result can be orders of magnitude below the
+means themselves (MMD² → 0 for equal distributions). The rounding errors are fixed functions of the rounded
+rows, not independent noise, so nothing guarantees that they cancel: the worst-case absolute error of
+MMD² is ``4·1.2·u/σ ≈ 4.9u/σ``, whatever its size — ≈ 2.4e-3/σ for tf32 (σ in units of the row norm) and
+≈ 1.9e-2/σ for bf16; an MMD² below that is not resolved. HSIC's absolute error is of the same order (a few
+times the per-entry bound), so CKA between weakly related representations (small HSIC) is the first to
+suffer. tf32x3 and ieee leave only the fp32 summation (≈ 1e-6 relative to the means; the kernels add the
+tiles' partial sums in float64). The shift ``a`` of the sums (:func:`~torchspectral.pairwise.kernel_level`)
+removes the fp32 cancellation of the *summation*, not the rounding of the inputs. For retrieval, rounding
+can reorder scores closer than about 2u (ranks change, ties appear or vanish): use "tf32x3" or "ieee" when
+ranks must match the fp32 ones.
 """
 
 from __future__ import annotations
