@@ -41,6 +41,9 @@ def _rbf_tile(dots, row_sq, col_sq, rows, cols, valid, coef, offset, USE_EXPM1: 
 @triton.autotune(
     configs=pairwise_configs(),
     key=["n_bucket", "d_bucket", "PRECISION"],
+    # The number of partial-sum slots depends on the tile: reset them, or slots written while benchmarking a
+    # smaller tile would be added to the final run's sums (the row sums are rewritten whole by every run).
+    reset_to_zero=["part_ptr"],
     prune_configs_by={"early_config_prune": prune_pairwise(dot_tiles=2)},
     **autotune_options(),
 )

@@ -50,6 +50,9 @@ from torchspectral.pairwise.precision import default_precision, round_operand
 @triton.autotune(
     configs=pairwise_configs(),
     key=["n_bucket", "d_bucket", "NUM_SIGMA", "PRECISION"],
+    # Each config writes a different number of partial-sum slots: without a reset, slots written while
+    # benchmarking a smaller tile would stay in the buffer and be added to the final run's sums.
+    reset_to_zero=["out_ptr"],
     prune_configs_by={"early_config_prune": prune_pairwise(dot_tiles=1)},
     **autotune_options(),
 )
@@ -145,7 +148,8 @@ def rbf_mmd_sums_triton(
 
 class RBFMMDSums(torch_tiles.RBFMMDSums):
     """``apply(x, y, coefs, shift, precision)``: the fused forward; the tile-recomputing torch backward is
-    inherited and runs in the matching torch precision (:func:`torchspectral.pairwise.precision.torch_precision`)."""
+    inherited and runs in the same precision (operands rounded by
+    :func:`~torchspectral.pairwise.precision.round_operand`, GEMMs under ``exact_matmuls``)."""
 
     @staticmethod
     def forward(ctx, x, y, coefs, shift, precision="ieee"):  # type: ignore[override]

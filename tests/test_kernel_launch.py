@@ -90,3 +90,16 @@ def test_auto_falls_back_with_one_warning_when_the_device_cannot_run_the_kernels
     with pytest.raises(RuntimeError, match="backend='triton' cannot run here: torch sees no CUDA device"):
         pairwise.resolve_backend("triton", "mmd", x)
     assert pairwise.resolve_backend("torch", "mmd", x) == "torch"
+
+
+@pytest.mark.skipif(not kernels.available(), reason="no triton")
+def test_autotuning_resets_the_partial_sum_buffers() -> None:
+    """On a GPU the autotuner runs every config into the same buffers before the chosen one. The partial-sum
+    slots a config writes depend on its tile, so each buffer that is summed afterwards must be zeroed between
+    runs (a stale slot from a smaller tile would be added to the result). The interpreter has one config, so
+    this is checked on the autotuners' settings."""
+    from torchspectral.kernels import rbf_cka_sums, rbf_mmd_sums, retrieval_ranks
+
+    assert "out_ptr" in rbf_mmd_sums._rbf_mmd_sums_kernel.reset_to_zero
+    assert "part_ptr" in rbf_cka_sums._rbf_cka_sums_kernel.reset_to_zero
+    assert {"i2t_ptr", "t2i_ptr"} <= set(retrieval_ranks._rank_count_kernel.reset_to_zero)
