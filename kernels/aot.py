@@ -239,9 +239,7 @@ def kernel_specs() -> list[dict]:
 
 def _source(fn, args: dict, config):
     """``ASTSource`` of ``fn`` for a launch with ``args`` and ``config``, specialised as Triton's JIT would."""
-    from triton.backends.compiler import BaseBackend
     from triton.compiler import ASTSource
-    from triton.runtime.jit import native_specialize_impl
 
     args = {**args, **config.kwargs}
     signature, constexprs, attrs = {}, {}, {}
@@ -250,13 +248,39 @@ def _source(fn, args: dict, config):
         if index in fn.constexprs:
             signature[name], constexprs[name] = "constexpr", value
             continue
-        kind, spec = native_specialize_impl(BaseBackend, value, False, True, True)
+        kind, spec = _specialize(value)
         signature[name] = kind
         if kind == "constexpr":  # an int equal to 1: a constant of the compiled kernel, as at run time
             constexprs[name] = spec
         elif spec == "D":
             attrs[(index,)] = [["tt.divisibility", 16]]
     return ASTSource(fn, signature=signature, constexprs=constexprs, attrs=attrs)
+
+
+def _specialize(value) -> tuple[str, object]:
+    """(type, specialisation) of a launch argument as Triton's JIT derives it: its own ``specialize_impl`` where
+    this Triton has it (3.9), else the same rules by hand (pointers and ints divisible by 16 → "D", an int
+    equal to 1 → a constant)."""
+    try:
+        from triton.backends.compiler import BaseBackend
+        from triton.runtime.jit import native_specialize_impl
+    except ImportError:
+        native_specialize_impl = None
+    if native_specialize_impl is not None:
+        return native_specialize_impl(BaseBackend, value, False, True, True)
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        kinds = {torch.float32: "*fp32", torch.float16: "*fp16", torch.bfloat16: "*bf16", torch.int64: "*i64",
+                 torch.int32: "*i32"}  # fmt: skip
+        return kinds[value.dtype], "D" if value.data_ptr() % 16 == 0 else ""
+    if isinstance(value, bool):
+        return "u1", None
+    if isinstance(value, int):
+        if value == 1:
+            return "constexpr", 1
+        return ("i32" if -(2**31) <= value < 2**31 else "i64"), "D" if value % 16 == 0 else ""
+    return "fp32", None
 
 
 _PTXAS_REGS = re.compile(r"Used (\d+) registers")
@@ -388,9 +412,12 @@ def survey(sweep: bool = False, archs=ARCHS) -> list[Record]:
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # Triton 3.9 warns when it is unset; 1 = its default
     import triton
 
-    triton.knobs.nvidia.dump_ptxas_log = True
-    # Every compile must run ptxas (its log is the register/spill report): no on-disk cache hit.
-    triton.knobs.compilation.always_compile = True
+    # ptxas's log (registers, spills) is printed, and every compile runs ptxas (no on-disk cache hit). The
+    # environment variables say the same for a Triton without ``knobs`` (read when the compile runs).
+    os.environ["TRITON_DUMP_PTXAS_LOG"] = os.environ["TRITON_ALWAYS_COMPILE"] = "1"
+    if hasattr(triton, "knobs"):
+        triton.knobs.nvidia.dump_ptxas_log = True
+        triton.knobs.compilation.always_compile = True
     return [compile_one(*variant) for variant in variants(sweep, archs)]
 
 
