@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench bench-pairwise bench-audit install clean
+.PHONY: test demo bench bench-pairwise bench-audit aot aot-sweep bench-gpu install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,16 @@ clean:
 bench-audit: $(STAMP)
 	$(PY) -m pytest benchmarks/test_audit.py -p no:cacheprovider --benchmark-only -s \
 		--benchmark-json=benchmarks/results/audit-cpu-$$(nproc)core.json
+
+# Ahead-of-time compiles of the Triton kernels for sm_80 and sm_90 (no GPU needed; TRITON_INTERPRET must be
+# unset for these). `aot`: the default configs (what tests/test_kernels_aot.py checks, ~30 s); `aot-sweep`:
+# every autotune config in every precision and dtype (a few minutes), raw JSON under benchmarks/results/.
+aot: $(STAMP)
+	env -u TRITON_INTERPRET $(PY) -m torchspectral.kernels.aot --json benchmarks/results/aot-default.json
+
+aot-sweep: $(STAMP)
+	env -u TRITON_INTERPRET $(PY) -m torchspectral.kernels.aot --sweep --json benchmarks/results/aot-sweep.json
+
+# The GPU benchmark (benchmarks/gpu.py): on a machine without a GPU it says so, runs the AOT part and exits 0.
+bench-gpu: $(STAMP)
+	$(PY) benchmarks/gpu.py

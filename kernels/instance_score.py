@@ -10,8 +10,9 @@ eigenvectors ``V`` and per-mode weights ``w``)::
 The caller folds ``λ_k``, the signs ``s_k`` and the normalisation into ``w``. The projections ``zx``, ``zy``
 (n × k) are never written to memory: one program owns ``BLOCK_N`` rows, loops over the modes in ``BLOCK_K``
 chunks and, for each chunk, over the features in ``BLOCK_D`` chunks, accumulating both projections in fp32
-registers with ``tl.dot(..., input_precision="ieee")`` (exact fp32, no TF32), then reduces the chunk's modes
-into the row score. No atomics; every output element is written once.
+registers with ``tl.dot`` in the chosen precision (:mod:`torchspectral.pairwise.precision`: "ieee" exact fp32,
+"tf32x3" ≈ fp32 on tensor cores, the CUDA default; "tf32"; "bf16"), then reduces the chunk's modes into the
+row score. No atomics; every output element is written once.
 
 The rows are centred on the loaded tile, before the dot product. Centring afterwards (``x V − μ V``) cancels
 catastrophically when the embeddings carry a large common offset (e.g. +1e3): both terms are then ~1e3 times
@@ -44,9 +45,11 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from torchspectral.kernels.tuning import bucket, instance_score_configs, prune_instance_score
+from torchspectral.kernels.tiles import bf16_dot, check_precision, on_device, round_bf16, round_tf32
+from torchspectral.kernels.tuning import autotune_options, bucket, instance_score_configs, prune_instance_score
 
 from torchspectral.pairwise import instance
+from torchspectral.pairwise.precision import default_precision, round_operand
 
 __all__ = ["InstanceScore", "instance_score"]
 
@@ -55,8 +58,9 @@ _SUPPORTED = (torch.float32, torch.float16, torch.bfloat16)
 
 @triton.autotune(
     configs=instance_score_configs(),
-    key=["N_BUCKET", "D_BUCKET", "K_BUCKET", "ABSOLUTE"],
+    key=["N_BUCKET", "D_BUCKET", "K_BUCKET", "ABSOLUTE", "PRECISION"],
     prune_configs_by={"early_config_prune": prune_instance_score},
+    **autotune_options(),
 )
 @triton.jit
 def _instance_score_kernel(
@@ -78,6 +82,7 @@ def _instance_score_kernel(
     D_BUCKET,  # autotune key only
     K_BUCKET,  # autotune key only
     ABSOLUTE: tl.constexpr,
+    PRECISION: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     BLOCK_D: tl.constexpr,
@@ -106,8 +111,17 @@ def _instance_score_kernel(
             xc = tl.where(tile_mask, xt.to(tl.float32) - mx[None, :], 0.0)
             yc = tl.where(tile_mask, yt.to(tl.float32) - my[None, :], 0.0)
             vt = tl.load(v_ptr + ds[:, None] * K + ks[None, :], mask=d_mask[:, None] & k_mask[None, :], other=0.0)
-            zx = tl.dot(xc, vt, acc=zx, input_precision="ieee")
-            zy = tl.dot(yc, vt, acc=zy, input_precision="ieee")
+            # The centred rows exist only here, so they are rounded here ("tf32": as the torch path's
+            # round_tf32; "bf16": a cast); V arrives rounded from the launcher.
+            if PRECISION == "bf16":
+                zx = bf16_dot(round_bf16(xc), vt, zx)
+                zy = bf16_dot(round_bf16(yc), vt, zy)
+            elif PRECISION == "tf32":
+                zx = tl.dot(round_tf32(xc), vt, acc=zx, input_precision="tf32")
+                zy = tl.dot(round_tf32(yc), vt, acc=zy, input_precision="tf32")
+            else:
+                zx = tl.dot(xc, vt, acc=zx, input_precision=PRECISION)
+                zy = tl.dot(yc, vt, acc=zy, input_precision=PRECISION)
         w = tl.load(w_ptr + ks, mask=k_mask, other=0.0)
         prod = zx * zy
         if ABSOLUTE:
@@ -142,11 +156,13 @@ def instance_score(
     vectors: torch.Tensor,
     weights: torch.Tensor,
     absolute: bool = False,
+    precision: str | None = None,
 ) -> torch.Tensor:
     """Per-row ``Σ_k w_k · zx_ik · zy_ik`` (or ``Σ_k w_k · |zx_ik · zy_ik|``), ``z = (row − mean) @ vectors``.
 
     See the module docstring for the maths and shapes. Returns a float32 tensor of shape ``(n,)``.
-    Forward only (no autograd).
+    ``precision`` of the projections (:mod:`torchspectral.pairwise.precision`; None: "tf32x3" on CUDA, "ieee"
+    interpreted). Forward only (no autograd).
     """
     tensors = {"x": x, "y": y, "mean_x": mean_x, "mean_y": mean_y, "vectors": vectors, "weights": weights}
     for name, t in tensors.items():
@@ -189,6 +205,7 @@ def instance_score(
             "interpreted; set it before the first `import triton` in the process"
         )
 
+    precision = check_precision("instance_score", default_precision(x) if precision is None else precision)
     out = torch.empty(n, dtype=torch.float32, device=x.device)
     if n == 0:
         return out
@@ -196,40 +213,44 @@ def instance_score(
         return out.zero_()  # empty projections: every sum is empty
     mean_x = mean_x.detach().to(torch.float32).contiguous()
     mean_y = mean_y.detach().to(torch.float32).contiguous()
-    vectors = vectors.detach().to(torch.float32).contiguous()
+    vectors = round_operand(vectors.detach().to(torch.float32).contiguous(), precision)
     weights = weights.detach().to(torch.float32).contiguous()
 
     def grid(meta: dict) -> tuple[int]:
         return (triton.cdiv(n, meta["BLOCK_N"]),)
 
-    _instance_score_kernel[grid](
-        x.detach(),
-        y.detach(),
-        mean_x,
-        mean_y,
-        vectors,
-        weights,
-        out,
-        n,
-        d,
-        k,
-        x.stride(0),
-        x.stride(1),
-        y.stride(0),
-        y.stride(1),
-        bucket(n, 1 << 20),
-        bucket(d, 1 << 14),
-        bucket(k, 1 << 12),
-        ABSOLUTE=bool(absolute),
-    )
+    with on_device(x):
+        _instance_score_kernel[grid](
+            x.detach(),
+            y.detach(),
+            mean_x,
+            mean_y,
+            vectors,
+            weights,
+            out,
+            n,
+            d,
+            k,
+            x.stride(0),
+            x.stride(1),
+            y.stride(0),
+            y.stride(1),
+            bucket(n, 1 << 20),
+            bucket(d, 1 << 14),
+            bucket(k, 1 << 12),
+            ABSOLUTE=bool(absolute),
+            PRECISION=precision,
+        )
     return out
 
 
 class InstanceScore(instance.InstanceScore):
-    """``apply(x, y, mean_x, mean_y, vectors, weights, absolute, rows_per_chunk)``: the fused forward; the
-    chunked torch backward (``rows_per_chunk`` rows of projections at a time) is inherited."""
+    """``apply(x, y, mean_x, mean_y, vectors, weights, absolute, rows_per_chunk, precision)``: the fused forward;
+    the chunked torch backward (``rows_per_chunk`` rows of projections at a time, in the same precision) is
+    inherited."""
 
     @staticmethod
-    def forward(ctx, x, y, mean_x, mean_y, vectors, weights, absolute: bool, rows_per_chunk: int):  # type: ignore[override]
-        instance.InstanceScore.remember(ctx, (x, y, mean_x, mean_y, vectors, weights), absolute, rows_per_chunk)
-        return instance_score(x, y, mean_x, mean_y, vectors, weights, absolute=absolute)
+    def forward(ctx, x, y, mean_x, mean_y, vectors, weights, absolute: bool, rows_per_chunk: int, precision="ieee"):  # type: ignore[override]
+        tensors = (x, y, mean_x, mean_y, vectors, weights)
+        instance.InstanceScore.remember(ctx, tensors, absolute, rows_per_chunk, precision)
+        return instance_score(x, y, mean_x, mean_y, vectors, weights, absolute=absolute, precision=precision)

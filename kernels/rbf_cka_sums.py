@@ -18,10 +18,18 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from torchspectral.kernels.tiles import check_float32_pair, dot_tile, rbf_term, squared_distances
-from torchspectral.kernels.tuning import BLOCK_K, bucket, pairwise_configs
+from torchspectral.kernels.tiles import (
+    check_float32_pair,
+    check_precision,
+    dot_tile,
+    on_device,
+    rbf_term,
+    squared_distances,
+)
+from torchspectral.kernels.tuning import BLOCK_K, autotune_options, bucket, pairwise_configs, prune_pairwise
 
 from torchspectral.pairwise import tiles as torch_tiles
+from torchspectral.pairwise.precision import default_precision, round_operand
 
 
 @triton.jit
@@ -30,7 +38,15 @@ def _rbf_tile(dots, row_sq, col_sq, rows, cols, valid, coef, offset, USE_EXPM1: 
     return tl.where(valid & (rows[:, None] != cols[None, :]), kern, 0.0)
 
 
-@triton.autotune(configs=pairwise_configs(), key=["n_bucket", "d_bucket"])
+@triton.autotune(
+    configs=pairwise_configs(),
+    key=["n_bucket", "d_bucket", "PRECISION"],
+    # The number of partial-sum slots depends on the tile: reset them, or slots written while benchmarking a
+    # smaller tile would be added to the final run's sums (the row sums are rewritten whole by every run).
+    reset_to_zero=["part_ptr"],
+    prune_configs_by={"early_config_prune": prune_pairwise(dot_tiles=2)},
+    **autotune_options(),
+)
 @triton.jit
 def _rbf_cka_sums_kernel(
     x_ptr,
@@ -53,6 +69,7 @@ def _rbf_cka_sums_kernel(
     d_bucket,
     EXPM1_X: tl.constexpr,
     EXPM1_Y: tl.constexpr,
+    PRECISION: tl.constexpr,
     BLOCK: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
@@ -67,13 +84,14 @@ def _rbf_cka_sums_kernel(
     acc_rk = tl.zeros((BLOCK,), dtype=tl.float32)
     acc_rl = tl.zeros((BLOCK,), dtype=tl.float32)
     for jb in range(0, tl.cdiv(n, BLOCK)):
-        cols = jb * BLOCK + tl.arange(0, BLOCK)
+        # The loop index is 32-bit (it starts at a literal 0): widen it before it meets a stride.
+        cols = tl.cast(jb, tl.int64) * BLOCK + tl.arange(0, BLOCK)
         col_ok = cols < n
         valid = row_ok[:, None] & col_ok[None, :]
-        dx = dot_tile(x_ptr, rows, row_ok, stride_x, x_ptr, cols, col_ok, stride_x, DX, BLOCK, BLOCK_K)
+        dx = dot_tile(x_ptr, rows, row_ok, stride_x, x_ptr, cols, col_ok, stride_x, DX, BLOCK, BLOCK_K, PRECISION)
         col_xsq = tl.load(x_sq_ptr + cols, mask=col_ok, other=0.0)
         k = _rbf_tile(dx, row_xsq, col_xsq, rows, cols, valid, coef_x, offset_x, EXPM1_X)
-        dy = dot_tile(y_ptr, rows, row_ok, stride_y, y_ptr, cols, col_ok, stride_y, DY, BLOCK, BLOCK_K)
+        dy = dot_tile(y_ptr, rows, row_ok, stride_y, y_ptr, cols, col_ok, stride_y, DY, BLOCK, BLOCK_K, PRECISION)
         col_ysq = tl.load(y_sq_ptr + cols, mask=col_ok, other=0.0)
         ell = _rbf_tile(dy, row_ysq, col_ysq, rows, cols, valid, coef_y, offset_y, EXPM1_Y)
         acc_kl += tl.sum(k * ell, axis=1)
@@ -92,15 +110,24 @@ MIN_BLOCK = 16  # the partial-sum buffer is sized for the smallest tile any conf
 
 
 def rbf_cka_sums_triton(
-    x: torch.Tensor, y: torch.Tensor, coef_x: float, coef_y: float, shift_x: float, shift_y: float
+    x: torch.Tensor,
+    y: torch.Tensor,
+    coef_x: float,
+    coef_y: float,
+    shift_x: float,
+    shift_y: float,
+    precision: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``([Σ K'∘L', Σ K'∘K', Σ L'∘L'], K'1, L'1)`` (float64); K' = K − shift_x off the diagonal, 0 on it,
-    ``K = exp(−c_x‖x_i − x_j‖²)``, ``c_x = 1/(2σ_x²)``; L' likewise.
+    ``K = exp(−c_x‖x_i − x_j‖²)``, ``c_x = 1/(2σ_x²)``; L' likewise. ``precision``: of the dot products
+    (None: "tf32x3" on CUDA, "ieee" interpreted).
 
     Shape: x (n, d_x), y (n, d_y) float32 on one device → (3,), (n,), (n,) float64.
     """
     check_float32_pair("rbf_cka_sums", x, y, "(n, d_x) and (n, d_y)", shared_axis=0)
-    x, y = x.contiguous(), y.contiguous()
+    precision = check_precision("rbf_cka_sums", default_precision(x) if precision is None else precision)
+    # Rounded here for "tf32"/"bf16" (a copy): the norms are then those of the rows the tensor cores multiply.
+    x, y = round_operand(x.contiguous(), precision), round_operand(y.contiguous(), precision)
     n = x.shape[0]
     part = torch.zeros(triton.cdiv(n, MIN_BLOCK), 3, dtype=torch.float32, device=x.device)
     row_k = torch.empty(n, dtype=torch.float32, device=x.device)
@@ -111,18 +138,21 @@ def rbf_cka_sums_triton(
 
     # The same choice of form (expm1 near K ≈ 1) as the torch path.
     (expm1_x, offset_x), (expm1_y, offset_y) = torch_tiles.expm1_form(shift_x, 1), torch_tiles.expm1_form(shift_y, 1)
-    _rbf_cka_sums_kernel[grid](
-        x, y, (x * x).sum(1), (y * y).sum(1), part, row_k, row_l, n, x.shape[1], y.shape[1],
-        x.stride(0), y.stride(0), float(coef_x), float(coef_y), float(offset_x), float(offset_y),
-        bucket(n), bucket(max(x.shape[1], y.shape[1])), EXPM1_X=expm1_x, EXPM1_Y=expm1_y, BLOCK_K=BLOCK_K,
-    )  # fmt: skip
+    with on_device(x):
+        _rbf_cka_sums_kernel[grid](
+            x, y, (x * x).sum(1), (y * y).sum(1), part, row_k, row_l, n, x.shape[1], y.shape[1],
+            x.stride(0), y.stride(0), float(coef_x), float(coef_y), float(offset_x), float(offset_y),
+            bucket(n), bucket(max(x.shape[1], y.shape[1])), EXPM1_X=expm1_x, EXPM1_Y=expm1_y,
+            PRECISION=precision, BLOCK_K=BLOCK_K,
+        )  # fmt: skip
     return part.sum(0, dtype=torch.float64), row_k.double(), row_l.double()
 
 
 class RBFCKASums(torch_tiles.RBFCKASums):
-    """``apply(x, y, cx, cy, ax, ay)``: the fused forward; the tile-recomputing torch backward is inherited."""
+    """``apply(x, y, cx, cy, ax, ay, precision)``: the fused forward; the tile-recomputing torch backward is
+    inherited and runs in the matching torch precision."""
 
     @staticmethod
-    def forward(ctx, x, y, cx, cy, ax, ay):  # type: ignore[override]
-        torch_tiles.RBFCKASums.remember(ctx, x, y, (cx, cy, ax, ay))
-        return rbf_cka_sums_triton(x, y, cx, cy, ax, ay)
+    def forward(ctx, x, y, cx, cy, ax, ay, precision="ieee"):  # type: ignore[override]
+        torch_tiles.RBFCKASums.remember(ctx, x, y, (cx, cy, ax, ay), precision)
+        return rbf_cka_sums_triton(x, y, cx, cy, ax, ay, precision)

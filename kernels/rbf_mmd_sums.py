@@ -5,12 +5,15 @@ value, chosen by the caller): MMD does not depend on it, and the shifted values 
 fp32 sums do not cancel. Near k ≈ len(σ) the shifted value is formed as ``Σ expm1(·) + (len(σ) − a)``
 (:func:`torchspectral.pairwise.torch_tiles.expm1_form`), elsewhere as ``Σ exp(·) − a``. The two samples are stacked into
 Z = [X; Y] (N = n + m rows) and k' is evaluated tile by tile over the upper triangle of the N×N block grid:
-program I takes row block I of Z and walks the column blocks J ≥ I, forming ``‖z_i‖² + ‖z_j‖² − 2 z_iᵀz_j``
+program (I, S) takes row block I of Z and walks the S-th run of ``ceil(#blocks / num_programs(1))`` column
+blocks J ≥ I (the split keeps the longest program short when there are few row blocks: at N = 10,000 a
+64-row grid has 157 programs, the first with 157 tiles, on 132 SMs; the launcher asks for about 4 programs
+per SM), forming ``‖z_i‖² + ‖z_j‖² − 2 z_iᵀz_j``
 with one ``tl.dot`` per chunk of d (fp32 accumulation) and cutting rounding below 0 at 0; the diagonal
 (i = j) is left out. An off-diagonal block counts twice (it stands for its mirror image). Each entry goes
 to the xx, yy or mixed total by whether its row and column fall in X; the mixed total counts every x–y
-pair twice. Each program writes its three partial sums; the launcher adds them in float64. Nothing of
-size N×N exists.
+pair twice. Each program writes its three partial sums to its own slot; the launcher adds them in float64
+(a fixed order: the result is deterministic for a given config). Nothing of size N×N exists.
 
 :class:`RBFMMDSums` runs this forward and inherits the chunked torch backward of
 :class:`torchspectral.pairwise.tiles.RBFMMDSums`, which recomputes the tiles.
@@ -23,13 +26,36 @@ from collections.abc import Sequence
 import torch
 import triton
 import triton.language as tl
-from torchspectral.kernels.tiles import check_float32_pair, dot_tile, rbf_term, squared_distances
-from torchspectral.kernels.tuning import BLOCK_K, bucket, pairwise_configs
+from torchspectral.kernels.tiles import (
+    check_float32_pair,
+    check_precision,
+    dot_tile,
+    on_device,
+    rbf_term,
+    squared_distances,
+)
+from torchspectral.kernels.tuning import (
+    BLOCK_K,
+    autotune_options,
+    bucket,
+    pairwise_configs,
+    prune_pairwise,
+    target_programs,
+)
 
 from torchspectral.pairwise import tiles as torch_tiles
+from torchspectral.pairwise.precision import default_precision, round_operand
 
 
-@triton.autotune(configs=pairwise_configs(), key=["n_bucket", "d_bucket", "NUM_SIGMA"])
+@triton.autotune(
+    configs=pairwise_configs(),
+    key=["n_bucket", "d_bucket", "NUM_SIGMA", "PRECISION"],
+    # Each config writes a different number of partial-sum slots: without a reset, slots written while
+    # benchmarking a smaller tile would stay in the buffer and be added to the final run's sums.
+    reset_to_zero=["out_ptr"],
+    prune_configs_by={"early_config_prune": prune_pairwise(dot_tiles=1)},
+    **autotune_options(),
+)
 @triton.jit
 def _rbf_mmd_sums_kernel(
     z_ptr,
@@ -45,6 +71,7 @@ def _rbf_mmd_sums_kernel(
     d_bucket,
     NUM_SIGMA: tl.constexpr,
     USE_EXPM1: tl.constexpr,
+    PRECISION: tl.constexpr,
     BLOCK: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
@@ -57,10 +84,12 @@ def _rbf_mmd_sums_kernel(
     acc_yy = tl.zeros((BLOCK,), dtype=tl.float32)
     acc_mixed = tl.zeros((BLOCK,), dtype=tl.float32)
     num_blocks = tl.cdiv(N, BLOCK)
-    for jb in range(pid, num_blocks):
+    per_split = tl.cdiv(num_blocks, tl.num_programs(1))
+    first = pid + tl.program_id(1).to(tl.int64) * per_split
+    for jb in range(first, tl.minimum(first + per_split, num_blocks)):  # int64 (from pid): cols·stride too
         cols = jb * BLOCK + tl.arange(0, BLOCK)
         col_ok = cols < N
-        dots = dot_tile(z_ptr, rows, row_ok, stride_z, z_ptr, cols, col_ok, stride_z, D, BLOCK, BLOCK_K)
+        dots = dot_tile(z_ptr, rows, row_ok, stride_z, z_ptr, cols, col_ok, stride_z, D, BLOCK, BLOCK_K, PRECISION)
         d2 = squared_distances(dots, row_sq, tl.load(z_sq_ptr + cols, mask=col_ok, other=0.0))
         kern = tl.zeros((BLOCK, BLOCK), dtype=tl.float32) + offset
         for s in tl.static_range(NUM_SIGMA):
@@ -74,43 +103,55 @@ def _rbf_mmd_sums_kernel(
         acc_xx += weight * tl.sum(tl.where(both_x, kern, 0.0), axis=1)
         acc_yy += weight * tl.sum(tl.where(both_y, kern, 0.0), axis=1)
         acc_mixed += weight * tl.sum(tl.where(both_x | both_y, 0.0, kern), axis=1)
-    tl.store(out_ptr + pid * 3 + 0, tl.sum(acc_xx))
-    tl.store(out_ptr + pid * 3 + 1, tl.sum(acc_yy))
-    tl.store(out_ptr + pid * 3 + 2, tl.sum(acc_mixed))
+    slot = (pid * tl.num_programs(1) + tl.program_id(1)) * 3
+    tl.store(out_ptr + slot + 0, tl.sum(acc_xx))
+    tl.store(out_ptr + slot + 1, tl.sum(acc_yy))
+    tl.store(out_ptr + slot + 2, tl.sum(acc_mixed))
 
 
 MIN_BLOCK = 16  # the partial-sum buffer is sized for the smallest tile any config may use
 
 
-def rbf_mmd_sums_triton(x: torch.Tensor, y: torch.Tensor, coefs: Sequence[float], shift: float) -> torch.Tensor:
+def rbf_mmd_sums_triton(
+    x: torch.Tensor, y: torch.Tensor, coefs: Sequence[float], shift: float, precision: str | None = None
+) -> torch.Tensor:
     """``[S_xx, S_yy, S_xy]`` (float64): sums of ``k − shift`` over the pairs i ≠ j of x, of y, and all (x_i, y_j);
-    ``k = Σ_σ exp(−c_σ‖u−v‖²)``.
+    ``k = Σ_σ exp(−c_σ‖u−v‖²)``. ``precision``: the dot products' (:data:`~torchspectral.kernels.tiles.PRECISIONS`;
+    None: "tf32x3" on CUDA, "ieee" interpreted).
 
     Shape: x (n, d), y (m, d) float32 on one device → (3,) float64.
     """
     check_float32_pair("rbf_mmd_sums", x, y, "(n, d) and (m, d)", shared_axis=1)
-    z = torch.cat([x, y]).contiguous()
+    precision = check_precision("rbf_mmd_sums", default_precision(x) if precision is None else precision)
+    # Rounded once here for "tf32"/"bf16": the norms are then those of the rows the tensor cores multiply.
+    z = round_operand(torch.cat([x, y]).contiguous(), precision)
     n_total, d = z.shape
     z_sq = (z * z).sum(1)
     coef = torch.tensor(list(coefs), dtype=torch.float32, device=z.device)
-    out = torch.zeros(triton.cdiv(n_total, MIN_BLOCK), 3, dtype=torch.float32, device=z.device)
+    target = target_programs(z.device)
+    # Row blocks × splits ≤ row blocks + target for every BLOCK ≥ MIN_BLOCK (see grid): one slot each.
+    out = torch.zeros(triton.cdiv(n_total, MIN_BLOCK) + target, 3, dtype=torch.float32, device=z.device)
 
     def grid(meta):
-        return (triton.cdiv(n_total, meta["BLOCK"]),)
+        blocks = triton.cdiv(n_total, meta["BLOCK"])
+        return (blocks, max(1, min(blocks, triton.cdiv(target, blocks))))
 
     use_expm1, offset = torch_tiles.expm1_form(shift, len(coefs))  # the same choice as the torch path
-    _rbf_mmd_sums_kernel[grid](
-        z, z_sq, coef, out, n_total, x.shape[0], d, z.stride(0), float(offset), bucket(n_total), bucket(d),
-        NUM_SIGMA=len(coefs), USE_EXPM1=use_expm1, BLOCK_K=BLOCK_K,
-    )  # fmt: skip
+    with on_device(z):
+        _rbf_mmd_sums_kernel[grid](
+            z, z_sq, coef, out, n_total, x.shape[0], d, z.stride(0), float(offset), bucket(n_total), bucket(d),
+            NUM_SIGMA=len(coefs), USE_EXPM1=use_expm1, PRECISION=precision, BLOCK_K=BLOCK_K,
+        )  # fmt: skip
     totals = out.sum(0, dtype=torch.float64)
     return torch.stack([totals[0], totals[1], totals[2] / 2.0])
 
 
 class RBFMMDSums(torch_tiles.RBFMMDSums):
-    """``apply(x, y, coefs, shift)``: the fused forward; the tile-recomputing torch backward is inherited."""
+    """``apply(x, y, coefs, shift, precision)``: the fused forward; the tile-recomputing torch backward is
+    inherited and runs in the same precision (operands rounded by
+    :func:`~torchspectral.pairwise.precision.round_operand`, GEMMs under ``exact_matmuls``)."""
 
     @staticmethod
-    def forward(ctx, x, y, coefs, shift):  # type: ignore[override]
-        torch_tiles.RBFMMDSums.remember(ctx, x, y, coefs)
-        return rbf_mmd_sums_triton(x, y, coefs, shift)
+    def forward(ctx, x, y, coefs, shift, precision="ieee"):  # type: ignore[override]
+        torch_tiles.RBFMMDSums.remember(ctx, x, y, coefs, precision)
+        return rbf_mmd_sums_triton(x, y, coefs, shift, precision)

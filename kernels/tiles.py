@@ -11,9 +11,22 @@ The RBF kernels sum ``k − a`` for a constant ``a`` (the typical kernel value, 
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import triton
 import triton.language as tl
+from torchspectral.kernels import interpreting
+
+# The ``input_precision`` of ``tl.dot`` for fp32 operands, plus "bf16": operands rounded to bfloat16 after loading,
+# products and accumulation in fp32. The accuracy of each is derived in :mod:`torchspectral.pairwise.precision`.
+PRECISIONS = ("ieee", "tf32x3", "tf32", "bf16")
+
+# Triton's interpreter multiplies bfloat16 tiles as their uint16 bit patterns (Triton 3.9: create_dot handles fp8
+# only) and truncates fp32 → bf16 casts; interpreted, "bf16" dots therefore run in fp32 on operands rounded by
+# the bit arithmetic of :func:`round_bf16` (products of bf16 values are exact in fp32, so only the order of the
+# fp32 accumulation differs from the tensor cores).
+INTERPRETED = tl.constexpr(interpreting())
 
 
 def check_float32_pair(op: str, x: torch.Tensor, y: torch.Tensor, shapes: str, shared_axis: int) -> None:
@@ -26,25 +39,77 @@ def check_float32_pair(op: str, x: torch.Tensor, y: torch.Tensor, shapes: str, s
         raise ValueError(f"{op}: x is on {x.device} but y is on {y.device}")
 
 
+def check_precision(op: str, precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else a ValueError naming the choices."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"{op}: precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
+
+
+def on_device(t: torch.Tensor):
+    """The device guard of a launch: Triton launches on the *current* CUDA device, so a tensor on another GPU
+    would be read through the wrong context (an illegal address, or silently wrong data)."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
 @triton.jit
 def dot_tile(
-    a_ptr, a_rows, a_ok, stride_a, b_ptr, b_rows, b_ok, stride_b, D, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr
+    a_ptr, a_rows, a_ok, stride_a, b_ptr, b_rows, b_ok, stride_b, D,
+    BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     """``A[a_rows] B[b_rows]ᵀ`` (BLOCK × BLOCK, fp32) over chunks of BLOCK_K features of row-major A and B.
 
-    Row indices are taken to int64 before the pointer arithmetic (rows·stride may exceed 2³¹). Exact fp32
-    products (``input_precision="ieee"``, no TF32), fp32 accumulation; padding rows are masked on load.
+    Row and feature indices are taken to int64 before the pointer arithmetic (rows·stride may exceed 2³¹; a
+    32-bit product would wrap silently). ``PRECISION`` is "ieee" (exact fp32 products on the FMA units),
+    "tf32x3" (three TF32 tensor-core products, ≈ fp32), "tf32" (one TF32 product) or "bf16" (bfloat16
+    tensor-core products); accumulation is fp32 in every case. For "tf32" and "bf16" the launchers pass
+    operands already rounded (:func:`torchspectral.pairwise.precision.round_operand`, the rounding the torch
+    path applies and the row norms are taken of), so the tensor cores read them exactly: the hardware would
+    otherwise truncate fp32 to TF32, and the norms would not be those of the rows multiplied. Padding rows
+    are masked on load (as 0, which adds nothing to the dots).
     """
     a_rows = a_rows.to(tl.int64)
     b_rows = b_rows.to(tl.int64)
-    ks = tl.arange(0, BLOCK_K)
+    ks = tl.arange(0, BLOCK_K).to(tl.int64)
     dots = tl.zeros((BLOCK, BLOCK), dtype=tl.float32)
     for k0 in range(0, D, BLOCK_K):
         k_ok = (k0 + ks) < D
-        a = tl.load(a_ptr + a_rows[:, None] * stride_a + (k0 + ks)[None, :], mask=a_ok[:, None] & k_ok[None, :])
-        b = tl.load(b_ptr + b_rows[:, None] * stride_b + (k0 + ks)[None, :], mask=b_ok[:, None] & k_ok[None, :])
-        dots += tl.dot(a, tl.trans(b), input_precision="ieee")
+        a_mask, b_mask = a_ok[:, None] & k_ok[None, :], b_ok[:, None] & k_ok[None, :]
+        # int64 rows × stride: an int64 product whatever the type of the stride argument.
+        a = tl.load(a_ptr + a_rows[:, None] * stride_a + (k0 + ks)[None, :], mask=a_mask, other=0.0)
+        b = tl.load(b_ptr + b_rows[:, None] * stride_b + (k0 + ks)[None, :], mask=b_mask, other=0.0)
+        if PRECISION == "bf16":
+            dots = bf16_dot(a, tl.trans(b), dots)
+        else:
+            dots = tl.dot(a, tl.trans(b), acc=dots, input_precision=PRECISION)
     return dots
+
+
+@triton.jit
+def round_tf32(x):
+    """fp32 → TF32 to nearest, ties away from zero (``cvt.rna.tf32.f32``; bit for bit
+    :func:`torchspectral.pairwise.precision.round_tf32`), for operands formed inside a kernel."""
+    bits = x.to(tl.int32, bitcast=True)
+    return ((bits + 0x1000) & -0x2000).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def round_bf16(x):
+    """fp32 → the nearest bfloat16 value (ties to even, as torch's cast), kept in fp32: for operands formed
+    inside a kernel; the interpreter's own cast truncates."""
+    bits = x.to(tl.int32, bitcast=True)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & -0x10000
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def bf16_dot(a, b, acc):
+    """``acc + a b`` for operands holding bfloat16 values: bf16 tensor cores compiled, exact fp32 interpreted."""
+    if INTERPRETED:
+        out = tl.dot(a, b, acc=acc, input_precision="ieee")
+    else:
+        out = tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16), acc=acc)
+    return out
 
 
 @triton.jit

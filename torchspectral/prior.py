@@ -24,6 +24,7 @@ from torchspectral.functional.sas import NEEDS as SAS_NEEDS
 from torchspectral.functional.sas import SAME_DIM_REASON
 from torchspectral.moments import Moments
 from torchspectral.pairwise.dispatch import resolve_backend, routine
+from torchspectral.pairwise.precision import resolve_precision
 from torchspectral.spectral import active_masks, rho_denominator, sas_score
 from torchspectral.validation import check_pair, check_q
 
@@ -119,19 +120,23 @@ class SpectralPrior:
 
     def score(
         self, x: torch.Tensor, y: torch.Tensor, mode: str = "decompose", direction: str = "x_to_y",
-        backend: str = "auto",
+        backend: str = "auto", precision: str | None = None,
     ) -> torch.Tensor:  # fmt: skip
         """Per-pair SAS scores, shape (n,). `direction` is "x_to_y", "y_to_x" or "symmetric" (their mean).
 
         `backend`: "auto" (Triton on CUDA float32/half inputs when installed, chunked torch otherwise),
-        "torch" or "triton". Float64 inputs are scored in float64 on the torch path.
+        "torch" or "triton". Float64 inputs are scored in float64 on the torch path. `precision` of the
+        projections: None ("tf32x3" for the kernel on CUDA, "ieee" otherwise), "ieee", "tf32x3", "tf32" or "bf16"
+        (:mod:`torchspectral.pairwise.precision`), honoured by both backends, forward and backward.
         """
         if direction == "symmetric":
-            return (self.score(x, y, mode, "x_to_y", backend) + self.score(x, y, mode, "y_to_x", backend)) / 2
+            forward = self.score(x, y, mode, "x_to_y", backend, precision)
+            return (forward + self.score(x, y, mode, "y_to_x", backend, precision)) / 2
         weights = self.weights(direction, mode)
         x, y = self._check(x, y, "SpectralPrior.score")
         frozen = self._direction(direction)
         chosen = resolve_backend(backend, "SpectralPrior.score", x, y)
+        precision = resolve_precision(precision, chosen, "SpectralPrior.score", x, y)
         dtype = torch.float64 if torch.float64 in (x.dtype, y.dtype) else torch.float32
         device = x.device
         return routine("instance_score", chosen)(
@@ -143,6 +148,7 @@ class SpectralPrior:
             weights.to(device, dtype),
             mode == "abs",
             max(1, CHUNK_ELEMENTS // max(x.shape[1], frozen.vectors.shape[1])),  # rows of projections per chunk
+            precision,
         )
 
     def per_mode(self, x: torch.Tensor, y: torch.Tensor, direction: str = "x_to_y") -> torch.Tensor:

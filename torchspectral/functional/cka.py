@@ -118,21 +118,29 @@ def rbf_cka(
     *,
     nan_policy: str = "raise",
     backend: str = "auto",
+    precision: str | None = None,
 ) -> torch.Tensor:
     """RBF-kernel CKA (biased or unbiased HSIC) from the tiled kernel sums; see the module docstring."""
     metric = "cka(kernel='rbf', unbiased=True)" if unbiased else "cka(kernel='rbf')"
-    return _rbf_cka(x, y, (unbiased,), sigma, threshold, metric, nan_policy, backend)[0]
+    return _rbf_cka(x, y, (unbiased,), sigma, threshold, metric, nan_policy, backend, precision)[0]
 
 
 def rbf_cka_both(
-    x: torch.Tensor, y: torch.Tensor, sigma: float | None = None, threshold: float = 1.0, *, backend: str = "auto"
+    x: torch.Tensor,
+    y: torch.Tensor,
+    sigma: float | None = None,
+    threshold: float = 1.0,
+    *,
+    backend: str = "auto",
+    precision: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(biased, unbiased) RBF CKA from one pass of tiled kernel sums (half the work of two calls)."""
-    biased, unbiased = _rbf_cka(x, y, (False, True), sigma, threshold, "cka(kernel='rbf')", "raise", backend)
+    metric = "cka(kernel='rbf')"
+    biased, unbiased = _rbf_cka(x, y, (False, True), sigma, threshold, metric, "raise", backend, precision)
     return biased, unbiased
 
 
-def _rbf_cka(x, y, estimators, sigma, threshold, metric, nan_policy, backend) -> list[torch.Tensor]:
+def _rbf_cka(x, y, estimators, sigma, threshold, metric, nan_policy, backend, precision=None) -> list[torch.Tensor]:
     x, y = check_pair(x, y, metric, nan_policy=nan_policy)
     n = x.shape[0]
     if any(estimators):
@@ -146,7 +154,8 @@ def _rbf_cka(x, y, estimators, sigma, threshold, metric, nan_policy, backend) ->
     else:
         sigma_x = sigma_y = check_bandwidth(sigma, metric)
     chosen = pairwise.resolve_backend(backend, metric, x, y)
-    sums, r_k, r_l, a_x, a_y = pairwise.rbf_cka_sums(x, y, sigma_x, sigma_y, backend=chosen)
+    precision = pairwise.resolve_precision(precision, chosen, metric, x, y)
+    sums, r_k, r_l, a_x, a_y = pairwise.rbf_cka_sums(x, y, sigma_x, sigma_y, backend=chosen, precision=precision)
     return rbf_cka_from_sums(n, sums, r_k, r_l, a_x, a_y, estimators, metric)
 
 
@@ -193,6 +202,7 @@ def cka(
     nan_policy: str = "raise",
     backend: str = "auto",
     group: Any = None,
+    precision: str | None = None,
 ) -> torch.Tensor:
     """Centered Kernel Alignment between x (n, d_x) and y (n, d_y); d_x may differ from d_y.
 
@@ -209,6 +219,9 @@ def cka(
             global value, equal to one process to float64 rounding, with the same bandwidths
             (:mod:`torchspectral.pairwise.sharded`; a collective; not differentiable). For linear CKA across
             ranks, all-reduce a :class:`~torchspectral.Moments` instead. None (default): one process.
+        precision: of the RBF distance GEMMs on float32 data, for kernel="rbf": None (default: "tf32x3" for the
+            kernels on CUDA, "ieee" otherwise), "ieee", "tf32x3", "tf32" or "bf16"
+            (:mod:`torchspectral.pairwise.precision` derives the accuracy of each).
 
     Shape: x (n, d_x), y (n, d_y) → ().
 
@@ -222,8 +235,10 @@ def cka(
     """
     if kernel == "rbf":
         if group is not None:
+            if precision is not None:
+                raise ValueError("cka: precision applies to one process; the sharded engine (group=) computes in ieee")
             return _rbf_cka_across(x, y, unbiased, sigma, threshold, nan_policy, backend, group)
-        return rbf_cka(x, y, unbiased, sigma, threshold, nan_policy=nan_policy, backend=backend)
+        return rbf_cka(x, y, unbiased, sigma, threshold, nan_policy=nan_policy, backend=backend, precision=precision)
     if group is not None:
         raise ValueError(
             "cka: group= applies to kernel='rbf'; linear CKA is a function of additive moments: "
@@ -231,6 +246,8 @@ def cka(
         )
     if kernel != "linear":
         raise ValueError(f"cka: kernel must be 'linear' or 'rbf', got {kernel!r}")
+    if precision is not None:
+        raise ValueError("cka: precision sets the RBF kernel's distance GEMMs; it does not apply to kernel='linear'")
     if sigma is not None or threshold != 1.0:
         raise ValueError("cka: sigma and threshold set the RBF bandwidth; they do not apply to kernel='linear'")
     m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="cka", groups=linear_cka_needs(unbiased))

@@ -176,6 +176,7 @@ def retrieval(
     nan_policy: str = "raise",
     backend: str = "auto",
     group: Any = None,
+    precision: str | None = None,
 ) -> RetrievalResult:
     """Image→text and text→image retrieval of images x (N, d) and captions y (M, d) by cosine similarity.
 
@@ -193,6 +194,10 @@ def retrieval(
             rank gets the global result (ranks in global order), bitwise the one-process result on the
             concatenated data (:mod:`torchspectral.pairwise.sharded`; a collective: call it on every rank).
             None (default): one process.
+        precision: of the score GEMMs on float32 data: None (default: ``"tf32x3"`` for the kernels on CUDA,
+            ``"ieee"`` otherwise), ``"ieee"``, ``"tf32x3"``, ``"tf32"`` or ``"bf16"``. tf32/bf16 round the rows
+            (unit roundoff 2⁻¹¹ / 2⁻⁸), so scores closer than that may swap and ranks change
+            (:mod:`torchspectral.pairwise.precision`).
 
     Shape: x (N, d), y (M, d) → :class:`RetrievalResult` (ranks (N,), (M,)).
 
@@ -208,6 +213,10 @@ def retrieval(
     """
     metric = "retrieval"
     if group is not None:
+        if precision is not None:
+            raise ValueError(
+                "retrieval: precision applies to one process; the sharded engine (group=) computes in ieee"
+            )
         return retrieval_of_shards(x, y, caption_to_image, ks, ties, group, nan_policy=nan_policy, backend=backend)
     x, y, c = clean_retrieval_inputs(x, y, caption_to_image, metric, nan_policy)
     if x.shape[1] != y.shape[1]:
@@ -218,7 +227,8 @@ def retrieval(
     dtype = compute_dtype(x, y)
     x_hat, y_hat = _normalised(x, dtype, "x", metric), _normalised(y, dtype, "y", metric)
     chosen = pairwise.resolve_backend(backend, metric, x_hat, y_hat)
-    i2t, t2i = pairwise.retrieval_ranks(x_hat, y_hat, c, ties == "pessimistic", backend=chosen)
+    precision = pairwise.resolve_precision(precision, chosen, metric, x_hat, y_hat)
+    i2t, t2i = pairwise.retrieval_ranks(x_hat, y_hat, c, ties == "pessimistic", backend=chosen, precision=precision)
 
     return result_from_ranks(i2t, t2i, ks)
 

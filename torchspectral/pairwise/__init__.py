@@ -55,6 +55,7 @@ from torchspectral.pairwise.bandwidth import (
     pooled_subsample,
 )
 from torchspectral.pairwise.dispatch import BACKENDS, rbf_cka_sums, rbf_mmd_sums, resolve_backend, retrieval_ranks
+from torchspectral.pairwise.precision import PRECISIONS, resolve_precision
 from torchspectral.pairwise.ranks import GROUND_TRUTH_CHUNK, ground_truth_scores
 from torchspectral.pairwise.tiles import tile_side
 
@@ -63,6 +64,7 @@ __all__ = [
     "GROUND_TRUTH_CHUNK",
     "LEVEL_SUBSAMPLE",
     "MEDIAN_SUBSAMPLE",
+    "PRECISIONS",
     "TILE_BUDGET_BYTES",
     "ground_truth_scores",
     "kernel_level",
@@ -73,6 +75,7 @@ __all__ = [
     "rbf_cka_sums",
     "rbf_mmd_sums",
     "resolve_backend",
+    "resolve_precision",
     "retrieval_ranks",
     "tile_side",
 ]

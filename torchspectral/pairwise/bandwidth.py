@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
+from torchspectral.pairwise.precision import exact_matmuls
 from torchspectral.pairwise.tiles import squared_distances, tile_side
 from torchspectral.validation import compute_dtype
 
@@ -60,8 +61,10 @@ def kernel_level(z: torch.Tensor, coefs: Sequence[float]) -> float:
         return 0.0
     z = z - z.mean(0)
     z_sq = (z * z).sum(1)
-    d2 = squared_distances(z, z_sq, z, z_sq, True)
+    with exact_matmuls():  # the same level (and so the same expm1 form) whatever the global TF32 flag says
+        d2 = squared_distances(z, z_sq, z, z_sq, True)
     k = sum(torch.exp(d2 * -c) for c in coefs)
+    # The one host read of a pairwise call: the level picks the kernels' expm1 form, a compile-time choice.
     return float((k.sum() - k.diagonal().sum()) / (n * (n - 1)))
 
 

@@ -5,14 +5,21 @@ and the pairwise entry points that prepare their inputs once and run the chosen 
 routine is the chunked path of :mod:`~torchspectral.pairwise.tiles`, :mod:`~torchspectral.pairwise.ranks`
 or :mod:`~torchspectral.pairwise.instance`; the fused one is named inside ``torchspectral.kernels.<op>`` and
 imported only when ``backend="triton"`` runs (Triton stays optional). ``backend="auto"`` picks Triton for
-CUDA tensors when it is installed and the input is not float64, the chunked torch path otherwise; nothing is
-probed at import. Every differentiable routine is an autograd Function whose backward is the torch one.
+CUDA tensors when it is installed, the device can run it (:func:`torchspectral.kernels.cuda_unsupported`:
+a driver Triton can load, compute capability ≥ 8.0; otherwise the torch path, with one warning per reason)
+and the input is not float64, the chunked torch path otherwise; nothing is probed at import. Every
+differentiable routine is an autograd Function whose backward is the torch one.
+
+``precision`` (None, "ieee", "tf32x3", "tf32", "bf16"; :mod:`torchspectral.pairwise.precision`) is resolved
+here too: None is "tf32x3" for the kernels on CUDA and "ieee" for the torch path and the interpreter; the
+torch path honours an explicit choice by rounding its operands, forward and backward.
 """
 
 from __future__ import annotations
 
 import importlib
 import operator
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -20,11 +27,13 @@ import torch
 from torchspectral import kernels
 from torchspectral.pairwise.bandwidth import LEVEL_SUBSAMPLE, kernel_level, pooled_subsample
 from torchspectral.pairwise.instance import InstanceScore
+from torchspectral.pairwise.precision import resolve_precision
 from torchspectral.pairwise.ranks import retrieval_ranks_torch
 from torchspectral.pairwise.tiles import RBFCKASums, RBFMMDSums
 from torchspectral.validation import compute_dtype
 
 BACKENDS = ("auto", "torch", "triton")
+_WARNED: set[str] = set()
 
 ROUTINES: dict[str, tuple[Callable, str]] = {
     "rbf_mmd_sums": (RBFMMDSums.apply, "RBFMMDSums.apply"),
@@ -42,13 +51,22 @@ def resolve_backend(backend: str, metric: str, *tensors: torch.Tensor) -> str:
     """Turn ``"auto" | "torch" | "triton"`` into the backend that will run, or explain why it cannot."""
     if backend not in BACKENDS:
         raise ValueError(f"{metric}: backend must be one of {BACKENDS}, got {backend!r}")
-    on_cuda = all(t.is_cuda for t in tensors)
+    on_cuda = bool(tensors) and all(t.is_cuda for t in tensors)
     float64 = compute_dtype(*tensors) == torch.float64
+    probe = on_cuda and backend != "torch" and kernels.available()  # backend="torch" never imports triton
+    unsupported = kernels.cuda_unsupported(tensors[0].device.index or 0) if probe else None
     if backend == "auto":
+        if on_cuda and unsupported is not None and not float64:
+            if unsupported not in _WARNED:  # once per reason, not on every call of a training loop
+                _WARNED.add(unsupported)
+                warnings.warn(f"{metric}: running the chunked torch path: {unsupported}", RuntimeWarning, stacklevel=3)
+            return "torch"
         return "triton" if on_cuda and not float64 and kernels.available() else "torch"
     if backend == "triton":
         if not kernels.available():
             raise RuntimeError(f"{metric}: backend='triton' needs the triton package (pip install triton)")
+        if unsupported is not None:
+            raise RuntimeError(f"{metric}: backend='triton' cannot run here: {unsupported}")
         if not on_cuda and not kernels.interpreting():
             raise ValueError(
                 f"{metric}: backend='triton' needs CUDA tensors (or TRITON_INTERPRET=1 to interpret on CPU)"
@@ -74,12 +92,13 @@ def _shift(t: torch.Tensor, mean: torch.Tensor, dtype: torch.dtype) -> torch.Ten
 
 
 def rbf_mmd_sums(
-    x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float], backend: str = "torch"
+    x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float], backend: str = "torch", precision: str | None = None
 ) -> tuple[torch.Tensor, float]:
     """``([S_xx, S_yy, S_xy], a)``: sums of ``k − a`` over the pairs i ≠ j of x, of y, and all pairs (x_i, y_j).
 
     ``k = Σ_σ exp(−‖u − v‖²/(2σ²))`` and ``a`` = :func:`kernel_level` of the pooled sample (a constant the
     MMD estimators do not depend on, chosen so that the sums do not cancel). float64, differentiable.
+    ``backend`` is a resolved one ("torch" or "triton"); ``precision`` of the distance GEMMs (see the module).
 
     Shape: x (n, d), y (m, d) → (3,), float.
 
@@ -90,23 +109,29 @@ def rbf_mmd_sums(
         [6.0, 0.0, 1.103638]
     """
     dtype = compute_dtype(x, y)
+    precision = resolve_precision(precision, backend, "rbf_mmd_sums", x, y)
     # One shift for both samples: S_xy needs them in the same coordinates. Summed in float64 without a
     # float64 copy of the data (the memory beyond the inputs stays one shifted copy plus the tiles).
     mean = (x.detach().sum(0, dtype=torch.float64) + y.detach().sum(0, dtype=torch.float64)) / (x.shape[0] + y.shape[0])
     coefs = tuple(1.0 / (2.0 * float(s) ** 2) for s in sigmas)
     level = kernel_level(pooled_subsample(x.detach(), y.detach(), LEVEL_SUBSAMPLE), coefs)
-    sums = routine("rbf_mmd_sums", backend)(_shift(x, mean, dtype), _shift(y, mean, dtype), coefs, level)
+    sums = routine("rbf_mmd_sums", backend)(_shift(x, mean, dtype), _shift(y, mean, dtype), coefs, level, precision)
     return sums, level
 
 
 def rbf_cka_sums(
-    x: torch.Tensor, y: torch.Tensor, sigma_x: float, sigma_y: float, backend: str = "torch"
+    x: torch.Tensor,
+    y: torch.Tensor,
+    sigma_x: float,
+    sigma_y: float,
+    backend: str = "torch",
+    precision: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float, float]:
     """``([Σ K'∘L', Σ K'∘K', Σ L'∘L'], K'1, L'1, a_x, a_y)`` (float64, differentiable).
 
     ``K' = RBF_σx(X, X) − a_x`` off the diagonal and 0 on it, ``L'`` likewise with ``a_y``; the shifts are
     :func:`kernel_level` of each modality (HSIC estimators do not depend on them; they keep the sums
-    from cancelling).
+    from cancelling). ``precision`` of the distance GEMMs (see the module).
 
     Shape: x (n, d_x), y (n, d_y) → (3,), (n,), (n,), float, float.
 
@@ -117,22 +142,28 @@ def rbf_cka_sums(
         [1.135335, 1.135335, 0.270671]
     """
     dtype = compute_dtype(x, y)
+    precision = resolve_precision(precision, backend, "rbf_cka_sums", x, y)
     x0 = _shift(x, x.detach().sum(0, dtype=torch.float64) / x.shape[0], dtype)
     y0 = _shift(y, y.detach().sum(0, dtype=torch.float64) / y.shape[0], dtype)
     cx, cy = 1.0 / (2.0 * float(sigma_x) ** 2), 1.0 / (2.0 * float(sigma_y) ** 2)
     ax, ay = kernel_level(x0.detach(), (cx,)), kernel_level(y0.detach(), (cy,))
-    sums, row_k, row_l = routine("rbf_cka_sums", backend)(x0, y0, cx, cy, ax, ay)
+    sums, row_k, row_l = routine("rbf_cka_sums", backend)(x0, y0, cx, cy, ax, ay, precision)
     return sums, row_k, row_l, ax, ay
 
 
 def retrieval_ranks(
-    x_hat: torch.Tensor, y_hat: torch.Tensor, caption_to_image: torch.Tensor, pessimistic: bool, backend: str = "torch"
+    x_hat: torch.Tensor,
+    y_hat: torch.Tensor,
+    caption_to_image: torch.Tensor,
+    pessimistic: bool,
+    backend: str = "torch",
+    precision: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """0-based ranks of the ground truths, image→text (N,) and text→image (M,), on L2-normalised rows.
 
     Image i: the number of captions of other images whose score beats its best caption's score.
     Caption j: the number of other images whose score beats its image's. "Beats" is ``>`` (optimistic) or
-    ``≥`` (pessimistic). Tile by tile: no sort, no top-k, no N×M matrix.
+    ``≥`` (pessimistic). Tile by tile: no sort, no top-k, no N×M matrix. ``precision`` of the scores.
 
     Shape: x_hat (N, d), y_hat (M, d), caption_to_image (M,) int64 → (N,), (M,) int64.
 
@@ -142,5 +173,6 @@ def retrieval_ranks(
         >>> [r.tolist() for r in retrieval_ranks(x, y, torch.tensor([0, 1, 1]), pessimistic=False)]
         [[0, 0], [0, 1, 0]]
     """
+    precision = resolve_precision(precision, backend, "retrieval_ranks", x_hat, y_hat)
     with torch.no_grad():
-        return routine("retrieval_ranks", backend)(x_hat, y_hat, caption_to_image, pessimistic)
+        return routine("retrieval_ranks", backend)(x_hat, y_hat, caption_to_image, pessimistic, precision)

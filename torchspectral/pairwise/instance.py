@@ -12,51 +12,72 @@ from collections.abc import Iterator
 
 import torch
 
+from torchspectral.pairwise.precision import exact_matmuls, round_operand
+
 
 def projections(
-    x: torch.Tensor, y: torch.Tensor, mean_x: torch.Tensor, mean_y: torch.Tensor, vectors: torch.Tensor, rows: int
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mean_x: torch.Tensor,
+    mean_y: torch.Tensor,
+    vectors: torch.Tensor,
+    rows: int,
+    precision: str = "ieee",
 ) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
-    """Yield (row slice, zx, zy) chunk by chunk, in the dtype of ``vectors``."""
+    """Yield (row slice, zx, zy) chunk by chunk, in the dtype of ``vectors``; the centred rows and the vectors
+    rounded for ``precision`` as the kernel rounds them (:mod:`torchspectral.pairwise.precision`)."""
+    vectors = round_operand(vectors, precision)
     for start in range(0, x.shape[0], rows):
         chunk = slice(start, start + rows)
-        zx = (x[chunk].to(vectors.dtype) - mean_x) @ vectors
-        zy = (y[chunk].to(vectors.dtype) - mean_y) @ vectors
+        zx = round_operand(x[chunk].to(vectors.dtype) - mean_x, precision) @ vectors
+        zy = round_operand(y[chunk].to(vectors.dtype) - mean_y, precision) @ vectors
         yield chunk, zx, zy
 
 
 class InstanceScore(torch.autograd.Function):
-    """``apply(x, y, mean_x, mean_y, vectors, weights, absolute, rows_per_chunk)`` → (n,) scores.
+    """``apply(x, y, mean_x, mean_y, vectors, weights, absolute, rows_per_chunk, precision)`` → (n,) scores.
 
-    Differentiable in x and y (the prior is frozen); the backward recomputes the projections in chunks.
+    Differentiable in x and y (the prior is frozen); the backward recomputes the projections in chunks, in
+    the same precision (its GEMMs' operands rounded likewise, TF32 off otherwise).
     """
 
     @staticmethod
-    def remember(ctx, tensors: tuple[torch.Tensor, ...], absolute: bool, rows_per_chunk: int) -> None:
+    def remember(
+        ctx, tensors: tuple[torch.Tensor, ...], absolute: bool, rows_per_chunk: int, precision: str = "ieee"
+    ) -> None:
         ctx.save_for_backward(*tensors)
-        ctx.absolute, ctx.rows_per_chunk = absolute, rows_per_chunk
+        ctx.absolute, ctx.rows_per_chunk, ctx.precision = absolute, rows_per_chunk, precision
 
     @staticmethod
-    def forward(ctx, x, y, mean_x, mean_y, vectors, weights, absolute: bool, rows_per_chunk: int):  # type: ignore[override]
-        InstanceScore.remember(ctx, (x, y, mean_x, mean_y, vectors, weights), absolute, rows_per_chunk)
+    def forward(ctx, x, y, mean_x, mean_y, vectors, weights, absolute: bool, rows_per_chunk: int, precision="ieee"):  # type: ignore[override]
+        InstanceScore.remember(ctx, (x, y, mean_x, mean_y, vectors, weights), absolute, rows_per_chunk, precision)
         out = torch.empty(x.shape[0], dtype=vectors.dtype, device=x.device)
-        for rows, zx, zy in projections(x, y, mean_x, mean_y, vectors, rows_per_chunk):
-            product = zx * zy
-            out[rows] = (product.abs() if absolute else product) @ weights
+        with exact_matmuls():
+            for rows, zx, zy in projections(x, y, mean_x, mean_y, vectors, rows_per_chunk, precision):
+                product = zx * zy
+                out[rows] = (product.abs() if absolute else product) @ weights
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
+        with exact_matmuls():
+            return InstanceScore._backward(ctx, grad_out)
+
+    @staticmethod
+    def _backward(ctx, grad_out):
         x, y, mean_x, mean_y, vectors, weights = ctx.saved_tensors
+        p = ctx.precision
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         grad_y = torch.empty_like(y) if ctx.needs_input_grad[1] else None
         grad_out = grad_out.to(vectors.dtype)
-        for rows, zx, zy in projections(x, y, mean_x, mean_y, vectors, ctx.rows_per_chunk):
+        vectors_t = round_operand(vectors, p).T
+        for rows, zx, zy in projections(x, y, mean_x, mean_y, vectors, ctx.rows_per_chunk, p):
             # d score_i / d zx_ik = w_k · zy_ik (times sign(zx·zy) for |·|), and likewise for zy.
             coefficient = grad_out[rows, None] * weights
             if ctx.absolute:
                 coefficient = coefficient * torch.sign(zx * zy)
             if grad_x is not None:
-                grad_x[rows] = ((coefficient * zy) @ vectors.T).to(x.dtype)
+                grad_x[rows] = (round_operand(coefficient * zy, p) @ vectors_t).to(x.dtype)
             if grad_y is not None:
-                grad_y[rows] = ((coefficient * zx) @ vectors.T).to(y.dtype)
-        return grad_x, grad_y, None, None, None, None, None, None
+                grad_y[rows] = (round_operand(coefficient * zx, p) @ vectors_t).to(y.dtype)
+        return grad_x, grad_y, None, None, None, None, None, None, None

@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from torchspectral.pairwise.precision import exact_matmuls, round_operand
 from torchspectral.pairwise.tiles import tile_side, tiles
 
 # Captions per ground-truth block: its x̂[c(J)] ŷ_Jᵀ product costs |J|/N of the score GEMM.
@@ -52,11 +53,21 @@ def _count(x_hat, y_hat, caption_to_image, gt, best, pessimistic, side):
 
 @torch.no_grad()
 def retrieval_ranks_torch(
-    x_hat: torch.Tensor, y_hat: torch.Tensor, caption_to_image: torch.Tensor, pessimistic: bool
+    x_hat: torch.Tensor,
+    y_hat: torch.Tensor,
+    caption_to_image: torch.Tensor,
+    pessimistic: bool,
+    precision: str = "ieee",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """0-based image→text (N,) and text→image (M,) ranks (int64) of the ground truths, tile by tile."""
+    """0-based image→text (N,) and text→image (M,) ranks (int64) of the ground truths, tile by tile.
+
+    ``precision``: the scores' (:mod:`torchspectral.pairwise.precision`): rows rounded as the kernels' tensor
+    cores read them, GEMMs with TF32 off.
+    """
     side = tile_side(x_hat.dtype)
-    gt = ground_truth_scores(x_hat, y_hat, caption_to_image, GROUND_TRUTH_CHUNK)
-    best = torch.full((x_hat.shape[0],), -math.inf, dtype=gt.dtype, device=gt.device)
-    best.scatter_reduce_(0, caption_to_image, gt, reduce="amax")
-    return _count(x_hat, y_hat, caption_to_image, gt, best, pessimistic, side)
+    x_hat, y_hat = round_operand(x_hat, precision), round_operand(y_hat, precision)
+    with exact_matmuls():
+        gt = ground_truth_scores(x_hat, y_hat, caption_to_image, GROUND_TRUTH_CHUNK)
+        best = torch.full((x_hat.shape[0],), -math.inf, dtype=gt.dtype, device=gt.device)
+        best.scatter_reduce_(0, caption_to_image, gt, reduce="amax")
+        return _count(x_hat, y_hat, caption_to_image, gt, best, pessimistic, side)

@@ -9,6 +9,11 @@ it): each tile is recomputed instead of stored.
 Squared distances are formed as ``‖a‖² + ‖b‖² − 2aᵀb`` (one GEMM per tile); the callers shift every sample
 by a mean first (distances are translation invariant, the expansion is not), rounding below 0 is cut at 0
 and self-distances on the diagonal are set to exactly 0.
+
+``precision`` (:mod:`torchspectral.pairwise.precision`) is honoured explicitly, forward and backward: the
+rows are rounded as the kernels' tensor cores read them (``round_operand``; norms and dots then come from
+the same rounded rows, as in the kernels), the backward's GEMM operands likewise, and every GEMM runs with
+TF32 off whatever the global flag says (:func:`~torchspectral.pairwise.precision.exact_matmuls`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import math
 from collections.abc import Iterator, Sequence
 
 import torch
+
+from torchspectral.pairwise.precision import exact_matmuls, round_operand
 
 # Bytes of temporaries per tile of the chunked torch path (distances, kernel values, their product).
 TILE_BUDGET_BYTES = 48 * 2**20
@@ -119,13 +126,14 @@ def mmd_sums(x: torch.Tensor, y: torch.Tensor, coefs: Sequence[float], shift: fl
 
 
 def rbf_sum_grads(
-    a: torch.Tensor, b: torch.Tensor | None, coefs: Sequence[float], side: int
+    a: torch.Tensor, b: torch.Tensor | None, coefs: Sequence[float], side: int, precision: str = "ieee"
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Gradients of ``S = Σ_ij k(a_i, b_j)`` (``b=None``: ``Σ_ij k(a_i, a_j)``), tile by tile.
 
     With ``G_ij = Σ_σ 2c_σ k_σ(a_i, b_j)``: ``∂S/∂a_i = −(Σ_j G_ij) a_i + Σ_j G_ij b_j`` and
     ``∂S/∂b_j = Σ_i G_ij a_i − (Σ_i G_ij) b_j``; within one sample the two roles add up (a factor 2).
-    A constant shift of k and the (constant) diagonal terms do not change these gradients.
+    A constant shift of k and the (constant) diagonal terms do not change these gradients. ``a`` and ``b``
+    arrive rounded for ``precision``; G is rounded before its GEMMs.
     """
     within = b is None
     b = a if within else b
@@ -135,10 +143,11 @@ def rbf_sum_grads(
     for rows, cols, _ in tiles(a.shape[0], b.shape[0], side):
         diag = within and rows == cols
         g = rbf_grad_weight(squared_distances(a[rows], a_sq[rows], b[cols], b_sq[cols], diag), coefs)
-        g_a[rows] += g @ b[cols]
+        g_op = round_operand(g, precision)
+        g_a[rows] += g_op @ b[cols]
         row_a[rows] += g.sum(1)
         if not within:
-            g_b[cols] += g.T @ a[rows]
+            g_b[cols] += g_op.T @ a[rows]
             col_b[cols] += g.sum(0)
     g_a -= row_a[:, None] * a
     if within:
@@ -147,36 +156,39 @@ def rbf_sum_grads(
 
 
 class RBFMMDSums(torch.autograd.Function):
-    """``apply(x, y, coefs, shift)`` → [S_xx, S_yy, S_xy] (float64) by chunked torch; tile-recomputing backward.
+    """``apply(x, y, coefs, shift, precision)`` → [S_xx, S_yy, S_xy] (float64) by chunked torch; tile-recomputing
+    backward in the same precision ("tf32x3" runs as "ieee" here: it approximates exact fp32).
 
     The fused kernel's Function (:mod:`torchspectral.kernels.rbf_mmd_sums`) replaces the forward only.
     """
 
     @staticmethod
-    def remember(ctx, x: torch.Tensor, y: torch.Tensor, coefs: Sequence[float]) -> None:
-        ctx.coefs = coefs
+    def remember(ctx, x: torch.Tensor, y: torch.Tensor, coefs: Sequence[float], precision: str = "ieee") -> None:
+        ctx.coefs, ctx.precision = coefs, precision
         ctx.save_for_backward(x, y)
 
     @staticmethod
-    def forward(ctx, x, y, coefs, shift):  # type: ignore[override]
-        RBFMMDSums.remember(ctx, x, y, coefs)
-        return mmd_sums(x, y, coefs, shift, tile_side(x.dtype))
+    def forward(ctx, x, y, coefs, shift, precision="ieee"):  # type: ignore[override]
+        RBFMMDSums.remember(ctx, x, y, coefs, precision)
+        with exact_matmuls():
+            return mmd_sums(round_operand(x, precision), round_operand(y, precision), coefs, shift, tile_side(x.dtype))
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        x, y = ctx.saved_tensors
+        x, y = (round_operand(t, ctx.precision) for t in ctx.saved_tensors)
         side = tile_side(x.dtype)
         grad_x = grad_y = None
         g_xx, g_yy, g_xy = (grad[i].to(x.dtype) for i in range(3))
-        if ctx.needs_input_grad[0]:
-            grad_x = g_xx * rbf_sum_grads(x, None, ctx.coefs, side)[0]
-        if ctx.needs_input_grad[1]:
-            grad_y = g_yy * rbf_sum_grads(y, None, ctx.coefs, side)[0]
-        if any(ctx.needs_input_grad[:2]):
-            cross_x, cross_y = rbf_sum_grads(x, y, ctx.coefs, side)
-            grad_x = None if grad_x is None else grad_x + g_xy * cross_x
-            grad_y = None if grad_y is None else grad_y + g_xy * cross_y
-        return grad_x, grad_y, None, None
+        with exact_matmuls():
+            if ctx.needs_input_grad[0]:
+                grad_x = g_xx * rbf_sum_grads(x, None, ctx.coefs, side, ctx.precision)[0]
+            if ctx.needs_input_grad[1]:
+                grad_y = g_yy * rbf_sum_grads(y, None, ctx.coefs, side, ctx.precision)[0]
+            if any(ctx.needs_input_grad[:2]):
+                cross_x, cross_y = rbf_sum_grads(x, y, ctx.coefs, side, ctx.precision)
+                grad_x = None if grad_x is None else grad_x + g_xy * cross_x
+                grad_y = None if grad_y is None else grad_y + g_xy * cross_y
+        return grad_x, grad_y, None, None, None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -206,12 +218,13 @@ def cka_sums(x: torch.Tensor, y: torch.Tensor, cx: float, cy: float, ax: float, 
     return sums, row_k, row_l
 
 
-def cka_grad(a, own_c, own_shift, other, other_c, other_shift, g_cross, g_self, g_rows, side):
+def cka_grad(a, own_c, own_shift, other, other_c, other_shift, g_cross, g_self, g_rows, side, precision="ieee"):
     """Gradient w.r.t. ``a`` of ``g_cross·Σ K'∘L' + g_self·Σ K'∘K' + g_rowsᵀ K'1``, K' = RBF(a) − shift off the
     diagonal and 0 on it (L' likewise on ``other``).
 
     ``∂/∂K'_ij`` symmetrised over (i, j) gives ``W_ij = 2g_cross L'_ij + 4g_self K'_ij + g_rows_i + g_rows_j``;
     with ``G = 2c·W∘K`` (∂K/∂d² = −cK): ``∂/∂a_i = −(Σ_j G_ij) a_i + Σ_j G_ij a_j`` (the j = i term is 0).
+    ``a`` and ``other`` arrive rounded for ``precision``; G is rounded before its GEMM.
     """
     a_sq, o_sq = (a * a).sum(1), (other * other).sum(1)
     grad, row = torch.zeros_like(a), a.new_zeros(a.shape[0])
@@ -223,37 +236,44 @@ def cka_grad(a, own_c, own_shift, other, other_c, other_shift, g_cross, g_self, 
                         other_shift, diag)  # fmt: skip
         w.mul_(2.0 * g_cross).add_(shifted_rbf(d2, (own_c,), own_shift, diag).mul_(4.0 * g_self))
         g = w.add_(g_rows[rows, None]).add_(g_rows[None, cols]).mul_(k).mul_(2.0 * own_c)
-        grad[rows] += g @ a[cols]
+        grad[rows] += round_operand(g, precision) @ a[cols]
         row[rows] += g.sum(1)
     return grad - row[:, None] * a
 
 
 class RBFCKASums(torch.autograd.Function):
-    """``apply(x, y, cx, cy, ax, ay)`` → ``(sums, K'1, L'1)`` by chunked torch; tile-recomputing backward.
+    """``apply(x, y, cx, cy, ax, ay, precision)`` → ``(sums, K'1, L'1)`` by chunked torch; tile-recomputing
+    backward in the same precision.
 
     The fused kernel's Function (:mod:`torchspectral.kernels.rbf_cka_sums`) replaces the forward only.
     """
 
     @staticmethod
-    def remember(ctx, x: torch.Tensor, y: torch.Tensor, constants: tuple[float, float, float, float]) -> None:
-        ctx.constants = constants
+    def remember(
+        ctx, x: torch.Tensor, y: torch.Tensor, constants: tuple[float, float, float, float], precision: str = "ieee"
+    ) -> None:
+        ctx.constants, ctx.precision = constants, precision
         ctx.save_for_backward(x, y)
 
     @staticmethod
-    def forward(ctx, x, y, cx, cy, ax, ay):  # type: ignore[override]
-        RBFCKASums.remember(ctx, x, y, (cx, cy, ax, ay))
-        return cka_sums(x, y, cx, cy, ax, ay, tile_side(x.dtype))
+    def forward(ctx, x, y, cx, cy, ax, ay, precision="ieee"):  # type: ignore[override]
+        RBFCKASums.remember(ctx, x, y, (cx, cy, ax, ay), precision)
+        with exact_matmuls():
+            xr, yr = round_operand(x, precision), round_operand(y, precision)
+            return cka_sums(xr, yr, cx, cy, ax, ay, tile_side(x.dtype))
 
     @staticmethod
     def backward(ctx, g_sums, g_row_k, g_row_l):  # type: ignore[override]
-        x, y = ctx.saved_tensors
+        x, y = (round_operand(t, ctx.precision) for t in ctx.saved_tensors)
+        p = ctx.precision
         cx, cy, ax, ay = ctx.constants
         side = tile_side(x.dtype)
         # 0-d tensors, not floats: reading the incoming gradient on the host would sync the device every step.
         g_kl, g_kk, g_ll = g_sums.to(x.dtype).unbind()
         grad_x = grad_y = None
-        if ctx.needs_input_grad[0]:
-            grad_x = cka_grad(x, cx, ax, y, cy, ay, g_kl, g_kk, g_row_k.to(x.dtype), side)
-        if ctx.needs_input_grad[1]:
-            grad_y = cka_grad(y, cy, ay, x, cx, ax, g_kl, g_ll, g_row_l.to(y.dtype), side)
-        return grad_x, grad_y, None, None, None, None
+        with exact_matmuls():
+            if ctx.needs_input_grad[0]:
+                grad_x = cka_grad(x, cx, ax, y, cy, ay, g_kl, g_kk, g_row_k.to(x.dtype), side, p)
+            if ctx.needs_input_grad[1]:
+                grad_y = cka_grad(y, cy, ay, x, cx, ax, g_kl, g_ll, g_row_l.to(y.dtype), side, p)
+        return grad_x, grad_y, None, None, None, None, None
