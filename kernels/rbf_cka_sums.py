@@ -18,14 +18,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from torchspectral.kernels.tiles import (
-    check_float32_pair,
-    check_precision,
-    dot_tile,
-    on_device,
-    rbf_term,
-    squared_distances,
-)
+from torchspectral.kernels import tiles
+from torchspectral.kernels.tiles import dot_tile, rbf_term, squared_distances  # jit functions, called by name
 from torchspectral.kernels.tuning import BLOCK_K, autotune_options, bucket, pairwise_configs, prune_pairwise
 
 from torchspectral.pairwise import tiles as torch_tiles
@@ -124,8 +118,8 @@ def rbf_cka_sums_triton(
 
     Shape: x (n, d_x), y (n, d_y) float32 on one device → (3,), (n,), (n,) float64.
     """
-    check_float32_pair("rbf_cka_sums", x, y, "(n, d_x) and (n, d_y)", shared_axis=0)
-    precision = check_precision("rbf_cka_sums", default_precision(x) if precision is None else precision)
+    tiles.check_float32_pair("rbf_cka_sums", x, y, "(n, d_x) and (n, d_y)", shared_axis=0)
+    precision = tiles.check_precision("rbf_cka_sums", default_precision(x) if precision is None else precision)
     # Rounded here for "tf32"/"bf16" (a copy): the norms are then those of the rows the tensor cores multiply.
     x, y = round_operand(x.contiguous(), precision), round_operand(y.contiguous(), precision)
     n = x.shape[0]
@@ -138,7 +132,7 @@ def rbf_cka_sums_triton(
 
     # The same choice of form (expm1 near K ≈ 1) as the torch path.
     (expm1_x, offset_x), (expm1_y, offset_y) = torch_tiles.expm1_form(shift_x, 1), torch_tiles.expm1_form(shift_y, 1)
-    with on_device(x):
+    with tiles.on_device(x):
         _rbf_cka_sums_kernel[grid](
             x, y, (x * x).sum(1), (y * y).sum(1), part, row_k, row_l, n, x.shape[1], y.shape[1],
             x.stride(0), y.stride(0), float(coef_x), float(coef_y), float(offset_x), float(offset_y),

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import torch
 import triton
 import triton.language as tl
+from torchspectral.kernels import tuning
 from torchspectral.kernels.tiles import (
     check_float32_pair,
     check_precision,
@@ -34,27 +35,19 @@ from torchspectral.kernels.tiles import (
     rbf_term,
     squared_distances,
 )
-from torchspectral.kernels.tuning import (
-    BLOCK_K,
-    autotune_options,
-    bucket,
-    pairwise_configs,
-    prune_pairwise,
-    target_programs,
-)
 
 from torchspectral.pairwise import tiles as torch_tiles
 from torchspectral.pairwise.precision import default_precision, round_operand
 
 
 @triton.autotune(
-    configs=pairwise_configs(),
+    configs=tuning.pairwise_configs(),
     key=["n_bucket", "d_bucket", "NUM_SIGMA", "PRECISION"],
     # Each config writes a different number of partial-sum slots: without a reset, slots written while
     # benchmarking a smaller tile would stay in the buffer and be added to the final run's sums.
     reset_to_zero=["out_ptr"],
-    prune_configs_by={"early_config_prune": prune_pairwise(dot_tiles=1)},
-    **autotune_options(),
+    prune_configs_by={"early_config_prune": tuning.prune_pairwise(dot_tiles=1)},
+    **tuning.autotune_options(),
 )
 @triton.jit
 def _rbf_mmd_sums_kernel(
@@ -128,7 +121,7 @@ def rbf_mmd_sums_triton(
     n_total, d = z.shape
     z_sq = (z * z).sum(1)
     coef = torch.tensor(list(coefs), dtype=torch.float32, device=z.device)
-    target = target_programs(z.device)
+    target = tuning.target_programs(z.device)
     # Row blocks × splits ≤ row blocks + target for every BLOCK ≥ MIN_BLOCK (see grid): one slot each.
     out = torch.zeros(triton.cdiv(n_total, MIN_BLOCK) + target, 3, dtype=torch.float32, device=z.device)
 
@@ -139,8 +132,9 @@ def rbf_mmd_sums_triton(
     use_expm1, offset = torch_tiles.expm1_form(shift, len(coefs))  # the same choice as the torch path
     with on_device(z):
         _rbf_mmd_sums_kernel[grid](
-            z, z_sq, coef, out, n_total, x.shape[0], d, z.stride(0), float(offset), bucket(n_total), bucket(d),
-            NUM_SIGMA=len(coefs), USE_EXPM1=use_expm1, PRECISION=precision, BLOCK_K=BLOCK_K,
+            z, z_sq, coef, out, n_total, x.shape[0], d, z.stride(0), float(offset),
+            tuning.bucket(n_total), tuning.bucket(d),
+            NUM_SIGMA=len(coefs), USE_EXPM1=use_expm1, PRECISION=precision, BLOCK_K=tuning.BLOCK_K,
         )  # fmt: skip
     totals = out.sum(0, dtype=torch.float64)
     return torch.stack([totals[0], totals[1], totals[2] / 2.0])

@@ -20,24 +20,17 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from torchspectral.kernels import tuning
 from torchspectral.kernels.tiles import check_float32_pair, check_precision, dot_tile, on_device
-from torchspectral.kernels.tuning import (
-    BLOCK_K,
-    autotune_options,
-    bucket,
-    pairwise_configs,
-    prune_pairwise,
-    target_programs,
-)
 
 from torchspectral.pairwise.precision import default_precision, round_operand
 
 
 @triton.autotune(
-    configs=pairwise_configs(),
+    configs=tuning.pairwise_configs(),
     key=["m_bucket", "d_bucket", "PRECISION"],
-    prune_configs_by={"early_config_prune": prune_pairwise(dot_tiles=1)},
-    **autotune_options(),
+    prune_configs_by={"early_config_prune": tuning.prune_pairwise(dot_tiles=1)},
+    **tuning.autotune_options(),
 )
 @triton.jit
 def _ground_truth_kernel(
@@ -55,11 +48,11 @@ def _ground_truth_kernel(
 
 @triton.autotune(
     # 8 warps × 3 stages by default: at 4 stages the counting pass spills 16 B in "ieee" on sm_80 (AOT test).
-    configs=pairwise_configs(default=(64, 8, 3)),
+    configs=tuning.pairwise_configs(default=(64, 8, 3)),
     key=["n_bucket", "m_bucket", "d_bucket", "PRECISION"],
     reset_to_zero=["i2t_ptr", "t2i_ptr"],
-    prune_configs_by={"early_config_prune": prune_pairwise(dot_tiles=1)},
-    **autotune_options(),
+    prune_configs_by={"early_config_prune": tuning.prune_pairwise(dot_tiles=1)},
+    **tuning.autotune_options(),
 )
 @triton.jit
 def _rank_count_kernel(
@@ -119,14 +112,14 @@ def retrieval_ranks_triton(
     gt = torch.empty(n_cap, dtype=torch.float32, device=x_hat.device)
     with on_device(x_hat):
         _ground_truth_kernel[lambda meta: (triton.cdiv(n_cap, meta["BLOCK"]),)](
-            x_hat, y_hat, cap_img, gt, n_cap, d, x_hat.stride(0), y_hat.stride(0), bucket(n_cap), bucket(d),
-            PRECISION=precision, BLOCK_K=BLOCK_K,
+            x_hat, y_hat, cap_img, gt, n_cap, d, x_hat.stride(0), y_hat.stride(0),
+            tuning.bucket(n_cap), tuning.bucket(d), PRECISION=precision, BLOCK_K=tuning.BLOCK_K,
         )  # fmt: skip
         best = torch.full((n_img,), float("-inf"), dtype=torch.float32, device=x_hat.device)
         best.scatter_reduce_(0, cap_img, gt, reduce="amax")
         i2t = torch.zeros(n_img, dtype=torch.int32, device=x_hat.device)
         t2i = torch.zeros(n_cap, dtype=torch.int32, device=x_hat.device)
-        target = target_programs(x_hat.device)
+        target = tuning.target_programs(x_hat.device)
 
         def grid(meta):
             row_blocks, col_blocks = triton.cdiv(n_img, meta["BLOCK"]), triton.cdiv(n_cap, meta["BLOCK"])
@@ -134,7 +127,7 @@ def retrieval_ranks_triton(
 
         _rank_count_kernel[grid](
             x_hat, y_hat, cap_img, gt, best, i2t, t2i, n_img, n_cap, d, x_hat.stride(0), y_hat.stride(0),
-            bucket(n_img), bucket(n_cap), bucket(d), PESSIMISTIC=bool(pessimistic), PRECISION=precision,
-            BLOCK_K=BLOCK_K,
+            tuning.bucket(n_img), tuning.bucket(n_cap), tuning.bucket(d),
+            PESSIMISTIC=bool(pessimistic), PRECISION=precision, BLOCK_K=tuning.BLOCK_K,
         )  # fmt: skip
     return i2t.long(), t2i.long()

@@ -103,6 +103,13 @@ class ValidatesArgs:
 
 def check_matrix(t: torch.Tensor, name: str, metric: str) -> None:
     """Require a non-empty floating-point 2-D tensor (n, d)."""
+    check_rows_tensor(t, name, metric)
+    if t.shape[0] == 0 or t.shape[1] == 0:
+        raise ValueError(f"{metric}: {name} is empty (shape {tuple(t.shape)})")
+
+
+def check_rows_tensor(t: torch.Tensor, name: str, metric: str) -> None:
+    """Require a floating-point 2-D tensor (n, d), possibly with no rows (a rank's empty shard)."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{metric}: {name} must be a torch.Tensor, got {type(t).__name__}")
     if t.dim() != 2:
@@ -111,8 +118,6 @@ def check_matrix(t: torch.Tensor, name: str, metric: str) -> None:
         raise TypeError(
             f"{metric}: {name} has dtype {t.dtype}; embeddings must be floating point (convert with {name}.float())"
         )
-    if t.shape[0] == 0 or t.shape[1] == 0:
-        raise ValueError(f"{metric}: {name} is empty (shape {tuple(t.shape)})")
 
 
 def check_pair(

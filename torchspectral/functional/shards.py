@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from torchspectral.pairwise.sharded import gather_objects, group_rank_world, sum_all
-from torchspectral.validation import finite_rows, magnitude_limit, peak
+from torchspectral.validation import check_rows_tensor, finite_rows, magnitude_limit, peak
 
 __all__ = ["group_rank_world", "sum_all"]  # re-exported for the functional forms
 
@@ -39,14 +39,7 @@ def agree(local_checks: Callable[[], Any], group: Any) -> list[Any]:
 
 def describe_shard(t: torch.Tensor, name: str, metric: str) -> dict[str, Any]:
     """Check one rank's rows (a floating-point 2-D tensor, possibly with no rows) and report them."""
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{metric}: {name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.dim() != 2:
-        raise ValueError(f"{metric}: {name} must be 2-D (n, d), got shape {tuple(t.shape)}")
-    if not t.is_floating_point():
-        raise TypeError(
-            f"{metric}: {name} has dtype {t.dtype}; embeddings must be floating point (convert with {name}.float())"
-        )
+    check_rows_tensor(t, name, metric)
     n = t.shape[0]
     bad = int((~finite_rows(t)).sum()) if n else 0
     return {

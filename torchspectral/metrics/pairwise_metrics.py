@@ -84,6 +84,35 @@ class _RowMetric(Metric):
         return torch.cat(list(rows)) if rows else torch.empty(0, 0, device=self.device)
 
 
+class _TwoSamples(_RowMetric):
+    """Rows of x and of y (list states), appended by ``update`` and concatenated for ``compute`` with the process
+    group it runs across; ``paired`` metrics need as many rows of y as of x in every batch."""
+
+    paired = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("x", default=[], dist_reduce_fx="cat")
+        self.add_state("y", default=[], dist_reduce_fx="cat")
+
+    def update(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        name = type(self).__name__
+        x, y = _rows(x, "x", name), _rows(y, "y", name)
+        if self.paired and x.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"{name}.update: x and y must hold the same number of paired rows, got {x.shape[0]} and {y.shape[0]}"
+            )
+        self._check_width("x", x)
+        self._check_width("y", y)
+        self.x.append(x)
+        self.y.append(y)
+
+    def _samples(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """Both samples of this rank, and the ``group=`` keyword when synced across ranks."""
+        group = self._group()
+        return self._cat(self.x), self._cat(self.y), ({"group": group} if group is not None else {})
+
+
 def _bits(x: torch.Tensor) -> torch.Tensor:
     """The rows' bit patterns (an integer view): "the same embedding" is bitwise equality, NaN included."""
     return x.contiguous().view({8: torch.int64, 4: torch.int32, 2: torch.int16}[x.element_size()])
@@ -295,7 +324,7 @@ class Retrieval(_RowMetric):
         return retrieval_of_shards(x_mine, self.captions, c, self.ks, self.ties, group)
 
 
-class MMD(_RowMetric):
+class MMD(_TwoSamples):
     """Streaming squared RBF MMD (:func:`torchspectral.mmd`) between the rows of x and of y seen so far.
 
     ``update(x, y)`` appends the batch's rows of each sample (x and y batches may differ in size; either may be
@@ -324,25 +353,13 @@ class MMD(_RowMetric):
     ) -> None:
         super().__init__(**kwargs)
         self.sigma, self.estimator, self.scale = sigma, estimator, scale
-        self.add_state("x", default=[], dist_reduce_fx="cat")
-        self.add_state("y", default=[], dist_reduce_fx="cat")
-
-    def update(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        name = type(self).__name__
-        x, y = _rows(x, "x", name), _rows(y, "y", name)
-        self._check_width("x", x)
-        self._check_width("y", y)
-        self.x.append(x)
-        self.y.append(y)
 
     def compute(self) -> torch.Tensor:
-        x, y = self._cat(self.x), self._cat(self.y)
-        group = self._group()
-        kwargs = {"group": group} if group is not None else {}
+        x, y, kwargs = self._samples()
         return mmd(x, y, sigma=self.sigma, estimator=self.estimator, scale=self.scale, **kwargs)
 
 
-class KernelCKA(_RowMetric):
+class KernelCKA(_TwoSamples):
     """Streaming RBF-kernel CKA, biased or unbiased (:func:`torchspectral.cka` with ``kernel="rbf"``), over the
     paired rows seen so far (the linear one streams as moments: :class:`~torchspectral.metrics.CKA`).
 
@@ -361,27 +378,12 @@ class KernelCKA(_RowMetric):
     """
 
     higher_is_better = True
+    paired = True
 
     def __init__(self, unbiased: bool = False, sigma: float | None = None, threshold: float = 1.0, **kwargs: Any):
         super().__init__(**kwargs)
         self.unbiased, self.sigma, self.threshold = unbiased, sigma, threshold
-        self.add_state("x", default=[], dist_reduce_fx="cat")
-        self.add_state("y", default=[], dist_reduce_fx="cat")
-
-    def update(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        name = type(self).__name__
-        x, y = _rows(x, "x", name), _rows(y, "y", name)
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(
-                f"{name}.update: x and y must hold the same number of paired rows, got {x.shape[0]} and {y.shape[0]}"
-            )
-        self._check_width("x", x)
-        self._check_width("y", y)
-        self.x.append(x)
-        self.y.append(y)
 
     def compute(self) -> torch.Tensor:
-        x, y = self._cat(self.x), self._cat(self.y)
-        group = self._group()
-        kwargs = {"group": group} if group is not None else {}
+        x, y, kwargs = self._samples()
         return cka(x, y, kernel="rbf", unbiased=self.unbiased, sigma=self.sigma, threshold=self.threshold, **kwargs)

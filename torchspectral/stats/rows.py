@@ -32,10 +32,13 @@ class RowQuantities:
     d_y: int
     centre_x: torch.Tensor
     centre_y: torch.Tensor
+    # covariance group
     xc: torch.Tensor | None = None
     yc: torch.Tensor | None = None
+    # hsic group
     a: torch.Tensor | None = None
     b: torch.Tensor | None = None
+    # cosine group
     x: torch.Tensor | None = None
     y: torch.Tensor | None = None
     inv_x: torch.Tensor | None = None
@@ -43,6 +46,7 @@ class RowQuantities:
     zero_x: torch.Tensor | None = None
     zero_y: torch.Tensor | None = None
     cos: torch.Tensor | None = None
+    # l2i group
     dist: torch.Tensor | None = None
 
 
