@@ -10,6 +10,7 @@ One public entry per question; the engines behind them are private modules:
 - ``_permutation``: ``permutation_test``.
 """
 
+from torchspectral.bootstrap._intervals import IntervalWarning
 from torchspectral.bootstrap._pairs import (
     ENGINES,
     INTERVAL_METHODS,
@@ -28,6 +29,7 @@ __all__ = [
     "MOMENT_METRICS",
     "SAME_DIM_METRICS",
     "BootstrapResult",
+    "IntervalWarning",
     "PermutationResult",
     "bootstrap",
     "evaluate",
