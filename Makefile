@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench bench-pairwise bench-audit install clean
+.PHONY: test demo bench bench-pairwise bench-audit coverage install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,8 @@ clean:
 bench-audit: $(STAMP)
 	$(PY) -m pytest benchmarks/test_audit.py -p no:cacheprovider --benchmark-only -s \
 		--benchmark-json=benchmarks/results/audit-cpu-$$(nproc)core.json
+
+# Coverage of the interval methods against known truth (benchmarks/coverage.py, the committed grid; about 15 minutes
+# on 2 cores, two single-thread workers). Writes benchmarks/results/coverage-cpu-2core.json and prints the table.
+coverage: $(STAMP)
+	$(PY) benchmarks/coverage.py --workers 2 --budget-min 14

@@ -1,0 +1,421 @@
+"""Coverage of the bootstrap's interval methods against known truth (issue 13): not a timed test.
+
+**Planted model.** In a random orthonormal basis Q (d×d) every coordinate i carries an independent pair
+``(x̃_i, ỹ_i)``: a latent factor u_i seen by x, of which y sees the part c_i (its own factor v_i the rest),
+
+    x̃_i = α_i u_i,    ỹ_i = β_i (c_i u_i + sqrt(1 − c_i²) v_i),    x = μ_x + Q x̃,  y = μ_y + Q ỹ,
+
+so x = A z + e_x, y = B z + e_y with z the factors shared (c_i ≠ 0), some factors seen by one side only (c_i = 0,
+large α_i and bulk β_i or the reverse), anisotropic factor scales and a noise bulk. The population covariances
+are exact: ``Σ_x = Q diag(α²) Qᵀ``, ``Σ_y = Q diag(β²) Qᵀ``, ``Σ_xy = Q diag(c α β) Qᵀ``.
+
+**Population values.** Every metric's population value is the package's own formula (``compute_moment_metrics``,
+i.e. each ``*_from_moments``) applied to a :class:`~torchspectral.stats.MomentStatistics` built from those
+covariances: sums ``n·Σ`` with zero means and n = 10¹² (so CORAL's 1/(n − 1) is Σ to 1e-12). The same numbers in
+closed form are checked against it (``closed_form``, agreement to 1e-9 is asserted):
+
+- SAS x→y: ρ_i = c_i (up to ε), ``Σ_{A_x} α_i²|c_i| / Σ_{A_x} α_i²`` with A_x the top decile of α²; y→x with β;
+- linear CKA (biased and unbiased estimators; both estimate the same population value)
+  ``Σ c²α²β² / sqrt(Σα⁴ Σβ⁴)``;
+- SVCCA with its default keep = 0.99 applied to the *population* spectra: K_x = the fewest top coordinates of α²
+  holding 99% of tr Σ_x (K_y likewise), value ``Σ_{K_x ∩ K_y} |c_i| / min(|K_x|, |K_y|)`` (the mean of the
+  min(|K_x|, |K_y|) canonical correlations between the two population subspaces). The sample estimator picks its
+  own kept count from the sample spectrum; this is the value it estimates;
+- CORAL (deep) ``Σ (α_i² − β_i²)² / (4d²)``.
+
+All eigenvalues are distinct (the bulk is spread ±10%), so every population value is well defined.
+
+**Per repeat** fresh data (float64, seeded by regime and repeat), then one ``ts.bootstrap(..., method="bca")``
+(engine default): its B replicates and G group-deleted values give every interval method on the same resamples
+(:func:`torchspectral.bootstrap._intervals.interval`, the function ``ts.bootstrap`` itself uses; tests check they
+agree). Per metric × method × regime: coverage of the nominal 95% interval, misses below/above, mean width over
+the estimator's true sd (the sd of the estimates over the repeats), and per metric the estimator's bias and RMSE,
+and the RMSE of the bootstrap- and jackknife-bias-corrected estimates (is a correction worth reporting?).
+
+Run: ``make coverage`` (the committed settings; about 15 minutes on 2 cores), ``--quick`` for a smoke run
+(seconds, writes nothing unless ``--out``). Repeats run in chunks, round-robin over the regimes, on ``--workers``
+processes of one thread each, until ``--budget-min``: a regime that did not finish reports the repeats it did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+
+METRICS = (
+    "sas_x_to_y",
+    "sas_y_to_x",
+    "sas_symmetric",
+    "sas_imbalance",
+    "cka_linear",
+    "cka_linear_unbiased",
+    "svcca",
+    "coral",
+)
+METHODS = ("percentile", "basic", "normal", "bca", "jackknife")
+CONFIDENCE = 0.95
+Q_ACTIVE = 0.1
+POPULATION_N = 10**12
+BULK = 0.02  # noise-bulk variance per coordinate (spread ±10% so that no two eigenvalues are equal)
+RESULTS = Path(__file__).resolve().parent / "results" / "coverage-cpu-2core.json"
+
+
+@dataclass(frozen=True)
+class Regime:
+    """One planted model and sample size. ``structure``: "lossy" (y misses some of x's top factors, ΔSAS ≠ 0),
+    "degenerate" (lossy, with x's top four eigenvalues within 3%, alternately shared and x-only) or "scaled"
+    (y = 0.8 × an x-like variable: Σ_y = 0.64 Σ_x, so ΔSAS = 0 in the population)."""
+
+    name: str
+    n: int
+    d: int
+    structure: str
+    repeats: int
+    seed: int
+
+
+# The committed grid: what fits in ≈ 15 minutes on 2 shared cores with B = 200 (a d = 256 repeat costs ≈ 10× a
+# d = 64 one; a d = 768 repeat ≈ 60 s, so d = 768 regimes are listed but not in the default run).
+REGIMES = (
+    Regime("d64-n500-lossy", 500, 64, "lossy", 200, 1),
+    Regime("d64-n500-scaled", 500, 64, "scaled", 200, 2),
+    Regime("d64-n2000-degenerate", 2000, 64, "degenerate", 200, 3),
+    Regime("d64-n5000-lossy", 5000, 64, "lossy", 100, 4),
+    Regime("d256-n500-lossy", 500, 256, "lossy", 50, 5),
+    Regime("d256-n200-lossy", 200, 256, "lossy", 50, 6),  # n < d
+    Regime("d256-n2000-degenerate", 2000, 256, "degenerate", 25, 7),
+)
+HEAVY = (
+    Regime("d768-n500-lossy", 500, 768, "lossy", 20, 8),  # n < d
+    Regime("d768-n5000-lossy", 5000, 768, "lossy", 10, 9),
+)
+QUICK = (
+    Regime("quick-d16-n300-lossy", 300, 16, "lossy", 3, 11),
+    Regime("quick-d16-n300-scaled", 300, 16, "scaled", 3, 12),
+    Regime("quick-d64-n500-degenerate", 500, 64, "degenerate", 2, 13),
+)
+ALL_REGIMES = {r.name: r for r in REGIMES + HEAVY + QUICK}
+
+
+def active_count(d: int, q: float = Q_ACTIVE) -> int:
+    """|A| for d distinct eigenvalues (the quantile rule of SPEC §1): d = 64 → 7, 256 → 26, 768 → 77."""
+    return d - math.floor((d - 1) * (1 - q)) - 1
+
+
+def planted(regime: Regime) -> dict[str, np.ndarray]:
+    """Per-coordinate α², β², c (length d) and the basis Q of the regime (deterministic in its seed)."""
+    d, a = regime.d, active_count(regime.d)
+    rng = np.random.default_rng([regime.seed, 0])
+    spread = np.linspace(1.1, 0.9, d)
+    alpha2, beta2, c = BULK * spread, BULK * spread[::-1].copy(), np.zeros(d)
+    if regime.structure == "scaled":
+        k = a + 6
+        alpha2[:k] = 10.0 * (0.25 / 10.0) ** (np.arange(k) / (k - 1))
+        # Correlations from 0.9 down to 0.3, every third factor unseen by the other side (c = 0), one negative.
+        c[:k] = np.linspace(0.9, 0.3, k) * np.where(np.arange(k) % 3 == 1, 0.0, 1.0)
+        c[2] = -c[2]
+        beta2 = 0.64 * alpha2
+    else:
+        shared, x_only, y_only = a + 3, (a + 1) // 2, 3
+        k_x = shared + x_only
+        # x's factors in descending scale; every third one is x-only (c = 0), the others shared.
+        x_scales = 10.0 * (0.25 / 10.0) ** (np.arange(k_x) / (k_x - 1))
+        if regime.structure == "degenerate":
+            x_scales[:4] = [10.0, 9.9, 9.8, 9.7]  # within 3%: the sample eigenvectors rotate among them
+            x_scales[4:] = np.minimum(x_scales[4:], 9.7 / 1.3)
+        x_only_slots = [i for i in range(k_x) if i % 3 == 1][:x_only]
+        if regime.structure == "degenerate":
+            x_only_slots = [1, 3, *[i for i in x_only_slots if i > 4][: x_only - 2]]
+        shared_slots = [i for i in range(k_x) if i not in x_only_slots][:shared]
+        alpha2[:k_x] = x_scales
+        c[shared_slots] = np.linspace(0.9, 0.4, len(shared_slots))
+        c[shared_slots[2]] = -c[shared_slots[2]]
+        # y: its own scales over the shared factors (in another order) and three y-only factors above x's bulk.
+        y_slots = shared_slots + list(range(k_x, k_x + y_only))
+        y_scales = 6.0 * (0.25 / 6.0) ** (np.arange(len(y_slots)) / (len(y_slots) - 1))
+        order = rng.permutation(len(y_slots))
+        beta2[y_slots] = y_scales[order]
+    basis = np.linalg.qr(rng.normal(size=(d, d)))[0]
+    return {"alpha2": alpha2, "beta2": beta2, "c": c, "basis": basis}
+
+
+def population_statistics(model: dict[str, np.ndarray]):
+    """A MomentStatistics holding the population covariances (sums n·Σ about a zero mean, n = 10¹²)."""
+    from torchspectral.stats import MomentStatistics
+
+    q, a2, b2, c = (torch.from_numpy(model[k]) for k in ("basis", "alpha2", "beta2", "c"))
+    d = q.shape[0]
+    cov_x, cov_y = (q * a2) @ q.T, (q * b2) @ q.T
+    cov_xy = (q * (c * a2.sqrt() * b2.sqrt())) @ q.T
+    zeros = torch.zeros(d, dtype=torch.float64)
+    sums = {
+        "sum_x": zeros, "sum_y": zeros.clone(), "sum_xx": POPULATION_N * cov_x, "sum_xy": POPULATION_N * cov_xy,
+        "sum_yy": POPULATION_N * cov_y, "pairs_f32": torch.zeros((), dtype=torch.float64),
+    }  # fmt: skip
+    return MomentStatistics(d_x=d, d_y=d, n=POPULATION_N, shift_x=zeros, shift_y=zeros, sums=sums)
+
+
+def population_values(model: dict[str, np.ndarray]) -> dict[str, float]:
+    """Every metric's population value by the package's formulas (the unbiased CKA estimand is the biased one's)."""
+    from torchspectral.registry import compute_moment_metrics
+
+    names = [m for m in METRICS if m != "cka_linear_unbiased"]
+    values = {k: float(v) for k, v in compute_moment_metrics(population_statistics(model), names, Q_ACTIVE).items()}
+    values["cka_linear_unbiased"] = values["cka_linear"]
+    return {name: values[name] for name in METRICS}
+
+
+def svcca_kept(variances: np.ndarray, keep: float = 0.99) -> np.ndarray:
+    """Indices of the fewest top coordinates holding ``keep`` of the total variance (SVCCA's rule)."""
+    order = np.argsort(-variances)
+    fraction = np.cumsum(variances[order]) / variances.sum()
+    return order[: int((fraction < keep).sum()) + 1]
+
+
+def closed_form(model: dict[str, np.ndarray], eps: float = 1e-8) -> dict[str, float]:
+    """The population values from α², β², c alone (an independent check of :func:`population_values`)."""
+    a2, b2, c = model["alpha2"], model["beta2"], model["c"]
+    d = a2.size
+    rho = c * np.sqrt(a2 * b2) / np.sqrt(a2 * b2 + eps)
+
+    def sas(anchor: np.ndarray) -> float:
+        active = anchor >= np.quantile(anchor, 1 - Q_ACTIVE)
+        return float((anchor[active] * np.abs(rho[active])).sum() / anchor[active].sum())
+
+    kx, ky = svcca_kept(a2), svcca_kept(b2)
+    both = np.intersect1d(kx, ky)
+    cka = float((c**2 * a2 * b2).sum() / np.sqrt((a2**2).sum() * (b2**2).sum()))
+    x_to_y, y_to_x = sas(a2), sas(b2)
+    return {
+        "sas_x_to_y": x_to_y,
+        "sas_y_to_x": y_to_x,
+        "sas_symmetric": (x_to_y + y_to_x) / 2,
+        "sas_imbalance": x_to_y - y_to_x,
+        "cka_linear": cka,
+        "cka_linear_unbiased": cka,
+        "svcca": float(np.abs(c[both]).sum() / min(kx.size, ky.size)),
+        "coral": float(((a2 - b2) ** 2).sum() / (4 * d**2)),
+    }
+
+
+def sample(regime: Regime, model: dict[str, np.ndarray], repeat: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n fresh pairs of the planted model (float64), seeded by (regime seed, repeat)."""
+    rng = np.random.default_rng([regime.seed, 1, repeat])
+    n, d = regime.n, regime.d
+    u, v = rng.standard_normal((n, d)), rng.standard_normal((n, d))
+    c = model["c"]
+    xt = u * np.sqrt(model["alpha2"])
+    yt = (c * u + np.sqrt(1 - c**2) * v) * np.sqrt(model["beta2"])
+    offset = np.random.default_rng([regime.seed, 2]).normal(size=(2, d))  # a fixed modality offset (translation)
+    basis = model["basis"]
+    return torch.from_numpy(xt @ basis.T + offset[0]), torch.from_numpy(yt @ basis.T + offset[1])
+
+
+def one_repeat(regime: Regime, model: dict[str, np.ndarray], repeat: int, n_boot: int, groups: int) -> dict:
+    """Estimates, every method's interval and both bias estimates per metric for one fresh sample."""
+    import torchspectral as ts
+    from torchspectral.bootstrap import _intervals
+
+    x, y = sample(regime, model, repeat)
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", _intervals.IntervalWarning)
+        result = ts.bootstrap(x, y, list(METRICS), n_boot=n_boot, seed=repeat, q=Q_ACTIVE, method="bca", groups=groups)
+        out: dict = {"seconds": time.perf_counter() - started, "metrics": {}}
+        for name in METRICS:
+            estimate, boot, jack = result.estimate[name], result.replicates[name], result.jackknife[name]
+            intervals = {
+                method: list(_intervals.interval(method, estimate, CONFIDENCE, boot, jack, name=name))
+                for method in METHODS
+            }
+            out["metrics"][name] = {
+                "estimate": estimate,
+                "bias_bootstrap": _intervals.bootstrap_bias(estimate, boot),
+                "bias_jackknife": _intervals.jackknife_bias(estimate, jack),
+                "intervals": intervals,
+            }
+    out["bca_clipped"] = sum(issubclass(w.category, _intervals.IntervalWarning) for w in caught)
+    return out
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)  # one thread per worker: small matrices, and the cores are shared
+
+
+def run_chunk(regime: Regime, repeats: list[int], n_boot: int, groups: int, deadline: float) -> list[dict]:
+    """Repeats of one regime until the wall-clock deadline (time.time()); the ones done, with their index."""
+    model = planted(regime)
+    done = []
+    for repeat in repeats:
+        if time.time() > deadline:
+            break
+        done.append({"repeat": repeat, **one_repeat(regime, model, repeat, n_boot, groups)})
+    return done
+
+
+def summarise(regime: Regime, truth: dict[str, float], runs: list[dict]) -> dict:
+    """Coverage, misses, width/sd per method and bias, sd, RMSE per metric over the repeats."""
+    out: dict = {}
+    r = len(runs)
+    for name in METRICS:
+        theta = truth[name]
+        est = np.array([run["metrics"][name]["estimate"] for run in runs])
+        b_boot = np.array([run["metrics"][name]["bias_bootstrap"] for run in runs])
+        b_jack = np.array([run["metrics"][name]["bias_jackknife"] for run in runs])
+        sd = float(est.std(ddof=1)) if r > 1 else float("nan")
+        entry: dict = {
+            "truth": theta,
+            "mean_estimate": float(est.mean()),
+            "bias": float(est.mean() - theta),
+            "sd": sd,
+            "bias_over_sd": float((est.mean() - theta) / sd) if sd > 0 else float("nan"),
+            "rmse": float(np.sqrt(((est - theta) ** 2).mean())),
+            "mean_bias_estimate_bootstrap": float(b_boot.mean()),
+            "mean_bias_estimate_jackknife": float(b_jack.mean()),
+            "rmse_bootstrap_corrected": float(np.sqrt(((est - b_boot - theta) ** 2).mean())),
+            "rmse_jackknife_corrected": float(np.sqrt(((est - b_jack - theta) ** 2).mean())),
+            "methods": {},
+        }
+        for method in METHODS:
+            bounds = np.array([run["metrics"][name]["intervals"][method] for run in runs])
+            low, high = bounds[:, 0], bounds[:, 1]
+            covered = (low <= theta) & (theta <= high)
+            entry["methods"][method] = {
+                "coverage": float(covered.mean()),
+                "covered": int(covered.sum()),
+                "miss_truth_below": int((theta < low).sum()),  # the interval sits above the truth
+                "miss_truth_above": int((theta > high).sum()),
+                "width_over_sd": float((high - low).mean() / sd) if sd > 0 else float("nan"),
+                "estimate_outside": int(((est < low) | (est > high)).sum()),
+            }
+        out[name] = entry
+    return out
+
+
+def markdown(results: dict) -> str:
+    """One table: a row per regime × metric, coverage (width/sd) per method, then bias (sd)."""
+    head = "| regime | R | metric | truth | " + " | ".join(METHODS) + " | bias (sd) |"
+    lines = [head, "|" + "---|" * (len(METHODS) + 5)]
+    for name, regime in results["regimes"].items():
+        for metric, entry in regime["metrics"].items():
+            cells = [
+                f"{100 * m['coverage']:.0f}% ({m['width_over_sd']:.2f})" for m in (entry["methods"][k] for k in METHODS)
+            ]
+            lines.append(
+                f"| {name} | {regime['repeats_done']} | {metric} | {entry['truth']:.4g} | "
+                + " | ".join(cells)
+                + f" | {entry['bias']:+.3g} ({entry['sd']:.2g}) |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny regimes, few repeats, B = 40")
+    parser.add_argument("--regimes", nargs="*", help=f"regime names (default: the committed grid); {list(ALL_REGIMES)}")
+    parser.add_argument("--repeats", type=int, default=None, help="override every regime's repeat count")
+    parser.add_argument("--n-boot", type=int, default=200)
+    parser.add_argument("--groups", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--chunk", type=int, default=10, help="repeats per task (round-robin over regimes)")
+    parser.add_argument("--budget-min", type=float, default=15.0, help="stop starting repeats after this long")
+    parser.add_argument("--out", type=Path, default=None, help=f"JSON output (full run default: {RESULTS})")
+    args = parser.parse_args(argv)
+    if args.quick:
+        regimes, n_boot, groups = list(QUICK), 40, 10
+    else:
+        regimes, n_boot, groups = list(REGIMES), args.n_boot, args.groups
+    if args.regimes:
+        unknown = [r for r in args.regimes if r not in ALL_REGIMES]
+        if unknown:
+            parser.error(f"unknown regimes {unknown}; choose from {list(ALL_REGIMES)}")
+        regimes = [ALL_REGIMES[r] for r in args.regimes]
+    if args.repeats is not None:
+        regimes = [Regime(r.name, r.n, r.d, r.structure, args.repeats, r.seed) for r in regimes]
+    out_path = args.out if args.out is not None else (None if args.quick else RESULTS)
+
+    truths, closed = {}, {}
+    for regime in regimes:
+        model = planted(regime)
+        truths[regime.name], closed[regime.name] = population_values(model), closed_form(model)
+        for name in METRICS:  # the population construction agrees with the closed form
+            gap = abs(truths[regime.name][name] - closed[regime.name][name])
+            if gap > 1e-9:
+                raise AssertionError(f"{regime.name} {name}: package {truths[regime.name][name]} vs closed form")
+
+    # Tasks: chunks of repeats, round-robin over the regimes, so that a deadline cuts every regime evenly.
+    started = time.time()
+    deadline = started + 60 * args.budget_min
+    chunks = {r.name: [list(range(s, min(r.repeats, s + args.chunk))) for s in range(0, r.repeats, args.chunk)]
+              for r in regimes}  # fmt: skip
+    order = []
+    for i in range(max(len(v) for v in chunks.values())):
+        order += [(r, chunks[r.name][i]) for r in regimes if i < len(chunks[r.name])]
+    runs: dict[str, list[dict]] = {r.name: [] for r in regimes}
+    context = get_context("spawn")
+    with ProcessPoolExecutor(args.workers, mp_context=context, initializer=_init_worker) as pool:
+        futures = [(r.name, pool.submit(run_chunk, r, rep, n_boot, groups, deadline)) for r, rep in order]
+        for name, future in futures:
+            runs[name] += future.result()
+    wall = time.time() - started
+
+    results: dict = {
+        "settings": {
+            "n_boot": n_boot,
+            "groups": groups,
+            "confidence": CONFIDENCE,
+            "q": Q_ACTIVE,
+            "dtype": "float64",
+            "workers": args.workers,
+            "budget_min": args.budget_min,
+            "engine": "algebraic (ts.bootstrap default)",
+            "methods": list(METHODS),
+            "population_n": POPULATION_N,
+        },
+        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()},
+        "wall_seconds": wall,
+        "regimes": {},
+    }
+    for regime in regimes:
+        done = sorted(runs[regime.name], key=lambda run: run["repeat"])
+        model = planted(regime)
+        entry = {
+            **asdict(regime),
+            "repeats_done": len(done),
+            "active_modes": active_count(regime.d),
+            "svcca_kept_population": [int(svcca_kept(model["alpha2"]).size), int(svcca_kept(model["beta2"]).size)],
+            "top_eigenvalues_x": sorted(model["alpha2"].tolist(), reverse=True)[: active_count(regime.d) + 2],
+            "seconds": float(sum(run["seconds"] for run in done)),
+            "seconds_per_repeat": float(np.mean([run["seconds"] for run in done])) if done else None,
+            "bca_clipped": int(sum(run["bca_clipped"] for run in done)),
+            "closed_form": closed[regime.name],
+        }
+        if len(done) >= 2:
+            entry["metrics"] = summarise(regime, truths[regime.name], done)
+        else:
+            entry["metrics"] = {}
+        results["regimes"][regime.name] = entry
+    table = markdown(results)
+    print(table)
+    print(f"\nwall {wall:.0f} s; repeats done: { ({k: v['repeats_done'] for k, v in results['regimes'].items()}) }")
+    if out_path is not None:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"wrote {out_path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
