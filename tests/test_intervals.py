@@ -13,8 +13,9 @@ import torch
 from scipy import stats
 
 import torchspectral as ts
-from torchspectral.bootstrap import INTERVAL_METHODS, IntervalWarning
+from torchspectral.bootstrap import INTERVAL_METHODS, IntervalWarning, sas_identifiability
 from torchspectral.bootstrap import _intervals as iv
+from torchspectral.bootstrap._identifiability import gap_ratios
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +174,48 @@ def test_coverage_harness_population_values() -> None:
     quick = harness.ALL_REGIMES["quick-d16-n300-lossy"]
     run = harness.one_repeat(quick, harness.planted(quick), 0, n_boot=10, groups=5)
     assert set(run["metrics"]["svcca"]["intervals"]) == set(INTERVAL_METHODS)
+
+
+def _spectrum_pairs(scales: list[float], n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    s = torch.tensor(scales, dtype=torch.float64).sqrt()
+    x = torch.randn(n, len(scales), generator=g, dtype=torch.float64) * s
+    return x, x + 0.1 * torch.randn(n, len(scales), generator=g, dtype=torch.float64)
+
+
+def test_identifiability_gap_ratios_direct_formula() -> None:
+    lam = torch.tensor([4.0, 2.0, 1.9, 0.5], dtype=torch.float64)
+    n = 800
+    a, b = lam[:-1].numpy(), lam[1:].numpy()
+    want = (a - b) / (np.sqrt(2 / n) * np.hypot(a, b))
+    assert gap_ratios(lam, n).tolist() == pytest.approx(want.tolist(), rel=1e-12)
+
+
+def test_identifiability_separated_and_degenerate() -> None:
+    bulk = [0.05] * 36  # d = 40: |A| = 4 at q = 0.1
+    separated = sas_identifiability(*_spectrum_pairs([4.0, 2.0, 1.0, 0.5, *bulk], 2000, 0), n_resamples=10)
+    assert separated.identified and separated.x.active == 4 and separated.x.reason == "identified"
+    assert separated.x.mode_stability > 0.95 and separated.x.active_overlap > 0.95
+    # Two top modes 1% apart: the gap is a fraction of its sampling sd, whatever resampling says.
+    close = sas_identifiability(*_spectrum_pairs([4.0, 3.96, 1.0, 0.5, *bulk], 2000, 1), n_resamples=10)
+    assert not close.identified and close.x.min_ratio < 1 and "eigen-mass" in close.x.reason
+    # The boundary: the 4th and 5th eigenvalues equal, so which mode is active is a coin flip.
+    boundary = sas_identifiability(*_spectrum_pairs([4.0, 2.0, 1.0, 0.5, 0.5, *bulk[1:]], 2000, 2), n_resamples=0)
+    assert not boundary.identified and boundary.x.boundary_ratio < 3 and "boundary" in boundary.x.reason
+    assert boundary.x.mode_stability is None
+    again = sas_identifiability(*_spectrum_pairs([4.0, 3.96, 1.0, 0.5, *bulk], 2000, 1), n_resamples=10)
+    assert again == close  # deterministic by seed
+
+
+def test_identifiability_bad_input(pairs) -> None:
+    x, y = pairs
+    with pytest.raises(ValueError, match="n_resamples must be"):
+        sas_identifiability(x, y, n_resamples=-1)
+    with pytest.raises(ValueError, match="needs d_x = d_y"):
+        sas_identifiability(x, y[:, :3])
+    with pytest.raises(ValueError, match="q is the fraction"):
+        sas_identifiability(x, y, q=0.0)
+    with pytest.raises(ValueError, match="stability_threshold must lie"):
+        sas_identifiability(x, y, stability_threshold=2.0)
+    with pytest.raises(ValueError, match="at least 3 pairs"):
+        sas_identifiability(x[:2], y[:2])
