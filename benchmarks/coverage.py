@@ -69,6 +69,10 @@ CONFIDENCE = 0.95
 Q_ACTIVE = 0.1
 POPULATION_N = 10**12
 BULK = 0.02  # noise-bulk variance per coordinate (spread ±10% so that no two eigenvalues are equal)
+IDENTIFIABILITY_RESAMPLES = 20
+DIAGNOSTIC_KEYS = ("boundary_ratio", "min_ratio", "unresolved_mass", "mode_stability")
+# Which directions' identifiability each SAS metric relies on.
+SAS_ANCHORS = {"sas_x_to_y": ("x",), "sas_y_to_x": ("y",), "sas_symmetric": ("x", "y"), "sas_imbalance": ("x", "y")}
 RESULTS = Path(__file__).resolve().parent / "results" / "coverage-cpu-2core.json"
 
 
@@ -226,7 +230,7 @@ def sample(regime: Regime, model: dict[str, np.ndarray], repeat: int) -> tuple[t
 def one_repeat(regime: Regime, model: dict[str, np.ndarray], repeat: int, n_boot: int, groups: int) -> dict:
     """Estimates, every method's interval and both bias estimates per metric for one fresh sample."""
     import torchspectral as ts
-    from torchspectral.bootstrap import _intervals
+    from torchspectral.bootstrap import _intervals, sas_identifiability
 
     x, y = sample(regime, model, repeat)
     started = time.perf_counter()
@@ -247,6 +251,14 @@ def one_repeat(regime: Regime, model: dict[str, np.ndarray], repeat: int, n_boot
                 "intervals": intervals,
             }
     out["bca_clipped"] = sum(issubclass(w.category, _intervals.IntervalWarning) for w in caught)
+    # The identifiability diagnostic on the same sample (not part of the timed bootstrap).
+    diagnostic = sas_identifiability(x, y, q=Q_ACTIVE, n_resamples=IDENTIFIABILITY_RESAMPLES, seed=repeat)
+    out["identifiability"] = {
+        anchor: {
+            key: getattr(getattr(diagnostic, anchor), key) for key in (*DIAGNOSTIC_KEYS, "active_overlap", "identified")
+        }
+        for anchor in ("x", "y")
+    }
     return out
 
 
@@ -300,6 +312,20 @@ def summarise(regime: Regime, truth: dict[str, float], runs: list[dict]) -> dict
                 "width_over_sd": float((high - low).mean() / sd) if sd > 0 else float("nan"),
                 "estimate_outside": int(((est < low) | (est > high)).sum()),
             }
+        if name in SAS_ANCHORS:  # coverage among the repeats the diagnostic calls identified (for this metric)
+            flagged = np.array(
+                [all(run["identifiability"][a]["identified"] for a in SAS_ANCHORS[name]) for run in runs], dtype=bool
+            )
+            entry["identified_repeats"] = int(flagged.sum())
+            entry["coverage_when_identified"] = {}
+            entry["coverage_when_not_identified"] = {}
+            for method in METHODS:
+                bounds = np.array([run["metrics"][name]["intervals"][method] for run in runs])
+                covered = (bounds[:, 0] <= theta) & (theta <= bounds[:, 1])
+                entry["coverage_when_identified"][method] = float(covered[flagged].mean()) if flagged.any() else None
+                entry["coverage_when_not_identified"][method] = (
+                    float(covered[~flagged].mean()) if (~flagged).any() else None
+                )
         out[name] = entry
     return out
 
@@ -401,6 +427,20 @@ def main(argv: list[str] | None = None) -> dict:
             "seconds_per_repeat": float(np.mean([run["seconds"] for run in done])) if done else None,
             "bca_clipped": int(sum(run["bca_clipped"] for run in done)),
             "closed_form": closed[regime.name],
+            "identifiability": {
+                anchor: {
+                    "identified_fraction": (
+                        float(np.mean([run["identifiability"][anchor]["identified"] for run in done])) if done else None
+                    ),
+                    **{
+                        f"median_{key}": float(np.median([run["identifiability"][anchor][key] for run in done]))
+                        if done
+                        else None
+                        for key in DIAGNOSTIC_KEYS
+                    },
+                }
+                for anchor in ("x", "y")
+            },
         }
         if len(done) >= 2:
             entry["metrics"] = summarise(regime, truths[regime.name], done)
