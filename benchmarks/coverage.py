@@ -347,6 +347,56 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+README_METRICS = ("sas_x_to_y", "sas_y_to_x", "sas_imbalance", "cka_linear", "cka_linear_unbiased", "svcca", "coral")
+
+
+def readme_tables(results: dict) -> str:
+    """The README's Calibration tables: coverage (width/sd) per metric × method by regime; bias; identifiability."""
+    regimes = {k: v for k, v in results["regimes"].items() if v["metrics"]}
+    names = list(regimes)
+    head = "| metric | method | " + " | ".join(names) + " |"
+    rule = "|---|---|" + "---|" * len(names)
+    repeats = "| | repeats R | " + " | ".join(str(regimes[k]["repeats_done"]) for k in names) + " |"
+    cost = "| | s / repeat | " + " | ".join(f"{regimes[k]['seconds_per_repeat']:.1f}" for k in names) + " |"
+    lines = ["Coverage of the nominal 95% interval, % of R repeats (mean width / true sd of the estimator):", "",
+             head, rule, repeats, cost]  # fmt: skip
+    for metric in README_METRICS:
+        for method in METHODS:
+            cells = []
+            for k in names:
+                m = regimes[k]["metrics"][metric]["methods"][method]
+                cells.append(f"{100 * m['coverage']:.0f} ({m['width_over_sd']:.2f})")
+            lines.append(f"| {metric} | {method} | " + " | ".join(cells) + " |")
+    lines += ["", "Estimator bias (its sd over the repeats); RMSE of the bootstrap-bias-corrected estimate over the "
+              "plain RMSE (< 1: the correction helps):", "", "| metric | " + " | ".join(names) + " |",
+              "|---|" + "---|" * len(names)]  # fmt: skip
+    for metric in README_METRICS:
+        cells = []
+        for k in names:
+            e = regimes[k]["metrics"][metric]
+            ratio = e["rmse_bootstrap_corrected"] / e["rmse"] if e["rmse"] > 0 else float("nan")
+            cells.append(f"{e['bias']:+.2g} ({e['sd']:.2g}); {ratio:.2f}")
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    lines += ["", "SAS identifiability diagnostic (fraction of repeats called identified, x / y anchor) and SAS x→y "
+              "coverage (percentile / basic / bca) among the identified repeats:", "",
+              "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
+    fractions, conditional = [], []
+    for k in names:
+        ident = regimes[k]["identifiability"]
+        fractions.append(f"{ident['x']['identified_fraction']:.2f} / {ident['y']['identified_fraction']:.2f}")
+        when = regimes[k]["metrics"]["sas_x_to_y"].get("coverage_when_identified", {})
+        count = regimes[k]["metrics"]["sas_x_to_y"].get("identified_repeats", 0)
+        if count:
+            conditional.append(
+                " / ".join(f"{100 * when[m]:.0f}" for m in ("percentile", "basic", "bca")) + f" (of {count})"
+            )
+        else:
+            conditional.append("none identified")
+    lines.append("| identified x / y | " + " | ".join(fractions) + " |")
+    lines.append("| SAS x→y coverage when identified | " + " | ".join(conditional) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny regimes, few repeats, B = 40")
@@ -358,7 +408,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--chunk", type=int, default=10, help="repeats per task (round-robin over regimes)")
     parser.add_argument("--budget-min", type=float, default=15.0, help="stop starting repeats after this long")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON output (full run default: {RESULTS})")
+    parser.add_argument("--tables-from", type=Path, default=None, help="print the README tables of a results JSON")
     args = parser.parse_args(argv)
+    if args.tables_from is not None:
+        results = json.loads(args.tables_from.read_text())
+        print(readme_tables(results))
+        return results
     if args.quick:
         regimes, n_boot, groups = list(QUICK), 40, 10
     else:
