@@ -82,11 +82,12 @@ class BootstrapResult:
     groups: int = 0
 
     def table(self) -> str:
-        """A markdown table: metric | estimate | CI low | CI high."""
-        level = f"{100 * self.confidence:g}%"
-        lines = [f"| metric | estimate | {level} CI low | {level} CI high |", "|---|---|---|---|"]
+        """A markdown table: metric | estimate | bias | CI low | CI high (bias: see the class docstring)."""
+        level = f"{100 * self.confidence:g}% CI ({self.method})"
+        lines = [f"| metric | estimate | bias | {level} low | {level} high |", "|---|---|---|---|---|"]
         for name, value in self.estimate.items():
-            lines.append(f"| {name} | {value:.4g} | {self.low[name]:.4g} | {self.high[name]:.4g} |")
+            bias = f"{self.bias[name]:+.2g}" if name in self.bias else ""
+            lines.append(f"| {name} | {value:.4g} | {bias} | {self.low[name]:.4g} | {self.high[name]:.4g} |")
         return "\n".join(lines)
 
 
