@@ -32,7 +32,7 @@ agree). Per metric × method × regime: coverage of the nominal 95% interval, mi
 the estimator's true sd (the sd of the estimates over the repeats), and per metric the estimator's bias and RMSE,
 and the RMSE of the bootstrap- and jackknife-bias-corrected estimates (is a correction worth reporting?).
 
-Run: ``make coverage`` (the committed settings; about 15 minutes on 2 cores), ``--quick`` for a smoke run
+Run: ``make coverage`` (the committed settings; about 11 minutes on 2 cores), ``--quick`` for a smoke run
 (seconds, writes nothing unless ``--out``). Repeats run in chunks, round-robin over the regimes, on ``--workers``
 processes of one thread each, until ``--budget-min``: a regime that did not finish reports the repeats it did.
 """
@@ -90,16 +90,16 @@ class Regime:
     seed: int
 
 
-# The committed grid: what fits in ≈ 15 minutes on 2 shared cores with B = 200 (a d = 256 repeat costs ≈ 10× a
+# The committed grid: what fits in ≈ 11 minutes on 2 shared cores with B = 200 (a d = 256 repeat costs ≈ 10× a
 # d = 64 one; a d = 768 repeat ≈ 60 s, so d = 768 regimes are listed but not in the default run).
 REGIMES = (
     Regime("d64-n500-lossy", 500, 64, "lossy", 200, 1),
     Regime("d64-n500-scaled", 500, 64, "scaled", 200, 2),
-    Regime("d64-n2000-degenerate", 2000, 64, "degenerate", 200, 3),
+    Regime("d64-n2000-degenerate", 2000, 64, "degenerate", 150, 3),
     Regime("d64-n5000-lossy", 5000, 64, "lossy", 100, 4),
-    Regime("d256-n500-lossy", 500, 256, "lossy", 50, 5),
-    Regime("d256-n200-lossy", 200, 256, "lossy", 50, 6),  # n < d
-    Regime("d256-n2000-degenerate", 2000, 256, "degenerate", 25, 7),
+    Regime("d256-n500-lossy", 500, 256, "lossy", 40, 5),
+    Regime("d256-n200-lossy", 200, 256, "lossy", 40, 6),  # n < d
+    Regime("d256-n2000-degenerate", 2000, 256, "degenerate", 20, 7),
 )
 HEAVY = (
     Regime("d768-n500-lossy", 500, 768, "lossy", 20, 8),  # n < d
@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--groups", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunk", type=int, default=10, help="repeats per task (round-robin over regimes)")
-    parser.add_argument("--budget-min", type=float, default=15.0, help="stop starting repeats after this long")
+    parser.add_argument("--budget-min", type=float, default=11.0, help="stop starting repeats after this long")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON output (full run default: {RESULTS})")
     parser.add_argument("--tables-from", type=Path, default=None, help="print the README tables of a results JSON")
     args = parser.parse_args(argv)
