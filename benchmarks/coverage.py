@@ -398,6 +398,25 @@ def readme_tables(results: dict) -> str:
             conditional.append("none identified")
     lines.append("| identified x / y | " + " | ".join(fractions) + " |")
     lines.append("| SAS x→y coverage when identified | " + " | ".join(conditional) + " |")
+    lines += ["", summary_table(results)]
+    return "\n".join(lines)
+
+
+def summary_table(results: dict, low: float = 0.92, high: float = 0.99) -> str:
+    """Per metric × method over the regimes run: how many have coverage in [low, high], the range, the median
+    width/sd — the evidence for a per-metric default."""
+    regimes = [v for v in results["regimes"].values() if v["metrics"]]
+    lines = [f"Per metric and method, over the {len(regimes)} regimes: regimes with coverage in "
+             f"[{100 * low:.0f}%, {100 * high:.0f}%], coverage range, median width/sd:", "",
+             "| metric | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]  # fmt: skip
+    for metric in README_METRICS:
+        cells = []
+        for method in METHODS:
+            cov = [r["metrics"][metric]["methods"][method]["coverage"] for r in regimes]
+            width = [r["metrics"][metric]["methods"][method]["width_over_sd"] for r in regimes]
+            inside = sum(low <= c <= high for c in cov)
+            cells.append(f"{inside}/{len(cov)}: {100 * min(cov):.0f}–{100 * max(cov):.0f}%, {np.median(width):.2f}")
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
