@@ -43,7 +43,7 @@ bench-audit: $(STAMP)
 	$(PY) -m pytest benchmarks/test_audit.py -p no:cacheprovider --benchmark-only -s \
 		--benchmark-json=benchmarks/results/audit-cpu-$$(nproc)core.json
 
-# Coverage of the interval methods against known truth (benchmarks/coverage.py, the committed grid; about 11 minutes
+# Coverage of the interval methods against known truth (benchmarks/coverage.py, the committed grid; about 12 minutes
 # on 2 cores, two single-thread workers). Writes benchmarks/results/coverage-cpu-2core.json and prints the table.
 coverage: $(STAMP)
-	$(PY) benchmarks/coverage.py --workers 2 --budget-min 11
+	$(PY) benchmarks/coverage.py --workers 2 --budget-min 12

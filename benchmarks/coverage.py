@@ -32,7 +32,7 @@ agree). Per metric × method × regime: coverage of the nominal 95% interval, mi
 the estimator's true sd (the sd of the estimates over the repeats), and per metric the estimator's bias and RMSE,
 and the RMSE of the bootstrap- and jackknife-bias-corrected estimates (is a correction worth reporting?).
 
-Run: ``make coverage`` (the committed settings; about 11 minutes on 2 cores), ``--quick`` for a smoke run
+Run: ``make coverage`` (the committed settings; about 12 minutes on 2 cores), ``--quick`` for a smoke run
 (seconds, writes nothing unless ``--out``). Repeats run in chunks, round-robin over the regimes, on ``--workers``
 processes of one thread each, until ``--budget-min``: a regime that did not finish reports the repeats it did.
 """
@@ -47,7 +47,7 @@ import platform
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -69,7 +69,7 @@ CONFIDENCE = 0.95
 Q_ACTIVE = 0.1
 POPULATION_N = 10**12
 BULK = 0.02  # noise-bulk variance per coordinate (spread ±10% so that no two eigenvalues are equal)
-IDENTIFIABILITY_RESAMPLES = 20
+IDENTIFIABILITY_RESAMPLES = 10
 DIAGNOSTIC_KEYS = ("boundary_ratio", "min_ratio", "unresolved_mass", "mode_stability")
 # Which directions' identifiability each SAS metric relies on.
 SAS_ANCHORS = {"sas_x_to_y": ("x",), "sas_y_to_x": ("y",), "sas_symmetric": ("x", "y"), "sas_imbalance": ("x", "y")}
@@ -88,18 +88,23 @@ class Regime:
     structure: str
     repeats: int
     seed: int
+    svcca: bool = True  # SVCCA moves every metric onto the weighted-moments path (≈ 1.5–2× the cost per replicate)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return METRICS if self.svcca else tuple(m for m in METRICS if m != "svcca")
 
 
-# The committed grid: what fits in ≈ 11 minutes on 2 shared cores with B = 200 (a d = 256 repeat costs ≈ 10× a
+# The committed grid: what fits in ≈ 12 minutes on 2 shared cores with B = 200 (a d = 256 repeat costs ≈ 10× a
 # d = 64 one; a d = 768 repeat ≈ 60 s, so d = 768 regimes are listed but not in the default run).
 REGIMES = (
     Regime("d64-n500-lossy", 500, 64, "lossy", 200, 1),
     Regime("d64-n500-scaled", 500, 64, "scaled", 200, 2),
     Regime("d64-n2000-degenerate", 2000, 64, "degenerate", 150, 3),
     Regime("d64-n5000-lossy", 5000, 64, "lossy", 100, 4),
-    Regime("d256-n500-lossy", 500, 256, "lossy", 40, 5),
-    Regime("d256-n200-lossy", 200, 256, "lossy", 40, 6),  # n < d
-    Regime("d256-n2000-degenerate", 2000, 256, "degenerate", 20, 7),
+    Regime("d256-n500-lossy", 500, 256, "lossy", 40, 5, svcca=False),
+    Regime("d256-n200-lossy", 200, 256, "lossy", 40, 6, svcca=False),  # n < d
+    Regime("d256-n2000-degenerate", 2000, 256, "degenerate", 20, 7, svcca=False),
 )
 HEAVY = (
     Regime("d768-n500-lossy", 500, 768, "lossy", 20, 8),  # n < d
@@ -236,9 +241,10 @@ def one_repeat(regime: Regime, model: dict[str, np.ndarray], repeat: int, n_boot
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", _intervals.IntervalWarning)
-        result = ts.bootstrap(x, y, list(METRICS), n_boot=n_boot, seed=repeat, q=Q_ACTIVE, method="bca", groups=groups)
+        names = list(regime.metrics)
+        result = ts.bootstrap(x, y, names, n_boot=n_boot, seed=repeat, q=Q_ACTIVE, method="bca", groups=groups)
         out: dict = {"seconds": time.perf_counter() - started, "metrics": {}}
-        for name in METRICS:
+        for name in names:
             estimate, boot, jack = result.estimate[name], result.replicates[name], result.jackknife[name]
             intervals = {
                 method: list(_intervals.interval(method, estimate, CONFIDENCE, boot, jack, name=name))
@@ -285,7 +291,7 @@ def summarise(regime: Regime, truth: dict[str, float], runs: list[dict]) -> dict
     """Coverage, misses, width/sd per method and bias, sd, RMSE per metric over the repeats."""
     out: dict = {}
     r = len(runs)
-    for name in METRICS:
+    for name in regime.metrics:
         theta = truth[name]
         est = np.array([run["metrics"][name]["estimate"] for run in runs])
         b_boot = np.array([run["metrics"][name]["bias_bootstrap"] for run in runs])
@@ -339,7 +345,7 @@ def markdown(results: dict) -> str:
     head = "| regime | R | metric | truth | " + " | ".join(METHODS) + " | bias (sd) |"
     lines = [head, "|" + "---|" * (len(METHODS) + 5)]
     for name, regime in results["regimes"].items():
-        for metric, entry in regime["metrics"].items():
+        for metric, entry in regime["metrics"].items():  # the metrics this regime bootstrapped
             cells = [
                 f"{100 * m['coverage']:.0f}% ({m['width_over_sd']:.2f})" for m in (entry["methods"][k] for k in METHODS)
             ]
@@ -368,6 +374,9 @@ def readme_tables(results: dict) -> str:
         for method in METHODS:
             cells = []
             for k in names:
+                if metric not in regimes[k]["metrics"]:
+                    cells.append("—")
+                    continue
                 m = regimes[k]["metrics"][metric]["methods"][method]
                 cells.append(f"{100 * m['coverage']:.0f} ({m['width_over_sd']:.2f})")
             lines.append(f"| {metric} | {method} | " + " | ".join(cells) + " |")
@@ -377,6 +386,9 @@ def readme_tables(results: dict) -> str:
     for metric in README_METRICS:
         cells = []
         for k in names:
+            if metric not in regimes[k]["metrics"]:
+                cells.append("—")
+                continue
             e = regimes[k]["metrics"][metric]
             ratio = e["rmse_bootstrap_corrected"] / e["rmse"] if e["rmse"] > 0 else float("nan")
             cells.append(f"{e['bias']:+.2g} ({e['sd']:.2g}); {ratio:.2f}")
@@ -411,9 +423,12 @@ def summary_table(results: dict, low: float = 0.92, high: float = 0.99) -> str:
              "| metric | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]  # fmt: skip
     for metric in README_METRICS:
         cells = []
+        held = [r for r in regimes if metric in r["metrics"]]
+        if not held:
+            continue
         for method in METHODS:
-            cov = [r["metrics"][metric]["methods"][method]["coverage"] for r in regimes]
-            width = [r["metrics"][metric]["methods"][method]["width_over_sd"] for r in regimes]
+            cov = [r["metrics"][metric]["methods"][method]["coverage"] for r in held]
+            width = [r["metrics"][metric]["methods"][method]["width_over_sd"] for r in held]
             inside = sum(low <= c <= high for c in cov)
             cells.append(f"{inside}/{len(cov)}: {100 * min(cov):.0f}–{100 * max(cov):.0f}%, {np.median(width):.2f}")
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
@@ -429,7 +444,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--groups", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunk", type=int, default=10, help="repeats per task (round-robin over regimes)")
-    parser.add_argument("--budget-min", type=float, default=11.0, help="stop starting repeats after this long")
+    parser.add_argument("--budget-min", type=float, default=12.0, help="stop starting repeats after this long")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON output (full run default: {RESULTS})")
     parser.add_argument("--tables-from", type=Path, default=None, help="print the README tables of a results JSON")
     args = parser.parse_args(argv)
@@ -447,7 +462,7 @@ def main(argv: list[str] | None = None) -> dict:
             parser.error(f"unknown regimes {unknown}; choose from {list(ALL_REGIMES)}")
         regimes = [ALL_REGIMES[r] for r in args.regimes]
     if args.repeats is not None:
-        regimes = [Regime(r.name, r.n, r.d, r.structure, args.repeats, r.seed) for r in regimes]
+        regimes = [replace(r, repeats=args.repeats) for r in regimes]
     out_path = args.out if args.out is not None else (None if args.quick else RESULTS)
 
     truths, closed = {}, {}
