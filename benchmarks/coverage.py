@@ -280,7 +280,11 @@ def run_chunk(regime: Regime, repeats: list[int], n_boot: int, groups: int, dead
         if time.time() > deadline:
             break
         started = time.perf_counter()
-        run = one_repeat(regime, model, repeat, n_boot, groups)
+        try:
+            run = one_repeat(regime, model, repeat, n_boot, groups)
+        except Exception as error:  # one failed repeat is reported, not the end of the run
+            done.append({"repeat": repeat, "error": repr(error)})
+            continue
         # "seconds": the ts.bootstrap call (B replicates + G jackknife evaluations); "total_seconds": with the
         # data, the five methods' intervals and the identifiability diagnostic.
         done.append({"repeat": repeat, **run, "total_seconds": time.perf_counter() - started})
@@ -447,6 +451,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--budget-min", type=float, default=12.0, help="stop starting repeats after this long")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON output (full run default: {RESULTS})")
     parser.add_argument("--tables-from", type=Path, default=None, help="print the README tables of a results JSON")
+    parser.add_argument("--raw", type=Path, default=Path("/tmp/coverage-raw.json"), help="every repeat's numbers")
+    parser.add_argument("--from-raw", type=Path, default=None, help="summarise the repeats of an earlier --raw")
     args = parser.parse_args(argv)
     if args.tables_from is not None:
         results = json.loads(args.tables_from.read_text())
@@ -483,12 +489,21 @@ def main(argv: list[str] | None = None) -> dict:
     for i in range(max(len(v) for v in chunks.values())):
         order += [(r, chunks[r.name][i]) for r in regimes if i < len(chunks[r.name])]
     runs: dict[str, list[dict]] = {r.name: [] for r in regimes}
-    context = get_context("spawn")
-    with ProcessPoolExecutor(args.workers, mp_context=context, initializer=_init_worker) as pool:
-        futures = [(r.name, pool.submit(run_chunk, r, rep, n_boot, groups, deadline)) for r, rep in order]
-        for name, future in futures:
-            runs[name] += future.result()
-    wall = time.time() - started
+    if args.from_raw is not None:  # summarise an earlier run's repeats again
+        raw = json.loads(args.from_raw.read_text())
+        runs, wall = raw["runs"], raw["wall_seconds"]
+    else:
+        context = get_context("spawn")
+        with ProcessPoolExecutor(args.workers, mp_context=context, initializer=_init_worker) as pool:
+            futures = [(r.name, pool.submit(run_chunk, r, rep, n_boot, groups, deadline)) for r, rep in order]
+            for name, future in futures:
+                runs[name] += future.result()
+                print(f"{name}: {len(runs[name])} repeats ({time.time() - started:.0f} s)", flush=True)
+        wall = time.time() - started
+        # Every repeat's numbers, before any summary (the summary can be redone from them: --from-raw).
+        args.raw.write_text(json.dumps({"runs": runs, "wall_seconds": wall}) + "\n")
+    errors = {name: [run for run in v if "error" in run] for name, v in runs.items()}
+    runs = {name: [run for run in v if "error" not in run] for name, v in runs.items()}
 
     results: dict = {
         "settings": {
@@ -520,6 +535,7 @@ def main(argv: list[str] | None = None) -> dict:
             "seconds_per_repeat": float(np.mean([run["seconds"] for run in done])) if done else None,
             "total_seconds": float(sum(run["total_seconds"] for run in done)),
             "bca_clipped": int(sum(run["bca_clipped"] for run in done)),
+            "failed_repeats": errors.get(regime.name, []),
             "closed_form": closed[regime.name],
             "identifiability": {
                 anchor: {
