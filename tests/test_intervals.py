@@ -193,17 +193,17 @@ def test_identifiability_gap_ratios_direct_formula() -> None:
 
 def test_identifiability_separated_and_degenerate() -> None:
     bulk = [0.05] * 36  # d = 40: |A| = 4 at q = 0.1
-    separated = sas_identifiability(*_spectrum_pairs([4.0, 2.0, 1.0, 0.5, *bulk], 2000, 0), n_resamples=10)
+    separated = sas_identifiability(*_spectrum_pairs([4.0, 2.0, 1.0, 0.5, *bulk], 1000, 0), n_resamples=5)
     assert separated.identified and separated.x.active == 4 and separated.x.reason == "identified"
     assert separated.x.mode_stability > 0.95 and separated.x.active_overlap > 0.95
     # Two top modes 1% apart: the gap is a fraction of its sampling sd, whatever resampling says.
-    close = sas_identifiability(*_spectrum_pairs([4.0, 3.96, 1.0, 0.5, *bulk], 2000, 1), n_resamples=10)
-    assert not close.identified and close.x.min_ratio < 1 and "eigen-mass" in close.x.reason
+    close = sas_identifiability(*_spectrum_pairs([4.0, 3.96, 1.0, 0.5, *bulk], 1000, 1), n_resamples=5)
+    assert not close.identified and close.x.min_ratio < 3 and "eigen-mass" in close.x.reason
     # The boundary: the 4th and 5th eigenvalues equal, so which mode is active is a coin flip.
-    boundary = sas_identifiability(*_spectrum_pairs([4.0, 2.0, 1.0, 0.5, 0.5, *bulk[1:]], 2000, 2), n_resamples=0)
+    boundary = sas_identifiability(*_spectrum_pairs([4.0, 2.0, 1.0, 0.5, 0.5, *bulk[1:]], 1000, 2), n_resamples=0)
     assert not boundary.identified and boundary.x.boundary_ratio < 3 and "boundary" in boundary.x.reason
     assert boundary.x.mode_stability is None
-    again = sas_identifiability(*_spectrum_pairs([4.0, 3.96, 1.0, 0.5, *bulk], 2000, 1), n_resamples=10)
+    again = sas_identifiability(*_spectrum_pairs([4.0, 3.96, 1.0, 0.5, *bulk], 1000, 1), n_resamples=5)
     assert again == close  # deterministic by seed
 
 
@@ -219,3 +219,30 @@ def test_identifiability_bad_input(pairs) -> None:
         sas_identifiability(x, y, stability_threshold=2.0)
     with pytest.raises(ValueError, match="at least 3 pairs"):
         sas_identifiability(x[:2], y[:2])
+
+
+def test_coverage_harness_summary_counts() -> None:
+    """The harness's coverage, misses, width/sd and bias from hand-made repeats."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "coverage.py"
+    spec = importlib.util.spec_from_file_location("coverage_harness_summary", path)
+    harness = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = harness
+    spec.loader.exec_module(harness)
+    regime = harness.ALL_REGIMES["quick-d16-n300-lossy"]
+    truth = dict.fromkeys(regime.metrics, 1.0)
+    estimates, bounds = [0.9, 1.1, 1.3, 1.0], [(0.8, 1.2), (0.95, 1.05), (1.1, 1.5), (0.5, 0.9)]
+    runs = []
+    for estimate, (low, high) in zip(estimates, bounds, strict=True):
+        entry = {"estimate": estimate, "bias_bootstrap": 0.1, "bias_jackknife": 0.0}
+        entry["intervals"] = {key: [low, high] for key in harness.METHODS}
+        ident = {"identified": True}
+        runs.append({"metrics": dict.fromkeys(regime.metrics, entry), "identifiability": {"x": ident, "y": ident}})
+    summary = harness.summarise(regime, truth, runs)["cka_linear"]
+    sd = float(np.std(estimates, ddof=1))
+    assert summary["bias"] == pytest.approx(np.mean(estimates) - 1.0) and summary["sd"] == pytest.approx(sd)
+    m = summary["methods"]["bca"]
+    assert (m["covered"], m["miss_truth_below"], m["miss_truth_above"]) == (2, 1, 1) and m["coverage"] == 0.5
+    assert m["width_over_sd"] == pytest.approx(np.mean([0.4, 0.1, 0.4, 0.4]) / sd)
+    assert m["estimate_outside"] == 2  # 1.0 outside (0.5, 0.9); 1.1 outside (0.95, 1.05)
+    corrected = np.sqrt(np.mean((np.array(estimates) - 0.1 - 1.0) ** 2))
+    assert summary["rmse_bootstrap_corrected"] == pytest.approx(corrected)
