@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench bench-pairwise bench-audit aot aot-sweep bench-gpu install clean
+.PHONY: test demo bench bench-pairwise bench-audit aot aot-sweep bench-gpu coverage install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,3 +55,8 @@ aot-sweep: $(STAMP)
 # The GPU benchmark (benchmarks/gpu.py): on a machine without a GPU it says so, runs the AOT part and exits 0.
 bench-gpu: $(STAMP)
 	$(PY) benchmarks/gpu.py
+
+# Coverage of the interval methods against known truth (benchmarks/coverage.py, the committed grid; about 12 minutes
+# on 2 cores, two single-thread workers). Writes benchmarks/results/coverage-cpu-2core.json and prints the table.
+coverage: $(STAMP)
+	$(PY) benchmarks/coverage.py --workers 2 --budget-min 12

@@ -29,7 +29,7 @@ def _pairs(n: int = 64, d: int = 8, d_y: int | None = None):
         ({"sas_n_boot": -3}, "sas_n_boot"),
         ({"sas_n_boot": 2.5}, "sas_n_boot"),
         ({"top_k": -1}, "top_k"),
-        ({"interval": "bca", "n_boot": 10}, "method"),
+        ({"interval": "studentized", "n_boot": 10}, "method"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message) -> None:

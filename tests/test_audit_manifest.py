@@ -226,7 +226,9 @@ def test_interval_ritz_rank_and_sas_bootstrap_settings(folder: Path) -> None:
     expect_error(write(folder, "[audit]\nsas_bootstrap = 1.5\n" + RUN_A), "key 'sas_bootstrap' must be an integer")
     expect_error(write(folder, "[audit]\nsas_bootstrap = 1\n" + RUN_A), "key 'sas_bootstrap' must be 0", "≥ 2")
     expect_error(write(folder, "[audit]\nbootstrap = 1\n" + RUN_A), "key 'bootstrap' must be 0", "≥ 2")
-    expect_error(write(folder, '[audit]\ninterval = "bca"\n' + RUN_A), "key 'interval' must be one of", "'bca'")
+    expect_error(
+        write(folder, '[audit]\ninterval = "studentized"\n' + RUN_A), "key 'interval' must be one of", "'studentized'"
+    )
     expect_error(write(folder, "[audit]\ninterval = 3\n" + RUN_A), "key 'interval'")
     expect_error(write(folder, "[audit]\nritz_rank = -1\n" + RUN_A), "key 'ritz_rank' must be ≥ 0")
     expect_error(write(folder, "[audit]\nritz_rank = 1.5\n" + RUN_A), "key 'ritz_rank' must be an integer")

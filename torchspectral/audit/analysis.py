@@ -78,7 +78,8 @@ def analyse_run(
         q: the SAS active-set fraction of the headline numbers, the mode profile and the instance scores.
         q_grid: the q values of the sweep.
         top_k: how many best- and worst-aligned pairs to keep.
-        interval: bootstrap interval method, "percentile" or "basic" (see :func:`torchspectral.bootstrap`).
+        interval: bootstrap interval method, one of ``torchspectral.bootstrap.INTERVAL_METHODS``
+            (see :func:`torchspectral.bootstrap`).
         ritz_rank: > 0 approximates the SAS replicates by Rayleigh–Ritz in the run's top-``ritz_rank`` eigenvectors
             per anchor (O(n·k²) per replicate instead of two d×d eigendecompositions). Measured at n = 5,000,
             d = 768 on planted data with a noise bulk: endpoints off by up to 1.8e-2, about one interval width

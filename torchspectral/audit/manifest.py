@@ -9,7 +9,8 @@ Format::
     presets = ["default", "paper"]     # alignment_report presets to compute
     q = [0.02, 0.05, 0.1, 0.2, 0.5, 1.0]   # SAS quantile grid of the q-sweep, each in (0, 1]
     top_k_pairs = 5                    # best/worst pairs listed by instance-level SAS
-    interval = "percentile"            # bootstrap interval: "percentile" (SPEC default) or "basic"
+    interval = "percentile"            # bootstrap interval (torchspectral.bootstrap.INTERVAL_METHODS): "percentile",
+                                       # "basic", "normal", "bca" or "jackknife" (README: Calibration)
     sas_bootstrap = 1000               # replicates for the SAS intervals (default: `bootstrap`; 0 = none):
                                        # exact SAS replicates cost ≈0.3 s each at n = 5,000, d = 768 on a CPU
     ritz_rank = 0                      # > 0: approximate SAS replicates by Rayleigh–Ritz in the top-k

@@ -7,9 +7,13 @@ One public entry per question; the engines behind them are private modules:
 - ``_algebra``: the gap family, linear CKA and CORAL without a d×d matrix per replicate (engine "algebraic");
 - ``_exact_sas``: exact SAS replicates from two weighted Grams;
 - ``_ritz``: the opt-in Rayleigh–Ritz approximation of SAS replicates (``ritz_rank``);
-- ``_permutation``: ``permutation_test``.
+- ``_permutation``: ``permutation_test``;
+- ``_intervals``: the interval methods (``INTERVAL_METHODS``) from replicates and grouped-jackknife values;
+- ``_identifiability``: ``sas_identifiability``, whether the eigenmodes SAS reads are identified at this n.
 """
 
+from torchspectral.bootstrap._identifiability import DirectionIdentifiability, Identifiability, sas_identifiability
+from torchspectral.bootstrap._intervals import IntervalWarning
 from torchspectral.bootstrap._pairs import (
     ENGINES,
     INTERVAL_METHODS,
@@ -28,10 +32,14 @@ __all__ = [
     "MOMENT_METRICS",
     "SAME_DIM_METRICS",
     "BootstrapResult",
+    "DirectionIdentifiability",
+    "Identifiability",
+    "IntervalWarning",
     "PermutationResult",
     "bootstrap",
     "evaluate",
     "permutation_test",
     "resample_counts",
     "resample_indices",
+    "sas_identifiability",
 ]

@@ -22,13 +22,25 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from torchspectral.bootstrap import _algebra
 from torchspectral.bootstrap._algebra import LINEAR_METRICS, QUADRATIC_METRICS, linear_replicates
 from torchspectral.bootstrap._exact_sas import exact_sas_replicates
+from torchspectral.bootstrap._intervals import (
+    DEFAULT_GROUPS,
+    INTERVAL_METHODS,  # noqa: F401  (re-exported by the package)
+    JACKKNIFE_METHODS,
+    RESAMPLING_METHODS,
+    bootstrap_bias,
+    check_groups,
+    check_method,
+    interval,
+    jackknife_bias,
+    jackknife_groups,
+)
 from torchspectral.bootstrap._resampling import resample_counts
 from torchspectral.bootstrap._ritz import ritz_sas_replicates
 from torchspectral.moments import Moments
@@ -39,7 +51,6 @@ from torchspectral.spectral import SAS_METRICS, eigh_descending
 from torchspectral.stats.weighted import WeightedRows
 from torchspectral.validation import check_pair, check_q
 
-INTERVAL_METHODS = ("percentile", "basic")
 # "algebraic": each metric by its own cheapest exact route; "moments": every replicate's full weighted moments.
 ENGINES = ("algebraic", "moments")
 # The engine names of the previous release: one more release, with a DeprecationWarning.
@@ -50,7 +61,13 @@ EIGH_BATCH = 32
 
 @dataclass(frozen=True)
 class BootstrapResult:
-    """Point estimates and percentile intervals per metric; `replicates[name]` holds all B values."""
+    """Point estimates and intervals per metric (by ``method``); `replicates[name]` holds all B values.
+
+    ``bias[name]``: the estimated bias of the estimate — mean(replicates) − estimate for the resampling methods,
+    the delete-a-group jackknife's (G − 1)(mean(jackknife) − estimate) for ``method="jackknife"`` (which draws no
+    replicate: ``replicates`` is then empty and ``n_boot`` 0). The estimate itself is never bias-corrected.
+    ``jackknife[name]``: the G group-deleted values (methods "bca" and "jackknife"; empty otherwise), ``groups`` G.
+    """
 
     estimate: dict[str, float]
     low: dict[str, float]
@@ -60,13 +77,17 @@ class BootstrapResult:
     n_boot: int
     seed: int
     method: str
+    bias: dict[str, float] = field(default_factory=dict)
+    jackknife: dict[str, torch.Tensor] = field(default_factory=dict)
+    groups: int = 0
 
     def table(self) -> str:
-        """A markdown table: metric | estimate | CI low | CI high."""
-        level = f"{100 * self.confidence:g}%"
-        lines = [f"| metric | estimate | {level} CI low | {level} CI high |", "|---|---|---|---|"]
+        """A markdown table: metric | estimate | bias | CI low | CI high (bias: see the class docstring)."""
+        level = f"{100 * self.confidence:g}% CI ({self.method})"
+        lines = [f"| metric | estimate | bias | {level} low | {level} high |", "|---|---|---|---|---|"]
         for name, value in self.estimate.items():
-            lines.append(f"| {name} | {value:.4g} | {self.low[name]:.4g} | {self.high[name]:.4g} |")
+            bias = f"{self.bias[name]:+.2g}" if name in self.bias else ""
+            lines.append(f"| {name} | {value:.4g} | {bias} | {self.low[name]:.4g} | {self.high[name]:.4g} |")
         return "\n".join(lines)
 
 
@@ -95,6 +116,26 @@ def evaluate(m: Moments, names: Sequence[str], q: float = 0.1) -> dict[str, torc
     return compute_moment_metrics(m, names, q=q)
 
 
+def jackknife_values(
+    x: torch.Tensor, y: torch.Tensor, names: Sequence[str], q: float, groups: int, seed: int
+) -> dict[str, torch.Tensor]:
+    """The named metrics with each of ``groups`` random groups of rows deleted in turn: (G,) float64 per metric.
+
+    Each value is the metric of the remaining rows, computed from scratch (G metric evaluations): a deleted group
+    is not a resample of n rows, so the bootstrap's weighted engines (which assume the weights sum to n) do not
+    apply.
+    """
+    out: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+    n = x.shape[0]
+    for group in jackknife_groups(n, groups, seed):
+        keep = torch.ones(n, dtype=torch.bool)
+        keep[group] = False
+        keep = keep.to(x.device)
+        for name, value in evaluate(Moments.from_data(x[keep], y[keep], metric="bootstrap"), names, q).items():
+            out[name].append(value.detach().double())
+    return {name: torch.stack(v) for name, v in out.items()}
+
+
 def _decompose_together(batch: list[Moments], names: Sequence[str]) -> None:
     """Fill each replicate's spectrum cache from one batched eigendecomposition per block."""
     blocks = []
@@ -116,20 +157,29 @@ def bootstrap(
     q: float = 0.1,
     method: str = "percentile",
     *,
+    groups: int = DEFAULT_GROUPS,
     engine: str = "algebraic",
     ritz_rank: int = 0,
     nan_policy: str = "raise",
 ) -> BootstrapResult:
-    """Percentile bootstrap intervals (resampling pairs) for moment metrics of x (n, d_x), y (n, d_y).
+    """Bootstrap (resampling pairs) or grouped-jackknife intervals for moment metrics of x (n, d_x), y (n, d_y).
 
     Args:
         metrics: names among ``MOMENT_METRICS`` (default: all that apply to these shapes).
         n_boot: number of resamples B. seed: makes the resamples (and the result) deterministic.
         confidence: central interval mass; the interval is the (1 ± confidence)/2 quantiles.
         q: SAS active-set fraction.
-        method: "percentile" (SPEC §9 default): the (1 ± confidence)/2 quantiles of the replicates;
-            "basic": ``2·estimate −`` those quantiles, which removes the estimator's first-order bias
-            (SAS is biased low by O(1/n) through eigenvector noise; see the README's CI section).
+        method: one of ``INTERVAL_METHODS`` (formulas: :mod:`torchspectral.bootstrap._intervals`; measured
+            coverage against known truth: the README's Calibration section, ``make coverage``).
+            "percentile" (SPEC §9 default): the (1 ± confidence)/2 quantiles of the replicates;
+            "basic": ``2·estimate −`` those quantiles (the percentile interval reflected about the estimate);
+            "normal": estimate ± z·sd(replicates);
+            "bca": bias-corrected and accelerated percentile interval, the acceleration from a delete-a-group
+            jackknife with ``groups`` groups (G extra metric evaluations);
+            "jackknife": the delete-a-group jackknife t-interval (t with G − 1 degrees of freedom); it draws no
+            bootstrap replicate, so ``n_boot`` is not used — G metric evaluations in all.
+        groups: G, the number of random row groups of the delete-a-group jackknife ("bca", "jackknife"); the groups
+            are drawn from ``seed``.
         engine: how replicates are computed; both give the same replicate values (up to rounding) on the
             same resamples as the naive loop ``alignment_report(x[idx], y[idx])``.
             "algebraic" (default; "fast" before, still accepted with a DeprecationWarning): each metric by its
@@ -163,8 +213,9 @@ def bootstrap(
         raise ValueError(f"bootstrap: n_boot must be an integer ≥ 2, got {n_boot!r}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"bootstrap: confidence must lie in (0, 1), got {confidence}")
-    if method not in INTERVAL_METHODS:
-        raise ValueError(f"bootstrap: method must be one of {INTERVAL_METHODS}, got {method!r}")
+    check_method(method, "bootstrap")
+    if method in JACKKNIFE_METHODS:
+        check_groups(groups, x.shape[0], "bootstrap")
     if engine in DEPRECATED_ENGINES:
         warnings.warn(
             f"bootstrap: engine={engine!r} is now engine={DEPRECATED_ENGINES[engine]!r} (both engines are exact)",
@@ -221,7 +272,8 @@ def bootstrap(
             batch.clear()
 
         done = 0  # replicates before this block
-        for counts in resample_counts(rows.n, n_boot, seed, x.device):
+        draws = n_boot if method in RESAMPLING_METHODS else 0  # "jackknife" draws no resample
+        for counts in resample_counts(rows.n, draws, seed, x.device):
             if algebra:
                 if any(name in SAS_METRICS for name in algebra):
                     _require_replicate_variance(rows, counts, start=done)
@@ -240,18 +292,27 @@ def bootstrap(
                         flush()
                 flush()
             done += counts.shape[0]
-    replicates = {name: torch.cat(v) for name, v in values.items()}
-    tails = torch.tensor([(1 - confidence) / 2, (1 + confidence) / 2], dtype=torch.float64)
-    bounds = {name: torch.quantile(r, tails.to(r.device)) for name, r in replicates.items()}
-    if method == "basic":
-        bounds = {name: (2 * estimate[name] - b).flip(0) for name, b in bounds.items()}
+        jackknife = jackknife_values(x, y, names, q, groups, seed) if method in JACKKNIFE_METHODS else {}
+    replicates = {name: torch.cat(v) for name, v in values.items() if v}
+    bounds, bias = {}, {}
+    for name in names:
+        bounds[name] = interval(
+            method, estimate[name], confidence, replicates.get(name), jackknife.get(name), name=name
+        )
+        if method in RESAMPLING_METHODS:
+            bias[name] = bootstrap_bias(estimate[name], replicates[name])
+        else:
+            bias[name] = jackknife_bias(estimate[name], jackknife[name])
     return BootstrapResult(
         estimate=estimate,
-        low={name: float(b[0]) for name, b in bounds.items()},
-        high={name: float(b[1]) for name, b in bounds.items()},
+        low={name: b[0] for name, b in bounds.items()},
+        high={name: b[1] for name, b in bounds.items()},
         replicates=replicates,
         confidence=confidence,
-        n_boot=n_boot,
+        n_boot=draws,
         seed=seed,
         method=method,
+        bias=bias,
+        jackknife=jackknife,
+        groups=groups if method in JACKKNIFE_METHODS else 0,
     )

@@ -1,0 +1,248 @@
+"""Interval methods of the bootstrap (torchspectral/bootstrap/_intervals.py) against direct formulas; bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import torchspectral as ts
+from torchspectral.bootstrap import INTERVAL_METHODS, IntervalWarning, sas_identifiability
+from torchspectral.bootstrap import _intervals as iv
+from torchspectral.bootstrap._identifiability import gap_ratios
+
+
+@pytest.fixture(scope="module")
+def pairs() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(17)
+    x = torch.randn(200, 6, generator=g, dtype=torch.float64)
+    return x, 0.7 * x + torch.randn(200, 6, generator=g, dtype=torch.float64)
+
+
+def test_methods_listed() -> None:
+    assert INTERVAL_METHODS == ("percentile", "basic", "normal", "bca", "jackknife")
+
+
+def test_percentile_basic_normal_direct_formulas() -> None:
+    boot = torch.tensor([0.3, 0.1, 0.7, 0.5, 0.2, 0.9, 0.4, 0.6], dtype=torch.float64)
+    estimate = 0.45
+    q = np.quantile(boot.numpy(), [0.05, 0.95])  # linear interpolation, as torch.quantile
+    assert iv.interval("percentile", estimate, 0.9, boot) == pytest.approx(tuple(q), abs=1e-15)
+    assert iv.interval("basic", estimate, 0.9, boot) == pytest.approx((2 * estimate - q[1], 2 * estimate - q[0]))
+    half = stats.norm.ppf(0.95) * boot.numpy().std(ddof=1)
+    assert iv.interval("normal", estimate, 0.9, boot) == pytest.approx((estimate - half, estimate + half), rel=1e-12)
+
+
+def test_bca_is_percentile_when_z0_and_a_vanish() -> None:
+    offsets = torch.linspace(0.01, 0.5, 50, dtype=torch.float64)
+    boot = torch.cat([1.0 - offsets, 1.0 + offsets])  # half below the estimate, none equal: z0 = 0
+    jack = torch.cat([1.0 - offsets[:10], 1.0 + offsets[:10]])  # symmetric: a = 0
+    assert iv.acceleration(jack) == pytest.approx(0.0, abs=1e-15)
+    bca = iv.interval("bca", 1.0, 0.95, boot, jack)
+    assert bca == pytest.approx(iv.interval("percentile", 1.0, 0.95, boot), abs=1e-12)
+
+
+def test_bca_direct_formula() -> None:
+    rng = np.random.default_rng(3)
+    boot = rng.gamma(2.0, size=400)
+    jack = rng.gamma(2.0, size=20) * 0.1 + 1.0
+    estimate = 1.6
+    z0 = stats.norm.ppf((boot < estimate).mean())
+    u = jack.mean() - jack
+    a = (u**3).sum() / (6 * (u**2).sum() ** 1.5)
+    z = stats.norm.ppf([0.025, 0.975])
+    p = stats.norm.cdf(z0 + (z0 + z) / (1 - a * (z0 + z)))
+    want = np.quantile(boot, p)
+    got = iv.interval("bca", estimate, 0.95, torch.from_numpy(boot), torch.from_numpy(jack))
+    assert abs(z0) > 0.1 and abs(a) > 1e-3  # the test exercises both corrections
+    assert got == pytest.approx(tuple(want), rel=1e-10)
+
+
+def test_jackknife_of_a_mean_is_the_t_interval_of_group_means(pairs) -> None:
+    """L2I is a mean over rows: its delete-a-group jackknife interval is the t-interval of the G group means."""
+    x, y = pairs
+    groups, seed = 20, 4  # 200 rows: 20 equal groups
+    result = ts.bootstrap(x, y, ["l2i"], method="jackknife", groups=groups, seed=seed)
+    per_row = torch.linalg.vector_norm(x / x.norm(dim=1, keepdim=True) - y / y.norm(dim=1, keepdim=True), dim=1).numpy()
+    means = np.array([per_row[idx.numpy()].mean() for idx in iv.jackknife_groups(200, groups, seed)])
+    half = stats.t.ppf(0.975, groups - 1) * means.std(ddof=1) / np.sqrt(groups)
+    assert result.estimate["l2i"] == pytest.approx(per_row.mean(), rel=1e-12)
+    assert (result.low["l2i"], result.high["l2i"]) == pytest.approx(
+        (per_row.mean() - half, per_row.mean() + half), rel=1e-10
+    )
+    assert result.replicates == {} and result.n_boot == 0 and result.groups == groups  # no resample drawn
+    assert result.bias["l2i"] == pytest.approx(0.0, abs=1e-12)  # the jackknife bias of a mean is zero
+
+
+def test_bootstrap_uses_the_interval_functions(pairs) -> None:
+    """Every method of ts.bootstrap equals the interval function on one BCa run's replicates and jackknife values
+    (the coverage harness computes all methods that way)."""
+    x, y = pairs
+    names = ["sas_x_to_y", "cka_linear", "coral"]
+    reference = ts.bootstrap(x, y, names, n_boot=30, seed=2, method="bca", groups=8)
+    for method in INTERVAL_METHODS:
+        result = ts.bootstrap(x, y, names, n_boot=30, seed=2, method=method, groups=8)
+        for name in names:
+            want = iv.interval(
+                method, reference.estimate[name], 0.95, reference.replicates[name], reference.jackknife[name]
+            )
+            assert (result.low[name], result.high[name]) == pytest.approx(want, rel=1e-12, abs=1e-15), (method, name)
+        if method != "jackknife":
+            for name in names:
+                mean = float(reference.replicates[name].mean())
+                assert result.bias[name] == pytest.approx(mean - reference.estimate[name], rel=1e-12, abs=1e-15)
+
+
+def test_deterministic_by_seed(pairs) -> None:
+    x, y = pairs
+    a = ts.bootstrap(x, y, ["sas_imbalance"], n_boot=20, seed=5, method="bca", groups=5)
+    b = ts.bootstrap(x, y, ["sas_imbalance"], n_boot=20, seed=5, method="bca", groups=5)
+    c = ts.bootstrap(x, y, ["sas_imbalance"], n_boot=20, seed=6, method="bca", groups=5)
+    assert a.low == b.low and a.high == b.high
+    assert torch.equal(a.jackknife["sas_imbalance"], b.jackknife["sas_imbalance"])
+    assert not torch.equal(a.jackknife["sas_imbalance"], c.jackknife["sas_imbalance"])
+    groups = iv.jackknife_groups(23, 4, seed=1)
+    assert sorted(torch.cat(groups).tolist()) == list(range(23)) and {len(g) for g in groups} == {5, 6}
+    # Asking for BCa does not change which resamples a seed draws.
+    plain = ts.bootstrap(x, y, ["sas_imbalance"], n_boot=20, seed=5)
+    assert torch.equal(plain.replicates["sas_imbalance"], a.replicates["sas_imbalance"])
+
+
+def test_bca_edge_cases() -> None:
+    boot = torch.linspace(1.0, 2.0, 40, dtype=torch.float64)
+    jack = torch.linspace(0.9, 1.1, 20, dtype=torch.float64)
+    with pytest.warns(IntervalWarning, match="outside all 40 bootstrap replicates"):
+        low, high = iv.interval("bca", 0.5, 0.95, boot, jack, name="svcca")
+    assert 1.0 <= low <= high <= 2.0
+    # |a| ≤ 1/6 always (|Σu³| ≤ (Σu²)^{3/2}), so 1 − a(z0 + z) ≤ 0 needs z0 + z ≥ 6: an estimate beyond all of
+    # 10⁵ replicates (z0 ≈ 4.4) and one outlying group-deleted value (a ≈ 1/6).
+    many = torch.linspace(0.0, 1.0, 100_000, dtype=torch.float64)
+    skewed = torch.cat([torch.ones(999, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
+    assert 0.16 < iv.acceleration(skewed) < 1 / 6
+    with pytest.warns(IntervalWarning), pytest.raises(ValueError, match=r"acceleration a=0\.166 of sas_x_to_y"):
+        iv.interval("bca", 2.0, 0.95, many, skewed, name="sas_x_to_y")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        iv.interval("bca", 1.5, 0.95, boot, jack)  # an estimate inside the replicates: no warning
+
+
+def test_bad_input(pairs) -> None:
+    x, y = pairs
+    boot = torch.rand(10, dtype=torch.float64)
+    with pytest.raises(ValueError, match="method must be one of"):
+        iv.interval("studentized", 0.5, 0.95, boot)
+    with pytest.raises(ValueError, match="needs bootstrap replicates"):
+        iv.interval("percentile", 0.5, 0.95, None)
+    with pytest.raises(ValueError, match="needs group-deleted"):
+        iv.interval("bca", 0.5, 0.95, boot, None)
+    with pytest.raises(ValueError, match="at least 2"):
+        iv.interval("jackknife", 0.5, 0.95, None, boot[:1])
+    with pytest.raises(ValueError, match="non-finite"):
+        iv.interval("normal", 0.5, 0.95, torch.tensor([0.1, float("nan")], dtype=torch.float64))
+    with pytest.raises(ValueError, match="confidence must lie"):
+        iv.interval("basic", 0.5, 1.5, boot)
+    with pytest.raises(ValueError, match="estimate of coral is not finite"):
+        iv.interval("basic", float("inf"), 0.95, boot, name="coral")
+    for groups, message in ((1, "groups must be an integer ≥ 2"), (True, "groups must be"), (101, "at least 2 rows")):
+        with pytest.raises(ValueError, match=message):
+            ts.bootstrap(x, y, ["cka_linear"], method="jackknife", groups=groups)
+    ts.bootstrap(x, y, ["cka_linear"], n_boot=5, groups=1)  # groups is only read by "bca" and "jackknife"
+
+
+def test_coverage_harness_population_values() -> None:
+    """The harness's population values (the package's formulas on population covariances) equal its closed forms,
+    ΔSAS is 0 in the "scaled" model, and one repeat runs (tiny B)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "coverage.py"
+    spec = importlib.util.spec_from_file_location("coverage_harness", path)
+    harness = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = harness  # dataclasses resolve their module by name
+    spec.loader.exec_module(harness)
+    for name in ("d64-n500-lossy", "d64-n2000-degenerate", "d64-n500-scaled", "quick-d16-n300-lossy"):
+        regime = harness.ALL_REGIMES[name]
+        model = harness.planted(regime)
+        truth, closed = harness.population_values(model), harness.closed_form(model)
+        assert truth == pytest.approx(closed, rel=1e-9, abs=1e-12), name
+        assert len(set(model["alpha2"].tolist())) == regime.d and len(set(model["beta2"].tolist())) == regime.d
+    scaled = harness.population_values(harness.planted(harness.ALL_REGIMES["d64-n500-scaled"]))
+    assert abs(scaled["sas_imbalance"]) < 1e-12 and scaled["coral"] > 0
+    quick = harness.ALL_REGIMES["quick-d16-n300-lossy"]
+    run = harness.one_repeat(quick, harness.planted(quick), 0, n_boot=10, groups=5)
+    assert set(run["metrics"]["svcca"]["intervals"]) == set(INTERVAL_METHODS)
+
+
+def _spectrum_pairs(scales: list[float], n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    s = torch.tensor(scales, dtype=torch.float64).sqrt()
+    x = torch.randn(n, len(scales), generator=g, dtype=torch.float64) * s
+    return x, x + 0.1 * torch.randn(n, len(scales), generator=g, dtype=torch.float64)
+
+
+def test_identifiability_gap_ratios_direct_formula() -> None:
+    lam = torch.tensor([4.0, 2.0, 1.9, 0.5], dtype=torch.float64)
+    n = 800
+    a, b = lam[:-1].numpy(), lam[1:].numpy()
+    want = (a - b) / (np.sqrt(2 / n) * np.hypot(a, b))
+    assert gap_ratios(lam, n).tolist() == pytest.approx(want.tolist(), rel=1e-12)
+
+
+def test_identifiability_separated_and_degenerate() -> None:
+    bulk = [0.05] * 36  # d = 40: |A| = 4 at q = 0.1
+    separated = sas_identifiability(*_spectrum_pairs([4.0, 2.0, 1.0, 0.5, *bulk], 1000, 0), n_resamples=5)
+    assert separated.identified and separated.x.active == 4 and separated.x.reason == "identified"
+    assert separated.x.mode_stability > 0.95 and separated.x.active_overlap > 0.95
+    # Two top modes 1% apart: the gap is a fraction of its sampling sd, whatever resampling says.
+    close = sas_identifiability(*_spectrum_pairs([4.0, 3.96, 1.0, 0.5, *bulk], 1000, 1), n_resamples=5)
+    assert not close.identified and close.x.min_ratio < 3 and "eigen-mass" in close.x.reason
+    # The boundary: the 4th and 5th eigenvalues equal, so which mode is active is a coin flip.
+    boundary = sas_identifiability(*_spectrum_pairs([4.0, 2.0, 1.0, 0.5, 0.5, *bulk[1:]], 1000, 2), n_resamples=0)
+    assert not boundary.identified and boundary.x.boundary_ratio < 3 and "boundary" in boundary.x.reason
+    assert boundary.x.mode_stability is None
+    again = sas_identifiability(*_spectrum_pairs([4.0, 3.96, 1.0, 0.5, *bulk], 1000, 1), n_resamples=5)
+    assert again == close  # deterministic by seed
+
+
+def test_identifiability_bad_input(pairs) -> None:
+    x, y = pairs
+    with pytest.raises(ValueError, match="n_resamples must be"):
+        sas_identifiability(x, y, n_resamples=-1)
+    with pytest.raises(ValueError, match="needs d_x = d_y"):
+        sas_identifiability(x, y[:, :3])
+    with pytest.raises(ValueError, match="q is the fraction"):
+        sas_identifiability(x, y, q=0.0)
+    with pytest.raises(ValueError, match="stability_threshold must lie"):
+        sas_identifiability(x, y, stability_threshold=2.0)
+    with pytest.raises(ValueError, match="at least 3 pairs"):
+        sas_identifiability(x[:2], y[:2])
+
+
+def test_coverage_harness_summary_counts() -> None:
+    """The harness's coverage, misses, width/sd and bias from hand-made repeats."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "coverage.py"
+    spec = importlib.util.spec_from_file_location("coverage_harness_summary", path)
+    harness = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = harness
+    spec.loader.exec_module(harness)
+    regime = harness.ALL_REGIMES["quick-d16-n300-lossy"]
+    truth = dict.fromkeys(regime.metrics, 1.0)
+    estimates, bounds = [0.9, 1.1, 1.3, 1.0], [(0.8, 1.2), (0.95, 1.05), (1.1, 1.5), (0.5, 0.9)]
+    runs = []
+    for estimate, (low, high) in zip(estimates, bounds, strict=True):
+        entry = {"estimate": estimate, "bias_bootstrap": 0.1, "bias_jackknife": 0.0}
+        entry["intervals"] = {key: [low, high] for key in harness.METHODS}
+        ident = {"identified": True}
+        runs.append({"metrics": dict.fromkeys(regime.metrics, entry), "identifiability": {"x": ident, "y": ident}})
+    summary = harness.summarise(regime, truth, runs)["cka_linear"]
+    sd = float(np.std(estimates, ddof=1))
+    assert summary["bias"] == pytest.approx(np.mean(estimates) - 1.0) and summary["sd"] == pytest.approx(sd)
+    m = summary["methods"]["bca"]
+    assert (m["covered"], m["miss_truth_below"], m["miss_truth_above"]) == (2, 1, 1) and m["coverage"] == 0.5
+    assert m["width_over_sd"] == pytest.approx(np.mean([0.4, 0.1, 0.4, 0.4]) / sd)
+    assert m["estimate_outside"] == 2  # 1.0 outside (0.5, 0.9); 1.1 outside (0.95, 1.05)
+    corrected = np.sqrt(np.mean((np.array(estimates) - 0.1 - 1.0) ** 2))
+    assert summary["rmse_bootstrap_corrected"] == pytest.approx(corrected)
