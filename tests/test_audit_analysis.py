@@ -70,16 +70,16 @@ def test_sas_intervals_have_their_own_replicate_count() -> None:
     import torchspectral as ts
 
     x, y = _pairs(n=80, d=6)
-    run = analyse_run("m", "d", "x", x, y, n_boot=30, sas_n_boot=12, seed=3)
-    sas = ts.bootstrap(x, y, ["sas_x_to_y", "sas_imbalance"], n_boot=12, seed=3)
-    others = ts.bootstrap(x, y, ["coral", "rmg"], n_boot=30, seed=3)
+    run = analyse_run("m", "d", "x", x, y, n_boot=30, sas_n_boot=12, seed=3, interval="percentile")
+    sas = ts.bootstrap(x, y, ["sas_x_to_y", "sas_imbalance"], n_boot=12, seed=3, method="percentile")
+    others = ts.bootstrap(x, y, ["coral", "rmg"], n_boot=30, seed=3, method="percentile")
     for name, result in (("sas_x_to_y", sas), ("sas_imbalance", sas), ("coral", others), ("rmg", others)):
         assert run.intervals[name] == [result.low[name], result.high[name]], name
     assert {"bootstrap", "bootstrap_sas"} <= set(run.timings)
-    no_sas = analyse_run("m", "d", "x", x, y, n_boot=30, sas_n_boot=0, seed=3)
+    no_sas = analyse_run("m", "d", "x", x, y, n_boot=30, sas_n_boot=0, seed=3, interval="percentile")
     assert "coral" in no_sas.intervals and not any(name.startswith("sas_") for name in no_sas.intervals)
     assert "bootstrap_sas" not in no_sas.timings
-    same = analyse_run("m", "d", "x", x, y, n_boot=12, seed=3)  # default: as many as n_boot
+    same = analyse_run("m", "d", "x", x, y, n_boot=12, seed=3, interval="percentile")  # as many as n_boot
     assert same.intervals["sas_imbalance"] == run.intervals["sas_imbalance"]
 
 

@@ -220,7 +220,7 @@ def test_interval_ritz_rank_and_sas_bootstrap_settings(folder: Path) -> None:
     assert settings.interval == "basic" and settings.ritz_rank == 50 and settings.sas_n_boot == 0
     defaults = load_manifest(write(folder, RUN_A)).settings
     # Exact SAS replicates, as many as the other metrics', unless asked otherwise.
-    assert defaults.interval == "percentile" and defaults.ritz_rank == 0 and defaults.sas_n_boot is None
+    assert defaults.interval == "calibrated" and defaults.ritz_rank == 0 and defaults.sas_n_boot is None
     expect_error(write(folder, "[audit]\nsas_bootstrap = -5\n" + RUN_A), "key 'sas_bootstrap' must be ≥ 0")
     expect_error(write(folder, "[audit]\nsas_bootstrap = true\n" + RUN_A), "key 'sas_bootstrap' must be an integer")
     expect_error(write(folder, "[audit]\nsas_bootstrap = 1.5\n" + RUN_A), "key 'sas_bootstrap' must be an integer")

@@ -19,7 +19,7 @@ def data() -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_replicates_equal_the_naive_loop(data) -> None:
     x, y = data
-    result = ts.bootstrap(x, y, n_boot=12, seed=5)
+    result = ts.bootstrap(x, y, n_boot=12, seed=5, method="percentile")
     for b, idx in enumerate(resample_indices(90, 12, seed=5)):
         naive = ts.alignment_report(x[idx], y[idx], pairwise=False)
         for name in MOMENT_METRICS:
@@ -30,7 +30,7 @@ def test_replicates_equal_the_naive_loop(data) -> None:
 
 def test_float32_replicates_close_to_naive_loop(data) -> None:
     x, y = (t.float() for t in data)
-    result = ts.bootstrap(x, y, ["sas_imbalance", "cka_linear_unbiased", "rmg"], n_boot=5, seed=1)
+    result = ts.bootstrap(x, y, ["sas_imbalance", "cka_linear_unbiased", "rmg"], n_boot=5, seed=1, method="percentile")
     for b, idx in enumerate(resample_indices(90, 5, seed=1)):
         naive = ts.alignment_report(x[idx], y[idx], pairwise=False)
         for name in result.replicates:
@@ -39,9 +39,9 @@ def test_float32_replicates_close_to_naive_loop(data) -> None:
 
 def test_deterministic_given_seed(data) -> None:
     x, y = data
-    a = ts.bootstrap(x, y, ["sas_x_to_y", "coral"], n_boot=20, seed=3)
-    b = ts.bootstrap(x, y, ["sas_x_to_y", "coral"], n_boot=20, seed=3)
-    c = ts.bootstrap(x, y, ["sas_x_to_y", "coral"], n_boot=20, seed=4)
+    a = ts.bootstrap(x, y, ["sas_x_to_y", "coral"], n_boot=20, seed=3, method="percentile")
+    b = ts.bootstrap(x, y, ["sas_x_to_y", "coral"], n_boot=20, seed=3, method="percentile")
+    c = ts.bootstrap(x, y, ["sas_x_to_y", "coral"], n_boot=20, seed=4, method="percentile")
     assert a.low == b.low and a.high == b.high
     basic = ts.bootstrap(x, y, ["sas_x_to_y", "coral"], n_boot=20, seed=3, method="basic")
     for name in a.estimate:  # the basic interval reflects the percentile one about the estimate
@@ -53,7 +53,7 @@ def test_deterministic_given_seed(data) -> None:
 
 def test_different_widths_bootstrap_cross_space_metrics() -> None:
     x, y = paired(60, 7, seed=72, d_y=4)
-    result = ts.bootstrap(torch.from_numpy(x), torch.from_numpy(y), n_boot=5)
+    result = ts.bootstrap(torch.from_numpy(x), torch.from_numpy(y), n_boot=5, method="percentile")
     assert set(result.estimate) == {"cka_linear", "cka_linear_unbiased", "svcca"}
 
 
@@ -132,19 +132,19 @@ def test_permutation_p_values() -> None:
 def test_bad_input(data) -> None:
     x, y = data
     with pytest.raises(ValueError, match="unknown metrics"):
-        ts.bootstrap(x, y, ["mmd"])
+        ts.bootstrap(x, y, ["mmd"], method="percentile")
     with pytest.raises(ValueError, match="n_boot must be"):
-        ts.bootstrap(x, y, n_boot=1)
+        ts.bootstrap(x, y, n_boot=1, method="percentile")
     with pytest.raises(ValueError, match="confidence must lie"):
-        ts.bootstrap(x, y, confidence=1.0)
+        ts.bootstrap(x, y, confidence=1.0, method="percentile")
     with pytest.raises(ValueError, match="method must be one of"):
         ts.bootstrap(x, y, method="studentized")  # not offered (bca is, since issue 13)
     with pytest.raises(ValueError, match="need d_x = d_y"):
-        ts.bootstrap(x, y[:, :3], ["coral"])
+        ts.bootstrap(x, y[:, :3], ["coral"], method="percentile")
     bad = x.clone()
     bad[0, 0] = float("inf")
     with pytest.raises(ValueError, match="1 of 90 pairs contain NaN or Inf"):
-        ts.bootstrap(bad, y)
+        ts.bootstrap(bad, y, method="percentile")
     with pytest.raises(ValueError, match="n_perm must be"):
         ts.permutation_test(x, y, n_perm=0)
     with pytest.raises(ValueError, match="needs d_x = d_y"):
@@ -176,8 +176,8 @@ def test_fast_engine_equals_exact_engine(monkeypatch, n, d, d_y, dtype, small_bl
         monkeypatch.setattr(importlib.import_module("torchspectral.bootstrap._resampling"), "COUNTS_BLOCK", 7)
     x, y = (torch.from_numpy(t).to(dtype) for t in paired(n, d, seed=73, d_y=d_y, offset=2.0))
     names = [name for name in algebra.ALGEBRA_METRICS if d_y is None or name not in bootstrap_module.SAME_DIM_METRICS]
-    fast = ts.bootstrap(x, y, names, n_boot=17, seed=11)
-    exact = ts.bootstrap(x, y, names, n_boot=17, seed=11, engine="moments")
+    fast = ts.bootstrap(x, y, names, n_boot=17, seed=11, method="percentile")
+    exact = ts.bootstrap(x, y, names, n_boot=17, seed=11, engine="moments", method="percentile")
     rel, abs_ = (1e-9, 1e-12) if dtype == torch.float64 else (1e-4, 1e-6)
     for name in names:
         np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=rel, atol=abs_, err_msg=name)
@@ -208,9 +208,9 @@ def test_fast_sas_replicates_equal_the_exact_engine(monkeypatch, n, d, names, q,
     monkeypatch.setattr(fast_sas, "EIGH_BATCH", 4)
     monkeypatch.setattr(fast_sas, "ROW_CHUNK", 16)  # several row chunks of the projections
     x, y = (torch.from_numpy(t).to(dtype) for t in paired(n, d, seed=79, offset=1.0))
-    fast = ts.bootstrap(x, y, names, n_boot=11, seed=6, q=q)
+    fast = ts.bootstrap(x, y, names, n_boot=11, seed=6, q=q, method="percentile")
     assert calls, "the fast engine did not take the exact-SAS path"
-    exact = ts.bootstrap(x, y, names, n_boot=11, seed=6, q=q, engine="moments")
+    exact = ts.bootstrap(x, y, names, n_boot=11, seed=6, q=q, engine="moments", method="percentile")
     assert list(fast.replicates) == names
     rel, abs_ = (1e-9, 1e-12) if dtype == torch.float64 else (1e-5, 1e-6)
     for name in names:
@@ -228,8 +228,8 @@ def test_sas_shares_the_weighted_moments_when_they_are_formed_anyway(monkeypatch
 
     monkeypatch.setattr(bootstrap_module, "exact_sas_replicates", fail)
     x, y = data
-    fast = ts.bootstrap(x, y, ["sas_imbalance", "cka_linear"], n_boot=7, seed=1)
-    exact = ts.bootstrap(x, y, ["sas_imbalance", "cka_linear"], n_boot=7, seed=1, engine="moments")
+    fast = ts.bootstrap(x, y, ["sas_imbalance", "cka_linear"], n_boot=7, seed=1, method="percentile")
+    exact = ts.bootstrap(x, y, ["sas_imbalance", "cka_linear"], n_boot=7, seed=1, engine="moments", method="percentile")
     for name in fast.replicates:
         np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=1e-9, atol=1e-12)
 
@@ -242,23 +242,23 @@ def test_a_resample_of_one_distinct_pair_is_refused(ritz_rank) -> None:
     x = torch.randn(3, 2, generator=g, dtype=torch.float64)
     y = x + 0.3 * torch.randn(3, 2, generator=g, dtype=torch.float64)
     with pytest.raises(ValueError, match="single distinct pair"):
-        ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=20, ritz_rank=ritz_rank)
+        ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=20, ritz_rank=ritz_rank, method="percentile")
     with pytest.raises(ValueError, match="zero variance"):
-        ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=20, engine="moments")
+        ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=20, engine="moments", method="percentile")
 
 
 def test_fast_engine_mixed_with_spectral_metrics(data) -> None:
     x, y = data
     names = ["sas_imbalance", "coral", "svcca", "rmg"]
-    fast = ts.bootstrap(x, y, names, n_boot=9, seed=2)
-    exact = ts.bootstrap(x, y, names, n_boot=9, seed=2, engine="moments")
+    fast = ts.bootstrap(x, y, names, n_boot=9, seed=2, method="percentile")
+    exact = ts.bootstrap(x, y, names, n_boot=9, seed=2, engine="moments", method="percentile")
     assert list(fast.replicates) == names
     for name in names:
         np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=1e-9, atol=1e-12)
-    again = ts.bootstrap(x, y, names, n_boot=9, seed=2)
+    again = ts.bootstrap(x, y, names, n_boot=9, seed=2, method="percentile")
     assert all(torch.equal(again.replicates[name], fast.replicates[name]) for name in names)
     with pytest.raises(ValueError, match="engine must be one of"):
-        ts.bootstrap(x, y, engine="ritz")
+        ts.bootstrap(x, y, engine="ritz", method="percentile")
 
 
 SAS_NAMES = ["sas_x_to_y", "sas_y_to_x", "sas_symmetric", "sas_imbalance"]
@@ -268,8 +268,8 @@ SAS_NAMES = ["sas_x_to_y", "sas_y_to_x", "sas_symmetric", "sas_imbalance"]
 def test_ritz_with_a_complete_basis_equals_exact(n, d, rank) -> None:
     """ritz_rank ≥ d: the projected covariances are a rotation of the full ones, so the SAS replicates are exact."""
     x, y = (torch.from_numpy(t) for t in paired(n, d, seed=74, offset=1.0))
-    ritz = ts.bootstrap(x, y, SAS_NAMES, n_boot=15, seed=4, ritz_rank=rank)
-    exact = ts.bootstrap(x, y, SAS_NAMES, n_boot=15, seed=4, engine="moments")
+    ritz = ts.bootstrap(x, y, SAS_NAMES, n_boot=15, seed=4, ritz_rank=rank, method="percentile")
+    exact = ts.bootstrap(x, y, SAS_NAMES, n_boot=15, seed=4, engine="moments", method="percentile")
     for name in SAS_NAMES:
         np.testing.assert_allclose(ritz.replicates[name], exact.replicates[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
@@ -287,11 +287,11 @@ def test_ritz_in_a_truncated_basis_on_a_gapped_spectrum() -> None:
     loadings = torch.tensor([1.0, -0.8, 0.6, 0.4] + [0.2] * (d - 4), dtype=torch.float64)
     x = z @ rotation.T
     y = (z * loadings + 0.5 * torch.randn(n, d, generator=g, dtype=torch.float64)) @ rotation.T + 1.0
-    ritz = ts.bootstrap(x, y, SAS_NAMES, n_boot=30, seed=1, ritz_rank=8)
-    exact = ts.bootstrap(x, y, SAS_NAMES, n_boot=30, seed=1, engine="moments")
+    ritz = ts.bootstrap(x, y, SAS_NAMES, n_boot=30, seed=1, ritz_rank=8, method="percentile")
+    exact = ts.bootstrap(x, y, SAS_NAMES, n_boot=30, seed=1, engine="moments", method="percentile")
     for name in SAS_NAMES:
         np.testing.assert_allclose(ritz.replicates[name], exact.replicates[name], rtol=0, atol=1e-4, err_msg=name)
-    again = ts.bootstrap(x, y, SAS_NAMES, n_boot=30, seed=1, ritz_rank=8)
+    again = ts.bootstrap(x, y, SAS_NAMES, n_boot=30, seed=1, ritz_rank=8, method="percentile")
     assert all(torch.equal(again.replicates[name], ritz.replicates[name]) for name in SAS_NAMES)
 
 
@@ -299,14 +299,14 @@ def test_ritz_bad_input(data) -> None:
     x, y = data
     for bad in (-3, 2.5, True):
         with pytest.raises(ValueError, match=r"ritz_rank must be 0 \(off\) or a positive integer"):
-            ts.bootstrap(x, y, ["sas_x_to_y"], ritz_rank=bad)
-    off = ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=5, ritz_rank=0)  # 0 is "off", as in the audit
-    default = ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=5)
+            ts.bootstrap(x, y, ["sas_x_to_y"], ritz_rank=bad, method="percentile")
+    off = ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=5, ritz_rank=0, method="percentile")  # 0 is "off", as in the audit
+    default = ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=5, method="percentile")
     assert torch.equal(torch.as_tensor(off.replicates["sas_x_to_y"]), torch.as_tensor(default.replicates["sas_x_to_y"]))
     with pytest.raises(ValueError, match="engine='moments' ignores it"):
-        ts.bootstrap(x, y, ["sas_x_to_y"], engine="moments", ritz_rank=4)
+        ts.bootstrap(x, y, ["sas_x_to_y"], engine="moments", ritz_rank=4, method="percentile")
     with pytest.raises(ValueError, match="need d_x = d_y"):
-        ts.bootstrap(x, y[:, :3], ["sas_x_to_y"], ritz_rank=4)
+        ts.bootstrap(x, y[:, :3], ["sas_x_to_y"], ritz_rank=4, method="percentile")
 
 
 def test_fast_engine_picks_the_cheaper_exact_path_when_d_is_small(monkeypatch, data) -> None:
@@ -320,7 +320,7 @@ def test_fast_engine_picks_the_cheaper_exact_path_when_d_is_small(monkeypatch, d
         return {}
 
     monkeypatch.setattr(algebra, "quadratic_replicates", refuse)
-    fast = ts.bootstrap(x, y, ["cka_linear", "coral", "l2i"], n_boot=6, seed=8)
-    exact = ts.bootstrap(x, y, ["cka_linear", "coral", "l2i"], n_boot=6, seed=8, engine="moments")
+    fast = ts.bootstrap(x, y, ["cka_linear", "coral", "l2i"], n_boot=6, seed=8, method="percentile")
+    exact = ts.bootstrap(x, y, ["cka_linear", "coral", "l2i"], n_boot=6, seed=8, engine="moments", method="percentile")
     for name in fast.replicates:
         np.testing.assert_allclose(fast.replicates[name], exact.replicates[name], rtol=1e-9, atol=1e-12)

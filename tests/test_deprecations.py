@@ -31,8 +31,8 @@ def test_renamed_result_types(module, old, new) -> None:
 def test_renamed_engines_give_the_same_replicates(old, new) -> None:
     x, y = _pairs()
     with pytest.warns(DeprecationWarning, match=f"engine='{old}' is now engine='{new}'"):
-        before = ts.bootstrap(x, y, ["cka_linear", "sas_x_to_y"], n_boot=6, seed=2, engine=old)
-    after = ts.bootstrap(x, y, ["cka_linear", "sas_x_to_y"], n_boot=6, seed=2, engine=new)
+        before = ts.bootstrap(x, y, ["cka_linear", "sas_x_to_y"], n_boot=6, seed=2, engine=old, method="percentile")
+    after = ts.bootstrap(x, y, ["cka_linear", "sas_x_to_y"], n_boot=6, seed=2, engine=new, method="percentile")
     assert all(
         torch.equal(torch.as_tensor(before.replicates[k]), torch.as_tensor(after.replicates[k]))
         for k in after.replicates
@@ -42,6 +42,6 @@ def test_renamed_engines_give_the_same_replicates(old, new) -> None:
 def test_ritz_rank_none_is_the_old_off() -> None:
     x, y = _pairs()
     with pytest.warns(DeprecationWarning, match="ritz_rank=None is now ritz_rank=0"):
-        before = ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=6, seed=2, ritz_rank=None)
-    off = ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=6, seed=2)
+        before = ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=6, seed=2, ritz_rank=None, method="percentile")
+    off = ts.bootstrap(x, y, ["sas_x_to_y"], n_boot=6, seed=2, method="percentile")
     assert torch.equal(torch.as_tensor(before.replicates["sas_x_to_y"]), torch.as_tensor(off.replicates["sas_x_to_y"]))

@@ -9,9 +9,11 @@ the N images against the M captions (SPEC §7). Stages, each timed:
 2. ``pairwise``: RBF CKA, MMD and retrieval, streamed over tiles (no n×n matrix); retrieval under both tie
    rules (the metrics carry the optimistic one, ``ties`` counts the queries the rule changes);
 3. ``q_sweep``: SAS in both directions at every q of the grid, from the same eigendecompositions;
-4. ``bootstrap``: percentile intervals for every moment metric but SAS (resampling pairs,
-   :func:`torchspectral.bootstrap`), and ``bootstrap_sas`` for the four SAS metrics, with their own replicate
-   count: each exact SAS replicate needs two d×d eigendecompositions, which makes it the costliest step;
+4. ``bootstrap``: intervals for every moment metric but SAS (resampling pairs, :func:`torchspectral.bootstrap`;
+   by default each metric's calibrated method, none where no method is calibrated), and ``bootstrap_sas`` for the
+   four SAS metrics, with their own replicate count: each exact SAS replicate needs two d×d eigendecompositions,
+   which makes it the costliest step. Under the calibrated default SAS gets an interval only where the
+   identifiability diagnostic calls its eigenmodes identified, and no replicate is drawn otherwise;
 5. ``instances``: per-pair SAS (decompose mode, image→text) from a prior fitted on the run itself; the
    best- and worst-aligned pairs are reported.
 """
@@ -27,6 +29,7 @@ import torch
 from torchspectral.audit.manifest import DEFAULT_Q_GRID
 from torchspectral.audit.records import RunResult
 from torchspectral.bootstrap import MOMENT_METRICS, SAME_DIM_METRICS, bootstrap
+from torchspectral.bootstrap._calibrated import CALIBRATED, NO_INTERVAL
 from torchspectral.functional.mmd import mmd
 from torchspectral.functional.report import PRESETS, pairwise_report, report_from_moments
 from torchspectral.functional.retrieval import clean_retrieval_inputs, retrieval
@@ -61,7 +64,7 @@ def analyse_run(
     q: float = 0.1,
     q_grid: Sequence[float] = DEFAULT_Q_GRID,
     top_k: int = 5,
-    interval: str = "percentile",
+    interval: str = CALIBRATED,
     ritz_rank: int = 0,
     backend: str = "auto",
 ) -> RunResult:
@@ -78,8 +81,9 @@ def analyse_run(
         q: the SAS active-set fraction of the headline numbers, the mode profile and the instance scores.
         q_grid: the q values of the sweep.
         top_k: how many best- and worst-aligned pairs to keep.
-        interval: bootstrap interval method, one of ``torchspectral.bootstrap.INTERVAL_METHODS``
-            (see :func:`torchspectral.bootstrap`).
+        interval: ``"calibrated"`` (default: each metric's calibrated method, see
+            :mod:`torchspectral.bootstrap._calibrated`) or one of ``torchspectral.bootstrap.INTERVAL_METHODS``
+            for every metric (see :func:`torchspectral.bootstrap`).
         ritz_rank: > 0 approximates the SAS replicates by Rayleigh–Ritz in the run's top-``ritz_rank`` eigenvectors
             per anchor (O(n·k²) per replicate instead of two d×d eigendecompositions). Measured at n = 5,000,
             d = 768 on planted data with a noise bulk: endpoints off by up to 1.8e-2, about one interval width
@@ -155,9 +159,14 @@ def analyse_run(
                 }
 
         intervals: dict[str, list[float]] = {}
+        interval_methods: dict[str, str] = {}
+        no_interval: dict[str, str] = {}
+        identifiability: dict[str, dict] = {}
         # SVCCA is left out: a pair bootstrap duplicates rows, to which its 99%-variance subspace is too
-        # sensitive for a meaningful interval, and each replicate costs a d×d SVD.
+        # sensitive for a meaningful interval (no method covers it, issue 13), and each replicate costs a d×d SVD.
         usable = [n for n in MOMENT_METRICS if n != "svcca" and (same_dim or n not in SAME_DIM_METRICS)]
+        if interval == CALIBRATED and (n_boot or sas_n_boot):
+            no_interval["svcca"] = NO_INTERVAL["svcca"]
         for stage, names, replicates in (
             ("bootstrap", [n for n in usable if n not in SAS_METRICS], n_boot),
             ("bootstrap_sas", [n for n in usable if n in SAS_METRICS], sas_n_boot),
@@ -169,7 +178,21 @@ def analyse_run(
                 result = bootstrap(
                     pairs_x, captions, names, n_boot=replicates, seed=seed, q=q, method=interval, ritz_rank=ritz
                 )
-                intervals.update({name: [result.low[name], result.high[name]] for name in names})
+                intervals.update({name: [result.low[name], result.high[name]] for name in result.low})
+                interval_methods.update(result.methods)
+                no_interval.update(result.no_interval)
+                if result.identifiability is not None:
+                    identifiability = {
+                        which: {
+                            "identified": d.identified,
+                            "reason": d.reason,
+                            "active": d.active,
+                            "boundary_ratio": d.boundary_ratio,
+                            "unresolved_mass": d.unresolved_mass,
+                            "mode_stability": d.mode_stability,
+                        }
+                        for which, d in (("x", result.identifiability.x), ("y", result.identifiability.y))
+                    }
 
         extremes: dict[str, list[dict]] = {}
         if same_dim and top_k:
@@ -186,6 +209,9 @@ def analyse_run(
         dim=int(images.shape[1]),
         metrics=metrics,
         intervals=intervals,
+        interval_methods=interval_methods,
+        no_interval=no_interval,
+        identifiability=identifiability,
         q_sweep=q_sweep,
         modes=modes,
         extremes=extremes,

@@ -29,6 +29,7 @@ from torchspectral.audit.destination import AuditInterrupted, is_report, termina
 from torchspectral.audit.errors import AuditInputError
 from torchspectral.audit.run import AnalysisError, run_audit
 from torchspectral.bootstrap import INTERVAL_METHODS
+from torchspectral.bootstrap._calibrated import CALIBRATED
 
 __all__ = ["AnalysisError", "build_parser", "main", "run_audit"]  # run_audit: re-exported for earlier imports
 
@@ -171,7 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--sas-n-boot", type=int, default=None, help="bootstrap replicates for the SAS intervals (default: --n-boot)"
     )
-    audit.add_argument("--interval", choices=INTERVAL_METHODS, default=None, help="bootstrap interval method")
+    audit.add_argument(
+        "--interval",
+        choices=(CALIBRATED, *INTERVAL_METHODS),
+        default=None,
+        help="bootstrap interval method (default: calibrated, each metric's own; README: Calibration)",
+    )
     audit.add_argument("--seed", type=int, default=None)
     audit.add_argument("--presets", default=None, help="comma-separated report presets, e.g. default,paper")
     audit.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")

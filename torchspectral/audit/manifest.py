@@ -9,8 +9,10 @@ Format::
     presets = ["default", "paper"]     # alignment_report presets to compute
     q = [0.02, 0.05, 0.1, 0.2, 0.5, 1.0]   # SAS quantile grid of the q-sweep, each in (0, 1]
     top_k_pairs = 5                    # best/worst pairs listed by instance-level SAS
-    interval = "percentile"            # bootstrap interval (torchspectral.bootstrap.INTERVAL_METHODS): "percentile",
-                                       # "basic", "normal", "bca" or "jackknife" (README: Calibration)
+    interval = "calibrated"            # "calibrated" (default): each metric's calibrated interval, none where no
+                                       # method is (README: Calibration); or one method for every metric
+                                       # (torchspectral.bootstrap.INTERVAL_METHODS): "percentile", "basic",
+                                       # "normal", "bca" or "jackknife"
     sas_bootstrap = 1000               # replicates for the SAS intervals (default: `bootstrap`; 0 = none):
                                        # exact SAS replicates cost ≈0.3 s each at n = 5,000, d = 768 on a CPU
     ritz_rank = 0                      # > 0: approximate SAS replicates by Rayleigh–Ritz in the top-k
@@ -45,6 +47,7 @@ from typing import Any
 
 from torchspectral.audit.errors import AuditInputError
 from torchspectral.bootstrap import INTERVAL_METHODS
+from torchspectral.bootstrap._calibrated import CALIBRATED
 from torchspectral.functional.report import PRESETS
 
 if sys.version_info >= (3, 11):
@@ -76,7 +79,7 @@ class AuditSettings:
     presets: tuple[str, ...] = ("default",)
     q_grid: tuple[float, ...] = DEFAULT_Q_GRID
     top_k_pairs: int = 5
-    interval: str = "percentile"
+    interval: str = CALIBRATED
     ritz_rank: int = 0
 
 
@@ -227,8 +230,10 @@ def _parse_settings(path: Path, table: Any) -> AuditSettings:
     q_grid = tuple(sorted({float(value) for value in q}))
 
     interval = table.get("interval", AuditSettings.interval)
-    if interval not in INTERVAL_METHODS:
-        raise AuditInputError(f"{where}: key 'interval' must be one of {', '.join(INTERVAL_METHODS)}, got {interval!r}")
+    if interval not in (CALIBRATED, *INTERVAL_METHODS):
+        raise AuditInputError(
+            f"{where}: key 'interval' must be one of {', '.join((CALIBRATED, *INTERVAL_METHODS))}, got {interval!r}"
+        )
 
     return AuditSettings(
         n_boot=n_boot,

@@ -18,6 +18,11 @@ class RunResult:
             the retrieval keys ``i2t_r1, i2t_r5, i2t_r10, t2i_r1, t2i_r5, t2i_r10, rsum, i2t_median_rank,
             t2i_median_rank``; with more presets, ``"paper/svcca"`` etc. for the metrics a preset changes.
         intervals: metric name → [low, high] bootstrap confidence interval (empty when not computed).
+        interval_methods: metric name → the interval method of ``intervals[name]``.
+        no_interval: metric name → why it has no interval (the calibrated default gives none where no method is
+            calibrated, or SAS is not identified at this n).
+        identifiability: the SAS identifiability diagnostic per anchor, ``{"x": {"identified", "reason", "active",
+            "boundary_ratio", "unresolved_mass", "mode_stability"}, "y": {...}}`` (empty when not computed).
         q_sweep: ``{"q": [...], "sas_x_to_y": [...], "sas_y_to_x": [...], "sas_imbalance": [...]}``.
         modes: per-eigenmode profile, descending eigenvalue order: ``lambda_x, rho_x_to_y, lambda_y,
             rho_y_to_x`` (lists of length dim) and ``active_x_to_y, active_y_to_x`` (active-set sizes at q=0.1).
@@ -38,6 +43,9 @@ class RunResult:
     dim: int
     metrics: dict[str, float]
     intervals: dict[str, list[float]] = field(default_factory=dict)
+    interval_methods: dict[str, str] = field(default_factory=dict)
+    no_interval: dict[str, str] = field(default_factory=dict)
+    identifiability: dict[str, dict] = field(default_factory=dict)
     q_sweep: dict[str, list[float]] = field(default_factory=dict)
     modes: dict[str, list[float] | int] = field(default_factory=dict)
     extremes: dict[str, list[dict]] = field(default_factory=dict)

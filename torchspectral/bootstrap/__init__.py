@@ -9,9 +9,11 @@ One public entry per question; the engines behind them are private modules:
 - ``_ritz``: the opt-in Rayleigh–Ritz approximation of SAS replicates (``ritz_rank``);
 - ``_permutation``: ``permutation_test``;
 - ``_intervals``: the interval methods (``INTERVAL_METHODS``) from replicates and grouped-jackknife values;
+- ``_calibrated``: the calibrated default method per metric (``CALIBRATED_METHODS``, ``method="calibrated"``);
 - ``_identifiability``: ``sas_identifiability``, whether the eigenmodes SAS reads are identified at this n.
 """
 
+from torchspectral.bootstrap._calibrated import DEFAULT_METHODS as CALIBRATED_METHODS
 from torchspectral.bootstrap._identifiability import DirectionIdentifiability, Identifiability, sas_identifiability
 from torchspectral.bootstrap._intervals import IntervalWarning
 from torchspectral.bootstrap._pairs import (
@@ -27,6 +29,7 @@ from torchspectral.bootstrap._permutation import PermutationResult, permutation_
 from torchspectral.bootstrap._resampling import resample_counts, resample_indices
 
 __all__ = [
+    "CALIBRATED_METHODS",
     "ENGINES",
     "INTERVAL_METHODS",
     "MOMENT_METRICS",

@@ -28,7 +28,15 @@ import torch
 
 from torchspectral.bootstrap import _algebra
 from torchspectral.bootstrap._algebra import LINEAR_METRICS, QUADRATIC_METRICS, linear_replicates
+from torchspectral.bootstrap._calibrated import (
+    CALIBRATED,
+    IDENTIFIABILITY_RESAMPLES,
+    NO_INTERVAL,
+    default_method,
+    unidentified_reason,
+)
 from torchspectral.bootstrap._exact_sas import exact_sas_replicates
+from torchspectral.bootstrap._identifiability import Identifiability, sas_identifiability
 from torchspectral.bootstrap._intervals import (
     DEFAULT_GROUPS,
     INTERVAL_METHODS,  # noqa: F401  (re-exported by the package)
@@ -61,11 +69,16 @@ EIGH_BATCH = 32
 
 @dataclass(frozen=True)
 class BootstrapResult:
-    """Point estimates and intervals per metric (by ``method``); `replicates[name]` holds all B values.
+    """Point estimates and intervals per metric; `replicates[name]` holds all B values.
 
+    ``low``/``high`` hold the metrics that have an interval, by ``methods[name]`` (the one ``method`` asked for, or
+    with ``method="calibrated"`` each metric's calibrated method); ``no_interval[name]`` says why a metric has
+    none (``method="calibrated"`` only: no method is calibrated for it, or SAS is not identified at this n —
+    ``identifiability`` holds the diagnostic it read).
     ``bias[name]``: the estimated bias of the estimate — mean(replicates) − estimate for the resampling methods,
     the delete-a-group jackknife's (G − 1)(mean(jackknife) − estimate) for ``method="jackknife"`` (which draws no
-    replicate: ``replicates`` is then empty and ``n_boot`` 0). The estimate itself is never bias-corrected.
+    replicate: ``replicates`` is then empty and ``n_boot`` 0); absent for a metric with neither. The estimate
+    itself is never bias-corrected.
     ``jackknife[name]``: the G group-deleted values (methods "bca" and "jackknife"; empty otherwise), ``groups`` G.
     """
 
@@ -80,14 +93,23 @@ class BootstrapResult:
     bias: dict[str, float] = field(default_factory=dict)
     jackknife: dict[str, torch.Tensor] = field(default_factory=dict)
     groups: int = 0
+    methods: dict[str, str] = field(default_factory=dict)
+    no_interval: dict[str, str] = field(default_factory=dict)
+    identifiability: Identifiability | None = None
 
     def table(self) -> str:
-        """A markdown table: metric | estimate | bias | CI low | CI high (bias: see the class docstring)."""
-        level = f"{100 * self.confidence:g}% CI ({self.method})"
-        lines = [f"| metric | estimate | bias | {level} low | {level} high |", "|---|---|---|---|---|"]
+        """A markdown table: metric | estimate | bias | method | CI low | CI high (bias: see the class docstring);
+        a metric without an interval shows "—" and, below the table, why."""
+        level = f"{100 * self.confidence:g}% CI"
+        lines = [f"| metric | estimate | bias | method | {level} low | {level} high |", "|---|---|---|---|---|---|"]
         for name, value in self.estimate.items():
             bias = f"{self.bias[name]:+.2g}" if name in self.bias else ""
-            lines.append(f"| {name} | {value:.4g} | {bias} | {self.low[name]:.4g} | {self.high[name]:.4g} |")
+            if name in self.low:
+                bounds = f"{self.methods[name]} | {self.low[name]:.4g} | {self.high[name]:.4g}"
+            else:
+                bounds = "— | — | —"
+            lines.append(f"| {name} | {value:.4g} | {bias} | {bounds} |")
+        lines += [f"- {name}: {reason}" for name, reason in self.no_interval.items()]
         return "\n".join(lines)
 
 
@@ -155,7 +177,7 @@ def bootstrap(
     seed: int = 0,
     confidence: float = 0.95,
     q: float = 0.1,
-    method: str = "percentile",
+    method: str = CALIBRATED,
     *,
     groups: int = DEFAULT_GROUPS,
     engine: str = "algebraic",
@@ -169,9 +191,17 @@ def bootstrap(
         n_boot: number of resamples B. seed: makes the resamples (and the result) deterministic.
         confidence: central interval mass; the interval is the (1 ± confidence)/2 quantiles.
         q: SAS active-set fraction.
-        method: one of ``INTERVAL_METHODS`` (formulas: :mod:`torchspectral.bootstrap._intervals`; measured
-            coverage against known truth: the README's Calibration section, ``make coverage``).
-            "percentile" (SPEC §9 default): the (1 ± confidence)/2 quantiles of the replicates;
+        method: ``"calibrated"`` (default) or one of ``INTERVAL_METHODS`` (formulas:
+            :mod:`torchspectral.bootstrap._intervals`; measured coverage against known truth: the README's
+            Calibration section, ``make coverage``).
+            "calibrated": each metric by the method that measured calibrated for it
+            (:mod:`torchspectral.bootstrap._calibrated`: normal for ΔSAS and the gap family, basic for CORAL,
+            the grouped jackknife for unbiased CKA), ΔSAS only where :func:`sas_identifiability` (with
+            ``IDENTIFIABILITY_RESAMPLES`` resamples from ``seed``) calls it identified; no interval for SAS in one
+            direction or symmetric, biased linear CKA and SVCCA (``no_interval`` says why). Replicates (and the
+            jackknife) are computed only for the metrics whose interval reads them.
+            "percentile" (SPEC §9's default, this package's before issue 13): the (1 ± confidence)/2 quantiles of
+            the replicates;
             "basic": ``2·estimate −`` those quantiles (the percentile interval reflected about the estimate);
             "normal": estimate ± z·sd(replicates);
             "bca": bias-corrected and accelerated percentile interval, the acceleration from a delete-a-group
@@ -203,8 +233,11 @@ def bootstrap(
         >>> import torch, torchspectral as ts
         >>> g = torch.Generator().manual_seed(0)
         >>> x = torch.randn(500, 8, generator=g, dtype=torch.float64)
-        >>> r = ts.bootstrap(x, x + torch.randn(500, 8, generator=g, dtype=torch.float64), ["cka_linear"], n_boot=50)
-        >>> r.low["cka_linear"] < r.estimate["cka_linear"] < r.high["cka_linear"]
+        >>> y = x + torch.randn(500, 8, generator=g, dtype=torch.float64)
+        >>> r = ts.bootstrap(x, y, ["cka_linear_unbiased", "coral"], n_boot=50)
+        >>> r.methods  # the calibrated default: each metric by its own measured method
+        {'cka_linear_unbiased': 'jackknife', 'coral': 'basic'}
+        >>> r.low["cka_linear_unbiased"] < r.estimate["cka_linear_unbiased"] < r.high["cka_linear_unbiased"]
         True
     """
     x, y = check_pair(x, y, "bootstrap", nan_policy=nan_policy)
@@ -213,9 +246,8 @@ def bootstrap(
         raise ValueError(f"bootstrap: n_boot must be an integer ≥ 2, got {n_boot!r}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"bootstrap: confidence must lie in (0, 1), got {confidence}")
-    check_method(method, "bootstrap")
-    if method in JACKKNIFE_METHODS:
-        check_groups(groups, x.shape[0], "bootstrap")
+    if method != CALIBRATED:
+        check_method(method, "bootstrap")
     if engine in DEPRECATED_ENGINES:
         warnings.warn(
             f"bootstrap: engine={engine!r} is now engine={DEPRECATED_ENGINES[engine]!r} (both engines are exact)",
@@ -243,21 +275,40 @@ def bootstrap(
         raise ValueError(f"bootstrap: unknown metrics {unknown}; choose from {MOMENT_METRICS}")
     if not same_dim and any(n in SAME_DIM_METRICS for n in names):
         raise ValueError(f"bootstrap: {sorted(set(names) & SAME_DIM_METRICS)} need d_x = d_y")
+    # The interval method of every metric (None: no interval, for the reason in no_interval).
+    methods: dict[str, str | None] = dict.fromkeys(names, method)
+    no_interval: dict[str, str] = {}
+    identifiability = None
+    if method == CALIBRATED:
+        methods = {name: default_method(name) for name in names}
+        no_interval = {name: NO_INTERVAL[name] for name in names if methods[name] is None}
+        calibrated_sas = [name for name in names if name in SAS_METRICS and methods[name] is not None]
+        if calibrated_sas:
+            identifiability = sas_identifiability(x, y, q, IDENTIFIABILITY_RESAMPLES, seed, always_resample=False)
+            for name in calibrated_sas:
+                reason = unidentified_reason(name, identifiability)
+                if reason is not None:
+                    methods[name], no_interval[name] = None, reason
+    if any(m in JACKKNIFE_METHODS for m in methods.values()):
+        check_groups(groups, x.shape[0], "bootstrap")
+    # The metrics whose interval reads bootstrap replicates, and those that read group-deleted values.
+    resampled = [name for name in names if methods[name] in RESAMPLING_METHODS]
+    jackknifed = [name for name in names if methods[name] in JACKKNIFE_METHODS]
     # SVCCA needs the full weighted moments of each replicate; then CKA and CORAL come free with them. The
     # weighted Gram is also cheaper than the O(n²) forms of CKA and CORAL when d is small against n.
-    needs_svcca = "svcca" in names
+    needs_svcca = "svcca" in resampled
     forms = not needs_svcca and _algebra.quadratic_forms_pay_off(x.shape[0], x.shape[1], y.shape[1])
-    moments_formed = needs_svcca or (not forms and any(name in QUADRATIC_METRICS for name in names))
+    moments_formed = needs_svcca or (not forms and any(name in QUADRATIC_METRICS for name in resampled))
     # Where the moments are formed anyway, their spectra serve SAS too (unless Ritz is asked for).
     fast_names = list(LINEAR_METRICS) + list(SAS_METRICS if ritz_rank or not moments_formed else ())
     fast_names += list(QUADRATIC_METRICS if forms else ())
-    algebra = [name for name in names if name in fast_names] if engine == "algebraic" else []
-    spectral = [name for name in names if name not in algebra]
+    algebra = [name for name in resampled if name in fast_names] if engine == "algebraic" else []
+    spectral = [name for name in resampled if name not in algebra]
     with torch.no_grad():
         rows = WeightedRows(x, y, Moments)
         # The point estimate also validates what every replicate needs (variance, non-zero rows, n).
         estimate = {k: float(v) for k, v in evaluate(rows.point, names, q).items()}
-        values: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+        values: dict[str, list[torch.Tensor]] = {name: [] for name in resampled}
         batch: list[Moments] = []
 
         def flush() -> None:
@@ -272,7 +323,7 @@ def bootstrap(
             batch.clear()
 
         done = 0  # replicates before this block
-        draws = n_boot if method in RESAMPLING_METHODS else 0  # "jackknife" draws no resample
+        draws = n_boot if resampled else 0  # "jackknife" draws no resample
         for counts in resample_counts(rows.n, draws, seed, x.device):
             if algebra:
                 if any(name in SAS_METRICS for name in algebra):
@@ -292,14 +343,16 @@ def bootstrap(
                         flush()
                 flush()
             done += counts.shape[0]
-        jackknife = jackknife_values(x, y, names, q, groups, seed) if method in JACKKNIFE_METHODS else {}
+        jackknife = jackknife_values(x, y, jackknifed, q, groups, seed) if jackknifed else {}
     replicates = {name: torch.cat(v) for name, v in values.items() if v}
     bounds, bias = {}, {}
     for name in names:
+        if methods[name] is None:
+            continue
         bounds[name] = interval(
-            method, estimate[name], confidence, replicates.get(name), jackknife.get(name), name=name
+            methods[name], estimate[name], confidence, replicates.get(name), jackknife.get(name), name=name
         )
-        if method in RESAMPLING_METHODS:
+        if name in replicates:
             bias[name] = bootstrap_bias(estimate[name], replicates[name])
         else:
             bias[name] = jackknife_bias(estimate[name], jackknife[name])
@@ -314,5 +367,8 @@ def bootstrap(
         method=method,
         bias=bias,
         jackknife=jackknife,
-        groups=groups if method in JACKKNIFE_METHODS else 0,
+        groups=groups if jackknifed else 0,
+        methods={name: m for name, m in methods.items() if m is not None},
+        no_interval=no_interval,
+        identifiability=identifiability,
     )
