@@ -256,6 +256,10 @@ def _calibration_note(run: dict, name: str, method: str | None) -> str:
     repeats at n = 5,000, d = 64)"."""
     if method is None:
         return ""
+    # The harness scored SAS intervals only where the diagnostic called them identified: quote it only for such runs.
+    verdicts = run.get("identifiability", {})
+    if name.startswith("sas_") and not (verdicts and all(v["identified"] for v in verdicts.values())):
+        return f" ({method})"
     measured = harness_coverage(name, run["n_captions"], run["dim"])
     if measured is None or measured["method"] != method:
         return f" ({method})"
