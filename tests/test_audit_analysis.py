@@ -62,7 +62,10 @@ def test_different_dimensions_report_the_cross_space_metrics_only() -> None:
     run = analyse_run("m", "d", "x", x, y, n_boot=10)
     assert {"cka_linear", "svcca", "cka_rbf"} <= set(run.metrics)
     assert "sas_imbalance" not in run.metrics and run.q_sweep == {} and run.extremes == {}
-    assert set(run.intervals) == {"cka_linear", "cka_linear_unbiased"}
+    # The calibrated default has no interval for the biased CKA estimator (and says why); one method for all has.
+    assert set(run.intervals) == {"cka_linear_unbiased"} and "cka_linear" in run.no_interval
+    fixed = analyse_run("m", "d", "x", x, y, n_boot=10, interval="percentile")
+    assert set(fixed.intervals) == {"cka_linear", "cka_linear_unbiased"}
 
 
 def test_sas_intervals_have_their_own_replicate_count() -> None:

@@ -34,12 +34,16 @@ def test_audit_writes_the_full_report(demo_manifest, tmp_path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert len(report["runs"]) == 8
     assert report["settings"]["n_boot"] == 20
-    first = report["runs"][0]
-    assert (
-        first["intervals"]["sas_imbalance"][0]
-        <= first["metrics"]["sas_imbalance"]
-        <= first["intervals"]["sas_imbalance"][1]
-    )
+    # The calibrated default: a ΔSAS interval around the estimate where SAS is identified, else the reason why not.
+    for run in report["runs"]:
+        if "sas_imbalance" in run["intervals"]:
+            low, high = run["intervals"]["sas_imbalance"]
+            assert (
+                low <= run["metrics"]["sas_imbalance"] <= high and run["interval_methods"]["sas_imbalance"] == "normal"
+            )
+        else:
+            assert "not identified" in run["no_interval"]["sas_imbalance"]
+        assert "cka_linear_unbiased" in run["intervals"] and "cka_linear" in run["no_interval"]
     assert set(report["cross_run"]) == {"domain_comparison", "imbalance_tests", "q_sweep_by_domain",
                                         "retrieval_correlations"}  # fmt: skip
     for png in report["plots"].values():
@@ -48,7 +52,9 @@ def test_audit_writes_the_full_report(demo_manifest, tmp_path) -> None:
     csv_lines = (out / "runs.csv").read_text().splitlines()
     assert len(csv_lines) == 9 and csv_lines[0].startswith("model,dataset,domain")
     markdown = (out / "report.md").read_text()
-    for section in ("## Runs", "## Which modality is the bottleneck?", "## Where the time went", "![imbalance]"):
+    sections = ("## Runs", "## Which modality is the bottleneck?", "## Metrics without an interval",
+                "## Where the time went", "![imbalance]")  # fmt: skip
+    for section in sections:
         assert section in markdown
     assert _leftovers(tmp_path) == []
 
@@ -64,7 +70,8 @@ def test_paper_preset_adds_the_metrics_it_changes(demo_manifest, tmp_path) -> No
 
 def test_sas_n_boot_flag_sets_the_sas_intervals_apart(demo_manifest, tmp_path) -> None:
     out = tmp_path / "report"
-    assert main(["audit", str(demo_manifest), "--out", str(out), "--quiet", "--n-boot", "0", "--sas-n-boot", "10"]) == 0
+    args = ["--n-boot", "0", "--sas-n-boot", "10", "--interval", "percentile"]  # one method: every SAS metric has one
+    assert main(["audit", str(demo_manifest), "--out", str(out), "--quiet", *args]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["n_boot"] == 0 and report["settings"]["sas_n_boot"] == 10
     intervals = report["runs"][0]["intervals"]
