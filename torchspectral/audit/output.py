@@ -242,7 +242,12 @@ def _bottleneck(run: dict) -> str:
         if reason is None:
             return f"ΔSAS = {delta:+.3f}: {reading} (no interval: bootstrap off)"
         side = "text" if delta > 0 else "image"
-        return f"ΔSAS = {delta:+.3f}: inconclusive — the estimate points at the {side}, but {reason}"
+        if "not identified" in reason:  # the details are under "Metrics without an interval"
+            reason = "the eigenmodes SAS reads are not identified at this n, so no interval is calibrated"
+        return (
+            f"ΔSAS = {delta:+.3f}: inconclusive — the estimate points at the {side} as the bottleneck, but {reason} "
+            "(the coverage harness saw every interval fail in such regimes)"
+        )
     method = run.get("interval_methods", {}).get("sas_imbalance")
     bounds = f"95% interval [{interval[0]:+.3f}, {interval[1]:+.3f}]{_calibration_note(run, 'sas_imbalance', method)}"
     if interval[0] <= 0 <= interval[1]:
