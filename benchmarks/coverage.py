@@ -63,6 +63,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+# The calibrated default's resample count for the identifiability diagnostic, and which anchors each SAS metric
+# reads: the harness scores the default exactly as a user gets it.
+from torchspectral.bootstrap._calibrated import IDENTIFIABILITY_RESAMPLES, SAS_ANCHORS
+
 METRICS = (
     "sas_x_to_y",
     "sas_y_to_x",
@@ -85,10 +89,7 @@ CONFIDENCE = 0.95
 Q_ACTIVE = 0.1
 POPULATION_N = 10**12
 BULK = 0.02  # noise-bulk variance per coordinate (spread ±10% so that no two eigenvalues are equal)
-IDENTIFIABILITY_RESAMPLES = 10  # the calibrated default's (torchspectral.bootstrap._calibrated); asserted in main
 DIAGNOSTIC_KEYS = ("boundary_ratio", "min_ratio", "unresolved_mass", "mode_stability")
-# Which directions' identifiability each SAS metric relies on.
-SAS_ANCHORS = {"sas_x_to_y": ("x",), "sas_y_to_x": ("y",), "sas_symmetric": ("x", "y"), "sas_imbalance": ("x", "y")}
 RESULTS = Path(__file__).resolve().parent / "results" / "coverage-cpu-2core.json"
 DIGEST = Path(__file__).resolve().parent.parent / "torchspectral" / "bootstrap" / "calibration.json"
 
@@ -553,6 +554,15 @@ def summary_table(results: dict, low: float = 0.92, high: float = 0.99) -> str:
     return "\n".join(lines)
 
 
+def _read_raw(path: Path) -> str:
+    """An earlier run's repeats (``--raw``), plain or gzipped (the committed ones are gzipped)."""
+    if path.suffix == ".gz":
+        import gzip
+
+        return gzip.decompress(path.read_bytes()).decode()
+    return path.read_text()
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny regimes, few repeats, B = 40")
@@ -566,7 +576,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None, help=f"JSON output (full run default: {RESULTS})")
     parser.add_argument("--tables-from", type=Path, default=None, help="print the README tables of a results JSON")
     parser.add_argument("--raw", type=Path, default=Path("/tmp/coverage-raw.json"), help="every repeat's numbers")
-    parser.add_argument("--from-raw", type=Path, default=None, help="summarise the repeats of an earlier --raw")
+    parser.add_argument(
+        "--from-raw",
+        type=Path,
+        default=None,
+        help="summarise the repeats of an earlier --raw (.json or .json.gz; the committed runs: "
+        "benchmarks/results/coverage-raw-*.json.gz)",
+    )
     parser.add_argument("--digest", type=Path, default=None, help=f"write the audit's digest (full run: {DIGEST})")
     args = parser.parse_args(argv)
     if args.tables_from is not None:
@@ -585,10 +601,6 @@ def main(argv: list[str] | None = None) -> dict:
     if args.repeats is not None:
         regimes = [replace(r, repeats=args.repeats) for r in regimes]
     out_path = args.out if args.out is not None else (None if args.quick else RESULTS)
-    from torchspectral.bootstrap import _calibrated
-
-    if _calibrated.IDENTIFIABILITY_RESAMPLES != IDENTIFIABILITY_RESAMPLES:
-        raise AssertionError("the harness must read SAS identifiability as the calibrated default does")
 
     truths, closed = {}, {}
     for regime in regimes:
@@ -609,7 +621,7 @@ def main(argv: list[str] | None = None) -> dict:
         order += [(r, chunks[r.name][i]) for r in regimes if i < len(chunks[r.name])]
     runs: dict[str, list[dict]] = {r.name: [] for r in regimes}
     if args.from_raw is not None:  # summarise an earlier run's repeats again
-        raw = json.loads(args.from_raw.read_text())
+        raw = json.loads(_read_raw(args.from_raw))
         runs, wall = raw["runs"], raw["wall_seconds"]
     else:
         context = get_context("spawn")

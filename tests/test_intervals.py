@@ -223,6 +223,35 @@ def test_identifiability_bad_input(pairs) -> None:
         sas_identifiability(x, y, stability_threshold=2.0)
     with pytest.raises(ValueError, match="at least 3 pairs"):
         sas_identifiability(x[:2], y[:2])
+    with pytest.raises(ValueError, match="always_resample must be True or False"):
+        sas_identifiability(x, y, always_resample=1)
+    with pytest.raises(ValueError, match="pairs contain NaN or Inf"):
+        sas_identifiability(x.masked_fill(x > 1.5, float("nan")), y)
+
+
+def test_calibrated_default_bad_input(pairs) -> None:
+    """The calibrated default refuses what every method refuses, and reads ``groups`` when a metric's method does."""
+    x, y = pairs
+    bad = x.clone()
+    bad[3, 1] = float("inf")
+    with pytest.raises(ValueError, match="1 of 200 pairs contain NaN or Inf"):
+        ts.bootstrap(bad, y, ["sas_imbalance"])
+    with pytest.raises(ValueError, match="same number of paired rows, got 200 and 199"):
+        ts.bootstrap(x, y[:-1], ["coral"])
+    with pytest.raises(ValueError, match="need d_x = d_y"):
+        ts.bootstrap(x, y[:, :3], ["sas_imbalance"])
+    with pytest.raises(ValueError, match="unknown metrics"):
+        ts.bootstrap(x, y, ["mmd"])
+    with pytest.raises(TypeError, match=r"x must be a torch\.Tensor"):
+        ts.bootstrap(x.numpy(), y, ["coral"])
+    # Unbiased CKA's calibrated method is the jackknife, so its groups are checked; CORAL's (basic) is not.
+    with pytest.raises(ValueError, match="groups must be an integer ≥ 2"):
+        ts.bootstrap(x, y, ["cka_linear_unbiased"], groups=1)
+    assert ts.bootstrap(x, y, ["coral"], n_boot=5, groups=1).methods == {"coral": "basic"}
+    # A metric without a calibrated interval draws nothing and says why; the others keep theirs.
+    result = ts.bootstrap(x, y, ["svcca", "cka_linear", "coral"], n_boot=5)
+    assert set(result.low) == {"coral"} and set(result.replicates) == {"coral"}
+    assert set(result.no_interval) == {"svcca", "cka_linear"} and result.identifiability is None
 
 
 def test_coverage_harness_summary_counts() -> None:

@@ -188,6 +188,8 @@ def sas_identifiability(
     for name, value in (("ratio_threshold", ratio_threshold), ("mass_threshold", mass_threshold)):
         if not value >= 0:
             raise ValueError(f"sas_identifiability: {name} must be ≥ 0, got {value}")
+    if not isinstance(always_resample, bool):
+        raise ValueError(f"sas_identifiability: always_resample must be True or False, got {always_resample!r}")
     if not 0.0 <= stability_threshold <= 1.0:
         raise ValueError(f"sas_identifiability: stability_threshold must lie in [0, 1], got {stability_threshold}")
     if x.shape[0] < 3:
