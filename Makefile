@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench bench-pairwise bench-audit aot aot-sweep bench-gpu coverage install clean
+.PHONY: test demo bench bench-pairwise bench-audit aot aot-sweep bench-gpu bench-sas-replicates coverage coverage-default install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,8 +56,18 @@ aot-sweep: $(STAMP)
 bench-gpu: $(STAMP)
 	$(PY) benchmarks/gpu.py
 
+# One exact SAS bootstrap replicate (subset vs full eigensolver) against its floor, n = 5,000 and 20,000, d = 768.
+bench-sas-replicates: $(STAMP)
+	$(PY) -m pytest benchmarks/test_sas_replicate_cost.py -p no:cacheprovider --benchmark-only -s \
+		--benchmark-json=benchmarks/results/sas-replicate-cost-cpu-$$(nproc)core.json
+
 # Coverage of the interval methods against known truth (benchmarks/coverage.py, the committed grid; about 18 minutes
-# on 2 cores, two single-thread workers). Writes benchmarks/results/coverage-cpu-2core.json, the digest the audit quotes
-# (torchspectral/bootstrap/calibration.json) and prints the table.
+# on 2 cores, two single-thread workers). Writes benchmarks/results/coverage-cpu-2core.json and prints the table.
 coverage: $(STAMP)
 	$(PY) benchmarks/coverage.py --workers 2 --budget-min 22
+
+# The calibrated default alone, as ts.bootstrap returns it, with 100–200 repeats per regime (d = 768 included;
+# about 40 minutes on 2 cores). Writes benchmarks/results/coverage-default-cpu-2core.json (+ raw .gz) and the
+# digest the audit quotes (torchspectral/bootstrap/calibration.json).
+coverage-default: $(STAMP)
+	$(PY) benchmarks/coverage_default.py --workers 2 --budget-min 50

@@ -31,8 +31,8 @@ All eigenvalues are distinct (the bulk is spread ±10%), so every population val
 
 **The calibrated default** (``method="calibrated"``, :mod:`torchspectral.bootstrap._calibrated`) is scored as a
 user gets it: each metric's method, SAS only in the repeats the identifiability diagnostic calls identified (with
-the default's resample count). A full run writes, besides the JSON, the digest the audit quotes
-(``torchspectral/bootstrap/calibration.json``: per regime and metric, the default's coverage and repeats).
+the default's resample count). The digest the audit quotes comes from the default-only pass with more repeats,
+``benchmarks/coverage_default.py``.
 
 **Per repeat** fresh data (float64, seeded by regime and repeat), then one ``ts.bootstrap(..., method="bca")``
 (engine default): its B replicates and G group-deleted values give every interval method on the same resamples
@@ -91,7 +91,6 @@ POPULATION_N = 10**12
 BULK = 0.02  # noise-bulk variance per coordinate (spread ±10% so that no two eigenvalues are equal)
 DIAGNOSTIC_KEYS = ("boundary_ratio", "min_ratio", "unresolved_mass", "mode_stability")
 RESULTS = Path(__file__).resolve().parent / "results" / "coverage-cpu-2core.json"
-DIGEST = Path(__file__).resolve().parent.parent / "torchspectral" / "bootstrap" / "calibration.json"
 
 
 @dataclass(frozen=True)
@@ -406,27 +405,6 @@ def calibrated_default(name: str, theta: float, sd: float, runs: list[dict]) -> 
     return {"method": method, "repeats": len(given), "coverage": float(covered.mean()), "width_over_sd": width}
 
 
-def digest(results: dict) -> dict:
-    """What the audit quotes: per regime, n, d and per metric the calibrated default's coverage and repeats."""
-    regimes = []
-    for name, regime in results["regimes"].items():
-        metrics = {
-            metric: {k: entry["default"][k] for k in ("method", "coverage", "repeats")}
-            for metric, entry in regime["metrics"].items()
-            if entry["default"]["repeats"]
-        }
-        if metrics:
-            regimes.append({"name": name, "n": regime["n"], "d": regime["d"], "structure": regime["structure"],
-                            "metrics": metrics})  # fmt: skip
-    return {
-        "what": "coverage of each metric's calibrated interval (torchspectral.bootstrap._calibrated) on planted "
-        "models with known population values; benchmarks/coverage.py, README Calibration",
-        "confidence": results["settings"]["confidence"],
-        "n_boot": results["settings"]["n_boot"],
-        "regimes": regimes,
-    }
-
-
 def default_table(results: dict, low: float = 0.92, high: float = 0.99) -> str:
     """The calibrated default per metric and regime: coverage % (repeats with an interval / repeats)."""
     regimes = {k: v for k, v in results["regimes"].items() if v["metrics"]}
@@ -583,7 +561,6 @@ def main(argv: list[str] | None = None) -> dict:
         help="summarise the repeats of an earlier --raw (.json or .json.gz; the committed runs: "
         "benchmarks/results/coverage-raw-*.json.gz)",
     )
-    parser.add_argument("--digest", type=Path, default=None, help=f"write the audit's digest (full run: {DIGEST})")
     args = parser.parse_args(argv)
     if args.tables_from is not None:
         results = json.loads(args.tables_from.read_text())
@@ -695,10 +672,6 @@ def main(argv: list[str] | None = None) -> dict:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(results, indent=1) + "\n")
         print(f"wrote {out_path}")
-    if args.digest is not None or (out_path == RESULTS and not args.regimes and args.repeats is None):
-        target = args.digest or DIGEST
-        target.write_text(json.dumps(digest(results), indent=1) + "\n")
-        print(f"wrote {target}")
     return results
 
 

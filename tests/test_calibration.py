@@ -124,3 +124,29 @@ def test_the_audit_reads_the_verdict_with_the_calibrated_default(harness) -> Non
     }  # fmt: skip
     text = render_markdown(report)
     assert "## Metrics without an interval" in text and "not identified" in text
+
+
+def test_the_default_pass_scores_what_ts_bootstrap_returns(harness, monkeypatch) -> None:
+    # benchmarks/coverage_default.py (the table the acceptance reads): per repeat the default's own intervals
+    # and reasons; the summary counts them and gives the exact binomial interval of the coverage.
+    spec = importlib.util.spec_from_file_location("coverage_default", _PATH.with_name("coverage_default.py"))
+    default_pass = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(default_pass)
+    monkeypatch.setattr(default_pass.harness, "GAP_POPULATION_PAIRS", 100_000)
+    regime = default_pass.ALL_REGIMES["quick-d16-n300-lossy"]
+    model = default_pass.planted(regime)
+    truth = default_pass.population_values(regime, model)
+    runs = [default_pass.one_repeat(regime, model, r, n_boot=30, groups=10) for r in range(6)]
+    summary = default_pass.summarise(truth, runs)
+    for name, entry in summary.items():
+        given = [run["metrics"][name] for run in runs if run["metrics"][name]["interval"] is not None]
+        assert entry["method"] == CALIBRATED_METHODS[name] and entry["given"] == len(given) and entry["repeats"] == 6
+        if CALIBRATED_METHODS[name] is None:
+            assert not given and entry["reasons"] and "coverage" not in entry
+        if given:
+            covered = sum(g["interval"][0] <= truth[name] <= g["interval"][1] for g in given)
+            assert entry["covered"] == covered and entry["coverage"] == covered / len(given)
+            low, high = entry["coverage_ci"]
+            assert low <= entry["coverage"] <= high
+            assert entry["miss_truth_below"] + entry["miss_truth_above"] == len(given) - covered
+    assert summary["coral"]["given"] == 6 and summary["cka_linear"]["given"] == 0

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from torchspectral.spectral import SAS_METRICS, active_masks, eigh_descending, sas_score, sas_summaries
+from torchspectral.spectral import SAS_METRICS, active_eigenpairs, sas_score, sas_summaries
 
 if TYPE_CHECKING:
     from torchspectral.stats.weighted import WeightedRows as _Rows
@@ -55,19 +55,16 @@ def _scores(
     rows: _Rows,
     anchor: str,
     counts: torch.Tensor,
-    spectrum: tuple[torch.Tensor, torch.Tensor],
+    spectrum: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     sums: dict[str, torch.Tensor],
-    q: float,
     eps: float,
 ) -> torch.Tensor:
-    """SAS with `anchor` as the anchor for each replicate of the block (b,)."""
-    values, vectors = spectrum
-    masks = torch.stack([active_masks(v, q)[0] for v in values])
-    top = int(masks.sum(1).max())  # the active modes are a prefix of the descending order
+    """SAS with `anchor` as the anchor for each replicate of the block (b,), from its active eigenpairs."""
+    values, bases, masks = spectrum  # the active modes are a prefix of the descending order
+    top = masks.shape[1]
     own, other = (rows.xc, rows.yc) if anchor == "x" else (rows.yc, rows.xc)
     own_sum, other_sum = (sums["x"], sums["y"]) if anchor == "x" else (sums["y"], sums["x"])
-    n, b, d = rows.n, counts.shape[0], vectors.shape[1]
-    bases = vectors[:, :, :top]  # (b, d, top)
+    n, b, d = rows.n, counts.shape[0], bases.shape[1]
     # Every replicate's active eigenvectors side by side: the projections of all rows are two GEMMs per block,
     # and a zero count drops a row from the weighted sums below, so no drawn rows are gathered.
     side_by_side = bases.transpose(0, 1).reshape(d, b * top).to(own.dtype)
@@ -83,7 +80,7 @@ def _scores(
     mean_o = torch.einsum("bd,bdt->bt", other_sum, bases)
     cross = (cross_sum - mean_p * mean_o / n) / n
     other_variance = (other_square_sum - mean_o * mean_o / n) / n
-    return sas_score(values[:, :top], cross, other_variance, eps, masks[:, :top])[0]
+    return sas_score(values, cross, other_variance, eps, masks)[0]
 
 
 def exact_sas_replicates(
@@ -102,8 +99,8 @@ def exact_sas_replicates(
         for which in ("x", "y"):
             covs[which], sums[which] = _covariances(centred[which], block, rows.n, which in anchors)
         for anchor in anchors:
-            spectrum = eigh_descending(covs[anchor])
-            parts[anchor].append(_scores(rows, anchor, block, spectrum, sums, q, eps))
+            spectrum = active_eigenpairs(covs[anchor], q)
+            parts[anchor].append(_scores(rows, anchor, block, spectrum, sums, eps))
     per_anchor = {anchor: torch.cat(values) for anchor, values in parts.items()}
     if len(per_anchor) == 1:  # one direction asked for: the other was never computed
         return {wanted[0]: next(iter(per_anchor.values()))}
