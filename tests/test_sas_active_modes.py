@@ -89,3 +89,4 @@ def test_active_eigenpairs_ties_fall_back_to_all_modes() -> None:
     values, vectors, masks = active_eigenpairs(matrices, 0.1)
     assert masks.shape == (3, 20) and bool(masks.all())
     torch.testing.assert_close(values, torch.full((3, 20), 2.0, dtype=torch.float64))
+    torch.testing.assert_close(vectors.mT @ vectors, torch.eye(20, dtype=torch.float64).expand(3, 20, 20))
