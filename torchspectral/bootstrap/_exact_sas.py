@@ -1,18 +1,19 @@
 """Exact SAS bootstrap replicates with only what SAS needs (the fast engine's default for SAS).
 
-SAS of a replicate needs the eigenpairs of its Σ_x and Σ_y and, for the active modes only, the
+SAS of a replicate needs the active eigenpairs of its Σ_x and Σ_y and, for the active modes only, the
 quadratic forms ``v_kᵀΣ_xy v_k`` and ``v_kᵀΣ_other v_k``. So per replicate this forms two weighted
 Grams over the drawn rows (not the cross block Σ_xy, nor the other sums of a full
-:class:`~torchspectral.Moments`), decomposes them in float64 like the exact engine, and gets the
-quadratic forms from the projections of the drawn rows onto the active eigenvectors:
+:class:`~torchspectral.Moments`), decomposes them in float64 for their active eigenpairs only
+(:func:`~torchspectral.spectral.active_eigenpairs`: the top d − ⌊(d − 1)(1 − q)⌋ + 1, 79 of 768 at q = 0.1, by
+LAPACK's MRRR subset solver on the CPU, as accurate as the full solve; the full batched solver on CUDA), and
+gets the quadratic forms from the projections of the drawn rows onto the active eigenvectors:
 ``v_kᵀΣ_xy v_k = (Σ_i w_i (xc_i·v_k)(yc_i·v_k) − (s_x·v_k)(s_y·v_k)/n) / n`` with ``s = Σ_i w_i xc_i``.
 The replicate values are those of ``engine="moments"`` up to rounding.
 
-This is still O(n·d² + d³) per replicate: at n = 5,000, d = 768 on two CPU cores ≈0.30 s, of which
-the two float64 eigendecompositions take 0.19 s, the two Grams 0.08 s (running the two eigensolvers in
-two threads gained nothing: LAPACK already uses both cores at this size). Every replicate has its own
-eigenvectors and we know no exact shortcut; the Rayleigh–Ritz one of :mod:`torchspectral.bootstrap._ritz`
-was measured off by about a whole interval width on spectra with a noise bulk.
+This is still O(n·d² + d³) per replicate; what it costs against its floor (two Grams and two decompositions)
+is measured in ``benchmarks/test_sas_replicate_cost.py`` (README, "Instance scores and the bootstrap"). Every
+replicate has its own eigenvectors and we know no exact shortcut; the Rayleigh–Ritz one of
+:mod:`torchspectral.bootstrap._ritz` was measured off by about a whole interval width on spectra with a noise bulk.
 """
 
 from __future__ import annotations
