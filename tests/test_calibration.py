@@ -142,7 +142,7 @@ def test_the_default_pass_scores_what_ts_bootstrap_returns(harness, monkeypatch)
         given = [run["metrics"][name] for run in runs if run["metrics"][name]["interval"] is not None]
         assert entry["method"] == CALIBRATED_METHODS[name] and entry["given"] == len(given) and entry["repeats"] == 6
         if CALIBRATED_METHODS[name] is None:
-            assert not given and entry["reasons"] and "coverage" not in entry
+            assert not given and entry["reason"] and "coverage" not in entry
         if given:
             covered = sum(g["interval"][0] <= truth[name] <= g["interval"][1] for g in given)
             assert entry["covered"] == covered and entry["coverage"] == covered / len(given)
