@@ -8,7 +8,6 @@ when ``λ_k ≥ t``. Several q values share one decomposition: only the mask cha
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -82,49 +81,6 @@ def active_masks(eigenvalues: torch.Tensor, q: float | Sequence[float] | torch.T
     qs = torch.as_tensor(q, dtype=torch.float64, device=eigenvalues.device).reshape(-1)
     threshold = quantile_threshold(eigenvalues, qs)
     return eigenvalues.detach()[None, :] >= threshold[:, None]
-
-
-def active_eigenpairs(matrices: torch.Tensor, q: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The active eigenpairs of each symmetric matrix of a batch (b, d, d) without the full decomposition:
-    eigenvalues (b, k) descending, eigenvectors (b, d, k), active masks (b, k), float64.
-
-    The active set needs, besides the active modes, only the two eigenvalues the (1 − q) quantile interpolates
-    between, so k = d − ⌊(d − 1)(1 − q)⌋ top eigenpairs decide it (one more eigenvalue shows whether a tie at the
-    threshold reaches below them). On the CPU those come from LAPACK's MRRR solver restricted to them
-    (``scipy.linalg.eigh(subset_by_index=…, driver="evr")``), as accurate as the full ``eigh`` and cheaper: the
-    full tridiagonal eigenvector problem is what the subset skips. A tie that reaches below the computed modes,
-    and CUDA (where the batched full solver is the fast one), take the full decomposition. No gradient.
-    """
-    b, d = matrices.shape[0], matrices.shape[-1]
-    low = math.floor((d - 1) * (1 - q))  # the quantile's position in ascending order
-    fraction = (d - 1) * (1 - q) - low
-    k = d - low
-    if matrices.is_cuda or k + 1 >= d:
-        return _full_active_eigenpairs(matrices, q)
-    from scipy.linalg import eigh as scipy_eigh
-
-    values = torch.empty(b, k, dtype=torch.float64)
-    vectors = torch.empty(b, d, k, dtype=torch.float64)
-    masks = torch.empty(b, k, dtype=torch.bool)
-    for i, matrix in enumerate(matrices.detach().to(torch.float64).cpu().numpy()):
-        w, v = scipy_eigh(matrix, subset_by_index=[low - 1, d - 1], driver="evr", check_finite=False)
-        # numpy.quantile's linear interpolation between the ascending eigenvalues at low and low + 1.
-        threshold = w[1] + fraction * (w[2] - w[1])
-        if w[0] >= threshold:  # a tie at the threshold reaches below the computed modes (e.g. isotropic data)
-            return _full_active_eigenpairs(matrices, q)
-        values[i] = torch.from_numpy(w[1:][::-1].copy())
-        vectors[i] = torch.from_numpy(v[:, 1:][:, ::-1].copy())
-        masks[i] = values[i] >= threshold
-    top = int(masks.sum(1).max())
-    return values[:, :top].to(matrices.device), vectors[:, :, :top].to(matrices.device), masks[:, :top]
-
-
-def _full_active_eigenpairs(matrices: torch.Tensor, q: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`active_eigenpairs` from the full decomposition of every matrix."""
-    values, vectors = eigh_descending(matrices.detach())
-    masks = torch.stack([active_masks(v, q)[0] for v in values])
-    top = int(masks.sum(1).max())
-    return values[:, :top], vectors[:, :, :top], masks[:, :top]
 
 
 # Standard deviations below this are treated as this (the source paper's code divides by σ + 1e-8).

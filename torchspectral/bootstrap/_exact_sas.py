@@ -3,12 +3,12 @@
 SAS of a replicate needs the active eigenpairs of its Σ_x and Σ_y and, for the active modes only, the
 quadratic forms ``v_kᵀΣ_xy v_k`` and ``v_kᵀΣ_other v_k``. So per replicate this forms two weighted
 Grams over the drawn rows (not the cross block Σ_xy, nor the other sums of a full
-:class:`~torchspectral.Moments`), decomposes them in float64 for their active eigenpairs only
-(:func:`~torchspectral.spectral.active_eigenpairs`: the top d − ⌊(d − 1)(1 − q)⌋ + 1, 79 of 768 at q = 0.1, by
-LAPACK's MRRR subset solver on the CPU, as accurate as the full solve; the full batched solver on CUDA), and
-gets the quadratic forms from the projections of the drawn rows onto the active eigenvectors:
+:class:`~torchspectral.Moments`), decomposes them in the input's precision (float32 input: float32, since
+its Grams are float32 GEMMs already; the decompositions are most of a replicate's cost at d = 768), and gets
+the quadratic forms from the projections of the drawn rows onto the active eigenvectors:
 ``v_kᵀΣ_xy v_k = (Σ_i w_i (xc_i·v_k)(yc_i·v_k) − (s_x·v_k)(s_y·v_k)/n) / n`` with ``s = Σ_i w_i xc_i``.
-The replicate values are those of ``engine="moments"`` up to rounding.
+The replicate values are those of ``engine="moments"`` (which decomposes in float64) up to rounding: to 1e-9 in
+float64; in float32 to the eigensolver's rounding, which the README quantifies against the interval widths.
 
 This is still O(n·d² + d³) per replicate; what it costs against its floor (two Grams and two decompositions)
 is measured in ``benchmarks/test_sas_replicate_cost.py`` (README, "Instance scores and the bootstrap"). Every
@@ -23,13 +23,16 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from torchspectral.spectral import SAS_METRICS, active_eigenpairs, sas_score, sas_summaries
+from torchspectral.spectral import SAS_METRICS, active_masks, sas_score, sas_summaries
 
 if TYPE_CHECKING:
     from torchspectral.stats.weighted import WeightedRows as _Rows
 
 # Replicates decomposed together: 2 × EIGH_BATCH × d × d float64 covariances (151 MB at d = 768).
 EIGH_BATCH = 16
+# float32 input: its replicate Grams are float32 GEMMs, so a float64 eigensolve is exact only for a matrix already
+# rounded at float32; a float32 one adds rounding of that order at ≈ 0.6× the cost (README: the replicate cost).
+FLOAT32_EIGH = True
 # Rows projected at once: ≤ 4 × ROW_CHUNK × EIGH_BATCH × |A| values (≈ 160 MB in float32 at |A| = 77).
 ROW_CHUNK = 8192
 
@@ -50,6 +53,18 @@ def _covariances(
         rows.mul_(torch.index_select(weights, 0, drawn).sqrt().to(rows.dtype)[:, None])
         covs.append(((rows.T @ rows).double() - torch.outer(s, s) / n) / n)
     return torch.stack(covs), sums
+
+
+def _active_spectrum(
+    covs: torch.Tensor, q: float, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each replicate covariance's descending eigenpairs, decomposed in ``dtype`` and returned in float64 with the
+    active masks, trimmed to the widest active prefix of the block: values (b, top), vectors (b, d, top)."""
+    values, vectors = torch.linalg.eigh(covs.to(dtype))
+    values, vectors = values.flip(-1).double(), vectors.flip(-1).double()
+    masks = torch.stack([active_masks(v, q)[0] for v in values])
+    top = int(masks.sum(1).max())
+    return values[:, :top], vectors[:, :, :top], masks[:, :top]
 
 
 def _scores(
@@ -93,6 +108,7 @@ def exact_sas_replicates(
         return {}
     anchors = [a for a, only in (("x", "sas_y_to_x"), ("y", "sas_x_to_y")) if set(wanted) != {only}]
     centred = {"x": rows.xc, "y": rows.yc}
+    eigh_dtype = torch.float32 if FLOAT32_EIGH and rows.xc.dtype == torch.float32 else torch.float64
     parts: dict[str, list[torch.Tensor]] = {anchor: [] for anchor in anchors}
     for start in range(0, counts.shape[0], EIGH_BATCH):
         block = counts[start : start + EIGH_BATCH]
@@ -100,7 +116,7 @@ def exact_sas_replicates(
         for which in ("x", "y"):
             covs[which], sums[which] = _covariances(centred[which], block, rows.n, which in anchors)
         for anchor in anchors:
-            spectrum = active_eigenpairs(covs[anchor], q)
+            spectrum = _active_spectrum(covs[anchor], q, eigh_dtype)
             parts[anchor].append(_scores(rows, anchor, block, spectrum, sums, eps))
     per_anchor = {anchor: torch.cat(values) for anchor, values in parts.items()}
     if len(per_anchor) == 1:  # one direction asked for: the other was never computed
