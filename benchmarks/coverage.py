@@ -334,6 +334,26 @@ def run_chunk(regime: Regime, repeats: list[int], n_boot: int, groups: int, dead
     return done
 
 
+def run_repeats(
+    run_chunk, regimes: list[Regime], n_boot: int, groups: int, chunk: int, workers: int, budget_min: float
+) -> tuple[dict[str, list[dict]], float]:
+    """Every regime's repeats by ``run_chunk(regime, repeats, n_boot, groups, deadline)`` on ``workers`` processes
+    of one thread each: chunks of repeats, round-robin over the regimes, so that the deadline (``budget_min`` from
+    now) cuts every regime evenly. Returns the repeats per regime and the wall seconds."""
+    started = time.time()
+    deadline = started + 60 * budget_min
+    chunks = {r.name: [list(range(s, min(r.repeats, s + chunk))) for s in range(0, r.repeats, chunk)] for r in regimes}
+    order = [(r, chunks[r.name][i]) for i in range(max(map(len, chunks.values()))) for r in regimes
+             if i < len(chunks[r.name])]  # fmt: skip
+    runs: dict[str, list[dict]] = {r.name: [] for r in regimes}
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+        futures = [(r.name, pool.submit(run_chunk, r, rep, n_boot, groups, deadline)) for r, rep in order]
+        for name, future in futures:
+            runs[name] += future.result()
+            print(f"{name}: {len(runs[name])} repeats ({time.time() - started:.0f} s)", flush=True)
+    return runs, time.time() - started
+
+
 def summarise(regime: Regime, truth: dict[str, float], runs: list[dict]) -> dict:
     """Coverage, misses, width/sd per method and bias, sd, RMSE per metric over the repeats."""
     out: dict = {}
@@ -541,8 +561,8 @@ def _read_raw(path: Path) -> str:
     return path.read_text()
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_run_arguments(parser: argparse.ArgumentParser, budget_min: float, results: Path) -> None:
+    """The options this harness and the default-only pass (``coverage_default.py``) share."""
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny regimes, few repeats, B = 40")
     parser.add_argument("--regimes", nargs="*", help=f"regime names (default: the committed grid); {list(ALL_REGIMES)}")
     parser.add_argument("--repeats", type=int, default=None, help="override every regime's repeat count")
@@ -550,8 +570,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--groups", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunk", type=int, default=10, help="repeats per task (round-robin over regimes)")
-    parser.add_argument("--budget-min", type=float, default=12.0, help="stop starting repeats after this long")
-    parser.add_argument("--out", type=Path, default=None, help=f"JSON output (full run default: {RESULTS})")
+    parser.add_argument("--budget-min", type=float, default=budget_min, help="stop starting repeats after this long")
+    parser.add_argument("--out", type=Path, default=None, help=f"JSON output (full run default: {results})")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_run_arguments(parser, budget_min=12.0, results=RESULTS)
     parser.add_argument("--tables-from", type=Path, default=None, help="print the README tables of a results JSON")
     parser.add_argument("--raw", type=Path, default=Path("/tmp/coverage-raw.json"), help="every repeat's numbers")
     parser.add_argument(
@@ -588,26 +613,12 @@ def main(argv: list[str] | None = None) -> dict:
             if gap > 1e-9:
                 raise AssertionError(f"{regime.name} {name}: package {truths[regime.name][name]} vs closed form")
 
-    # Tasks: chunks of repeats, round-robin over the regimes, so that a deadline cuts every regime evenly.
-    started = time.time()
-    deadline = started + 60 * args.budget_min
-    chunks = {r.name: [list(range(s, min(r.repeats, s + args.chunk))) for s in range(0, r.repeats, args.chunk)]
-              for r in regimes}  # fmt: skip
-    order = []
-    for i in range(max(len(v) for v in chunks.values())):
-        order += [(r, chunks[r.name][i]) for r in regimes if i < len(chunks[r.name])]
-    runs: dict[str, list[dict]] = {r.name: [] for r in regimes}
+    runs: dict[str, list[dict]]
     if args.from_raw is not None:  # summarise an earlier run's repeats again
         raw = json.loads(_read_raw(args.from_raw))
         runs, wall = raw["runs"], raw["wall_seconds"]
     else:
-        context = get_context("spawn")
-        with ProcessPoolExecutor(args.workers, mp_context=context, initializer=_init_worker) as pool:
-            futures = [(r.name, pool.submit(run_chunk, r, rep, n_boot, groups, deadline)) for r, rep in order]
-            for name, future in futures:
-                runs[name] += future.result()
-                print(f"{name}: {len(runs[name])} repeats ({time.time() - started:.0f} s)", flush=True)
-        wall = time.time() - started
+        runs, wall = run_repeats(run_chunk, regimes, n_boot, groups, args.chunk, args.workers, args.budget_min)
         # Every repeat's numbers, before any summary (the summary can be redone from them: --from-raw).
         args.raw.write_text(json.dumps({"runs": runs, "wall_seconds": wall}) + "\n")
     errors = {name: [run for run in v if "error" in run] for name, v in runs.items()}

@@ -25,9 +25,7 @@ import os
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -241,17 +239,7 @@ def verdict(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny regimes, 4 repeats, B = 40")
-    parser.add_argument(
-        "--regimes", nargs="*", help=f"regime names (default: all but the quick ones); {list(ALL_REGIMES)}"
-    )
-    parser.add_argument("--repeats", type=int, default=None, help="override every regime's repeat count")
-    parser.add_argument("--n-boot", type=int, default=200)
-    parser.add_argument("--groups", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--chunk", type=int, default=10, help="repeats per task (round-robin over regimes)")
-    parser.add_argument("--budget-min", type=float, default=45.0, help="stop starting repeats after this long")
-    parser.add_argument("--out", type=Path, default=None, help=f"JSON output (full run default: {RESULTS})")
+    harness.add_run_arguments(parser, budget_min=45.0, results=RESULTS)
     parser.add_argument("--from-raw", type=Path, default=None, help="summarise an earlier run's repeats (.json.gz)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -272,23 +260,10 @@ def main(argv: list[str] | None = None) -> dict:
     raw = json.loads(gzip.decompress(args.from_raw.read_bytes())) if args.from_raw is not None else {}
     # The population values (the gap family's from 2·10⁶ pairs per regime: minutes at d = 768), or the raw run's.
     truths = {r.name: raw["truths"][r.name] if "truths" in raw else population_values(r, planted(r)) for r in regimes}
-    started = time.time()
     if args.from_raw is not None:
         runs, wall = raw["runs"], raw["wall_seconds"]
     else:
-        deadline = started + 60 * args.budget_min
-        chunks = {r.name: [list(range(s, min(r.repeats, s + args.chunk))) for s in range(0, r.repeats, args.chunk)]
-                  for r in regimes}  # fmt: skip
-        order = [(r, chunks[r.name][i]) for i in range(max(map(len, chunks.values()))) for r in regimes
-                 if i < len(chunks[r.name])]  # fmt: skip
-        runs = {r.name: [] for r in regimes}
-        context, init = get_context("spawn"), harness._init_worker
-        with ProcessPoolExecutor(args.workers, mp_context=context, initializer=init) as pool:
-            futures = [(r.name, pool.submit(run_chunk, r, rep, n_boot, groups, deadline)) for r, rep in order]
-            for name, future in futures:
-                runs[name] += future.result()
-                print(f"{name}: {len(runs[name])} repeats ({time.time() - started:.0f} s)", flush=True)
-        wall = time.time() - started
+        runs, wall = harness.run_repeats(run_chunk, regimes, n_boot, groups, args.chunk, args.workers, args.budget_min)
     results: dict = {
         "settings": {
             "n_boot": n_boot,

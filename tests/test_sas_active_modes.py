@@ -39,4 +39,3 @@ def test_isotropic_ties_at_the_threshold() -> None:
     m = MomentStatistics.from_data(x, y)
     full = spectral_alignment_from_moments(m, q=0.25)
     torch.testing.assert_close(sas_scores_from_moments(m, q=0.25)["sas_x_to_y"], full.x_to_y, rtol=1e-12, atol=1e-14)
-
