@@ -56,7 +56,7 @@ aot-sweep: $(STAMP)
 bench-gpu: $(STAMP)
 	$(PY) benchmarks/gpu.py
 
-# One exact SAS bootstrap replicate (subset vs full eigensolver) against its floor, n = 5,000 and 20,000, d = 768.
+# One exact SAS bootstrap replicate (float32 vs float64 eigensolves) against its floor, n = 5,000 and 20,000, d = 768.
 bench-sas-replicates: $(STAMP)
 	$(PY) -m pytest benchmarks/test_sas_replicate_cost.py -p no:cacheprovider --benchmark-only -s \
 		--benchmark-json=benchmarks/results/sas-replicate-cost-cpu-$$(nproc)core.json
@@ -66,8 +66,8 @@ bench-sas-replicates: $(STAMP)
 coverage: $(STAMP)
 	$(PY) benchmarks/coverage.py --workers 2 --budget-min 22
 
-# The calibrated default alone, as ts.bootstrap returns it, with 100–200 repeats per regime (d = 768 included;
-# about 40 minutes on 2 cores). Writes benchmarks/results/coverage-default-cpu-2core.json (+ raw .gz) and the
+# The calibrated default alone, as ts.bootstrap returns it (B = 200), with 100–200 repeats per regime (d = 768
+# included; about 55 minutes on 2 cores, 13 of them the Monte-Carlo population values). Writes benchmarks/results/coverage-default-cpu-2core.json (+ raw .gz) and the
 # digest the audit quotes (torchspectral/bootstrap/calibration.json).
 coverage-default: $(STAMP)
 	$(PY) benchmarks/coverage_default.py --workers 2 --budget-min 50

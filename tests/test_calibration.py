@@ -150,3 +150,12 @@ def test_the_default_pass_scores_what_ts_bootstrap_returns(harness, monkeypatch)
             assert low <= entry["coverage"] <= high
             assert entry["miss_truth_below"] + entry["miss_truth_above"] == len(given) - covered
     assert summary["coral"]["given"] == 6 and summary["cka_linear"]["given"] == 0
+    # The exact binomial interval of the coverage, and the pooled counts over regimes.
+    from scipy.stats import binomtest
+
+    ci = binomtest(summary["coral"]["covered"], 6).proportion_ci(confidence_level=0.95, method="exact")
+    assert summary["coral"]["coverage_ci"] == pytest.approx([ci.low, ci.high])
+    results = {"regimes": {"a": {"metrics": summary}, "b": {"metrics": summary}}}
+    pooled = default_pass.pooled(results)
+    assert pooled["coral"]["given"] == 12 and pooled["coral"]["covered"] == 2 * summary["coral"]["covered"]
+    assert "cka_linear" not in pooled and "cells in [92%, 99%]" in default_pass.verdict(results)

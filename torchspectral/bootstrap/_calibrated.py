@@ -3,8 +3,8 @@
 The method per metric was chosen by the coverage each one measured against known truth on planted models whose
 population covariances are exact (``benchmarks/coverage.py``, ``make coverage``; the tables are in the README's
 Calibration section and ``benchmarks/results/coverage-cpu-2core.json``), not by taste. The default alone was then
-scored as ``ts.bootstrap`` returns it with 100–200 repeats in each of 15 regimes (``benchmarks/coverage_default.py``,
-``make coverage-default``; 100 of 110 cells in [92, 99]%, none significantly outside):
+scored as ``ts.bootstrap`` returns it (B = 200) with 100–200 repeats in each of 15 regimes
+(``benchmarks/coverage_default.py``, ``make coverage-default``; 100 of 110 cells in [92, 99]%):
 
 - ΔSAS (``sas_imbalance``, the audit's verdict): ``"normal"`` (estimate ± z·bootstrap sd), and only where
   :func:`sas_identifiability` calls both directions identified. There it covered 98.5–100% in every regime, the
@@ -16,11 +16,12 @@ scored as ``ts.bootstrap`` returns it with 100–200 repeats in each of 15 regim
   the other side does not see is biased up, O(1/sqrt(n)) like the sd), and in the held-out regimes every method
   fell below 92% for one of them (normal 83% and 86%, basic 88–90%). ΔSAS's biases cancel; theirs do not.
 - unbiased linear CKA: ``"jackknife"`` (the delete-a-group t-interval; also the cheapest, G evaluations): 92.5–97%.
-- biased linear CKA: none. Its upward bias reaches 4.5 sd at n ≤ 2.5·d, and no method covered ≥ 92% in every
-  regime; the unbiased estimator estimates the same population CKA and has a calibrated interval.
-- CORAL: ``"basic"``: 91–99.5% (the plug-in is biased by up to 7 sd at d ≥ 256, n ≤ 500; basic corrects it).
+- biased linear CKA: none. Its upward bias is large unless n ≫ d (2.7 sd at d = 256, n = 500; 4.1 at d = 256,
+  n = 200; 4.8 at d = 768, n = 5,000; 13.7 at d = 768, n = 500), and no method covered ≥ 92% in every regime; the
+  unbiased estimator estimates the same population CKA and has a calibrated interval.
+- CORAL: ``"basic"``: 91–99.5% (the plug-in is biased by up to 7 sd where n < d; basic corrects for it).
 - SVCCA: none (every method covered 0%: at keep = 0.99 the estimator is biased by 34–41 sd).
-- the modality-gap family: ``"normal"`` (smooth functions of row means): 88–97%, pooled 94.0–94.8% per metric;
+- the modality-gap family: ``"normal"`` (smooth functions of row means): 88–97.5%, pooled 94.0–94.8% per metric;
   percentile covered 87–100% in the full harness.
 """
 
@@ -56,8 +57,8 @@ NO_INTERVAL = {
     "sas_y_to_x": _SAS_BIASED,
     "sas_symmetric": _SAS_BIASED,
     "cka_linear": (
-        "no calibrated interval for the biased estimator (biased upward by up to 4.5 sd at n ≤ 2.5·d); the "
-        "unbiased linear CKA estimates the same population value and has one"
+        "no calibrated interval for the biased estimator (biased upward by up to 14 sd on planted models with n < d); "
+        "the unbiased linear CKA estimates the same population value and has one"
     ),
     "svcca": "no calibrated interval: SVCCA at keep = 0.99 is biased by 34–41 sd on planted models; no method covers",
 }
@@ -91,7 +92,7 @@ def unidentified_reason(name: str, identifiability) -> str | None:
 
 
 # The harness's coverage of each metric's calibrated method per regime, shipped with the package so that a report
-# can quote it for a regime like its run's (written by ``benchmarks/coverage.py`` on a full run).
+# can quote it for a regime like its run's (written by ``benchmarks/coverage_default.py`` on a full run).
 DIGEST = Path(__file__).with_name("calibration.json")
 
 

@@ -3,8 +3,8 @@
 SAS of a replicate needs the active eigenpairs of its Σ_x and Σ_y and, for the active modes only, the
 quadratic forms ``v_kᵀΣ_xy v_k`` and ``v_kᵀΣ_other v_k``. So per replicate this forms two weighted
 Grams over the drawn rows (not the cross block Σ_xy, nor the other sums of a full
-:class:`~torchspectral.Moments`), decomposes them in the input's precision (float32 input: float32, since
-its Grams are float32 GEMMs already; the decompositions are most of a replicate's cost at d = 768), and gets
+:class:`~torchspectral.Moments`), decomposes them (float32 input in float32, since its Grams are float32
+GEMMs already; any other input in float64; the decompositions are most of a replicate's cost at d = 768), and gets
 the quadratic forms from the projections of the drawn rows onto the active eigenvectors:
 ``v_kᵀΣ_xy v_k = (Σ_i w_i (xc_i·v_k)(yc_i·v_k) − (s_x·v_k)(s_y·v_k)/n) / n`` with ``s = Σ_i w_i xc_i``.
 The replicate values are those of ``engine="moments"`` (which decomposes in float64) up to rounding: to 1e-9 in
@@ -28,7 +28,8 @@ from torchspectral.spectral import SAS_METRICS, active_masks, sas_score, sas_sum
 if TYPE_CHECKING:
     from torchspectral.stats.weighted import WeightedRows as _Rows
 
-# Replicates decomposed together: 2 × EIGH_BATCH × d × d float64 covariances (151 MB at d = 768).
+# Replicates decomposed together: 2 × EIGH_BATCH × d × d float64 covariances (151 MB at d = 768), plus their
+# float32 copies and eigenvectors when the input is float32.
 EIGH_BATCH = 16
 # float32 input: its replicate Grams are float32 GEMMs, so a float64 eigensolve is exact only for a matrix already
 # rounded at float32; a float32 one adds rounding of that order at ≈ 0.6× the cost (README: the replicate cost).
@@ -61,10 +62,12 @@ def _active_spectrum(
     """Each replicate covariance's descending eigenpairs, decomposed in ``dtype`` and returned in float64 with the
     active masks, trimmed to the widest active prefix of the block: values (b, top), vectors (b, d, top)."""
     values, vectors = torch.linalg.eigh(covs.to(dtype))
-    values, vectors = values.flip(-1).double(), vectors.flip(-1).double()
+    values = values.flip(-1).double()
     masks = torch.stack([active_masks(v, q)[0] for v in values])
     top = int(masks.sum(1).max())
-    return values[:, :top], vectors[:, :, :top], masks[:, :top]
+    # eigh is ascending: the active eigenvectors are its last `top` columns. Only they are copied (flip copies), so
+    # the full (b, d, d) eigenvectors are freed.
+    return values[:, :top], vectors[:, :, vectors.shape[-1] - top :].flip(-1).double(), masks[:, :top]
 
 
 def _scores(
