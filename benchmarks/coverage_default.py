@@ -26,6 +26,7 @@ import platform
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -63,20 +64,22 @@ DEFAULT_METRICS = tuple(m for m in METRICS if m != "svcca")
 LOW, HIGH = 0.92, 0.99  # the issue's acceptance band for the default's coverage
 
 
-def one_repeat(regime, model: dict[str, np.ndarray], repeat: int, n_boot: int, groups: int) -> dict:
+def one_repeat(
+    regime, model: dict[str, np.ndarray], repeat: int, n_boot: int, groups: int, metrics=DEFAULT_METRICS
+) -> dict:
     """The default ``ts.bootstrap`` on one fresh sample: per metric its estimate and interval (or the reason)."""
     import torchspectral as ts
 
     x, y = sample(regime, model, repeat)
     started = time.perf_counter()
-    result = ts.bootstrap(x, y, list(DEFAULT_METRICS), n_boot=n_boot, seed=repeat, q=Q_ACTIVE, groups=groups)
+    result = ts.bootstrap(x, y, list(metrics), n_boot=n_boot, seed=repeat, q=Q_ACTIVE, groups=groups)
     seconds = time.perf_counter() - started
     if result.method != "calibrated":
         raise AssertionError(f"ts.bootstrap's default method is {result.method!r}, not 'calibrated'")
-    metrics = {}
-    for name in DEFAULT_METRICS:
+    per_metric = {}
+    for name in metrics:
         given = name in result.low
-        metrics[name] = {
+        per_metric[name] = {
             "estimate": result.estimate[name],
             "method": result.methods.get(name),
             "interval": [result.low[name], result.high[name]] if given else None,
@@ -85,20 +88,22 @@ def one_repeat(regime, model: dict[str, np.ndarray], repeat: int, n_boot: int, g
     ident = result.identifiability
     return {
         "seconds": seconds,
-        "metrics": metrics,
+        "metrics": per_metric,
         "identified": {a: bool(getattr(ident, a).identified) for a in ("x", "y")} if ident is not None else None,
     }
 
 
-def run_chunk(regime, repeats: list[int], n_boot: int, groups: int, deadline: float) -> list[dict]:
-    """Repeats of one regime until the wall-clock deadline; a failed repeat is reported, not fatal."""
+def run_chunk(
+    regime, repeats: list[int], n_boot: int, groups: int, deadline: float, metrics=DEFAULT_METRICS, first: int = 0
+) -> list[dict]:
+    """Repeats of one regime until the wall-clock deadline (seeded first + index); a failed one is reported."""
     model = planted(regime)
     done = []
-    for repeat in repeats:
+    for repeat in (first + r for r in repeats):
         if time.time() > deadline:
             break
         try:
-            done.append({"repeat": repeat, **one_repeat(regime, model, repeat, n_boot, groups)})
+            done.append({"repeat": repeat, **one_repeat(regime, model, repeat, n_boot, groups, metrics)})
         except Exception as error:
             done.append({"repeat": repeat, "error": repr(error)})
     return done
@@ -113,7 +118,7 @@ def clopper_pearson(covered: int, given: int) -> list[float]:
 def summarise(truth: dict[str, float], runs: list[dict]) -> dict:
     """Per metric: coverage among the repeats given an interval, its exact CI, misses, width/sd, bias/sd."""
     out = {}
-    for name in DEFAULT_METRICS:
+    for name in runs[0]["metrics"]:
         theta = truth[name]
         est = np.array([run["metrics"][name]["estimate"] for run in runs])
         sd = float(est.std(ddof=1))
@@ -173,7 +178,7 @@ def table(results: dict) -> str:
     regimes = {k: v for k, v in results["regimes"].items() if v["metrics"]}
     lines = ["| metric | method | " + " | ".join(regimes) + " |", "|---|---|" + "---|" * len(regimes)]
     lines.append("| | s / call | " + " | ".join(f"{v['seconds_per_repeat']:.2f}" for v in regimes.values()) + " |")
-    for metric in DEFAULT_METRICS:
+    for metric in next(iter(regimes.values()))["metrics"] if regimes else ():
         cells, method = [], "none"
         for v in regimes.values():
             e = v["metrics"][metric]
@@ -256,6 +261,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     harness.add_run_arguments(parser, budget_min=45.0, results=RESULTS)
     parser.add_argument("--from-raw", type=Path, default=None, help="summarise an earlier run's repeats (.json.gz)")
+    parser.add_argument("--metrics", nargs="*", help=f"a subset of {list(DEFAULT_METRICS)} (default: all of them)")
+    parser.add_argument("--first-repeat", type=int, default=0, help="seed the repeats first, first + 1, … (fresh data)")
     args = parser.parse_args(argv)
     if args.quick:
         regimes, n_boot, groups = [replace(r, repeats=4) for r in QUICK], 40, 10
@@ -269,7 +276,10 @@ def main(argv: list[str] | None = None) -> dict:
         regimes = [replace(ALL_REGIMES[r], repeats=REPEATS.get(r, 4)) for r in args.regimes]
     if args.repeats is not None:
         regimes = [replace(r, repeats=args.repeats) for r in regimes]
-    full = not (args.quick or args.regimes or args.repeats is not None)
+    metrics = tuple(args.metrics) if args.metrics else DEFAULT_METRICS
+    if set(metrics) - set(DEFAULT_METRICS):
+        parser.error(f"unknown metrics {sorted(set(metrics) - set(DEFAULT_METRICS))}; choose from {DEFAULT_METRICS}")
+    full = not (args.quick or args.regimes or args.repeats is not None or args.metrics or args.first_repeat)
     out_path = args.out if args.out is not None else (RESULTS if full else None)
 
     raw = json.loads(gzip.decompress(args.from_raw.read_bytes())) if args.from_raw is not None else {}
@@ -279,16 +289,21 @@ def main(argv: list[str] | None = None) -> dict:
         n_boot, groups, args.workers, args.budget_min = (
             settings[k] for k in ("n_boot", "groups", "workers", "budget_min")
         )
+        metrics, args.first_repeat = tuple(settings.get("metrics", DEFAULT_METRICS)), settings.get("first_repeat", 0)
     # The population values (the gap family's from 2·10⁶ pairs per regime: minutes at d = 768), or the raw run's.
     truths = {r.name: raw["truths"][r.name] if "truths" in raw else population_values(r, planted(r)) for r in regimes}
     if args.from_raw is not None:
         runs, wall = raw["runs"], raw["wall_seconds"]
     else:
-        runs, wall = harness.run_repeats(run_chunk, regimes, n_boot, groups, args.chunk, args.workers, args.budget_min)
+        chunk_runner = partial(run_chunk, metrics=metrics, first=args.first_repeat)
+        runs, wall = harness.run_repeats(
+            chunk_runner, regimes, n_boot, groups, args.chunk, args.workers, args.budget_min
+        )
         # Every repeat, before any summary (which --from-raw can redo): beside the results, or in /tmp.
         raw_path = out_path.with_name(out_path.name.replace(".json", "-raw.json.gz")) if out_path else RAW_SCRATCH
         settings = {"regimes": {r.name: r.repeats for r in regimes}, "n_boot": n_boot, "groups": groups,
-                    "workers": args.workers, "budget_min": args.budget_min}  # fmt: skip
+                    "workers": args.workers, "budget_min": args.budget_min, "metrics": list(metrics),
+                    "first_repeat": args.first_repeat}  # fmt: skip
         record = {"runs": runs, "wall_seconds": wall, "truths": truths, "settings": settings}
         raw_path.write_bytes(gzip.compress(json.dumps(record).encode()))
         print(f"wrote {raw_path}")
@@ -300,6 +315,8 @@ def main(argv: list[str] | None = None) -> dict:
             "q": Q_ACTIVE,
             "dtype": "float64",
             "method": "calibrated (ts.bootstrap's default method)",
+            "metrics": list(metrics),
+            "first_repeat": args.first_repeat,
             "workers": args.workers,
             "budget_min": args.budget_min,
             "acceptance": [LOW, HIGH],
