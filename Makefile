@@ -67,7 +67,8 @@ coverage: $(STAMP)
 	$(PY) benchmarks/coverage.py --workers 2 --budget-min 22
 
 # The calibrated default alone, as ts.bootstrap returns it (B = 200), with 100–200 repeats per regime (d = 768
-# included; about 55 minutes on 2 cores, 13 of them the Monte-Carlo population values). Writes benchmarks/results/coverage-default-cpu-2core.json (+ raw .gz) and the
-# digest the audit quotes (torchspectral/bootstrap/calibration.json).
+# included; about 55 minutes on 2 cores, 13 of them the Monte-Carlo population values). Writes
+# benchmarks/results/coverage-default-cpu-2core.json (+ raw .gz) and the digest the audit quotes
+# (torchspectral/bootstrap/calibration.json).
 coverage-default: $(STAMP)
 	$(PY) benchmarks/coverage_default.py --workers 2 --budget-min 50
