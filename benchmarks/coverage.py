@@ -334,6 +334,23 @@ def run_chunk(regime: Regime, repeats: list[int], n_boot: int, groups: int, dead
     return done
 
 
+def run_settings(n_boot: int, groups: int, workers: int, budget_min: float, **extra) -> dict:
+    """The settings block of a results JSON (both passes): B, G, the confidence, q, dtype, workers, budget."""
+    return {"n_boot": n_boot, "groups": groups, "confidence": CONFIDENCE, "q": Q_ACTIVE, "dtype": "float64",
+            "workers": workers, "budget_min": budget_min, **extra}  # fmt: skip
+
+
+def machine() -> dict:
+    """Where a results JSON was made."""
+    return {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()}
+
+
+def band_cell(coverage: float, digits: int, low: float, high: float) -> str:
+    """A coverage in % for a table, bold when outside [low, high]."""
+    value = f"{100 * coverage:.{digits}f}"
+    return value if low <= coverage <= high else f"**{value}**"
+
+
 def run_repeats(
     run_chunk, regimes: list[Regime], n_boot: int, groups: int, chunk: int, workers: int, budget_min: float
 ) -> tuple[dict[str, list[dict]], float]:
@@ -445,9 +462,7 @@ def default_table(results: dict, low: float = 0.92, high: float = 0.99) -> str:
             if not default["repeats"]:
                 cells.append(f"no interval (0/{regimes[k]['repeats_done']})")
                 continue
-            value = f"{100 * default['coverage']:.0f}"
-            if not low <= default["coverage"] <= high:
-                value = f"**{value}**"
+            value = band_cell(default["coverage"], 0, low, high)
             cells.append(f"{value} ({default['repeats']}/{regimes[k]['repeats_done']})")
         lines.append(f"| {metric} | {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -625,19 +640,16 @@ def main(argv: list[str] | None = None) -> dict:
     runs = {name: [run for run in v if "error" not in run] for name, v in runs.items()}
 
     results: dict = {
-        "settings": {
-            "n_boot": n_boot,
-            "groups": groups,
-            "confidence": CONFIDENCE,
-            "q": Q_ACTIVE,
-            "dtype": "float64",
-            "workers": args.workers,
-            "budget_min": args.budget_min,
-            "engine": "algebraic (ts.bootstrap default)",
-            "methods": list(METHODS),
-            "population_n": POPULATION_N,
-        },
-        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()},
+        "settings": run_settings(
+            n_boot,
+            groups,
+            args.workers,
+            args.budget_min,
+            engine="algebraic (ts.bootstrap default)",
+            methods=list(METHODS),
+            population_n=POPULATION_N,
+        ),
+        "machine": machine(),
         "wall_seconds": wall,
         "regimes": {},
     }

@@ -21,8 +21,6 @@ import argparse
 import gzip
 import importlib.util
 import json
-import os
-import platform
 import sys
 import time
 from dataclasses import replace
@@ -30,7 +28,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy import stats
 
 from torchspectral.bootstrap import CALIBRATED_METHODS
@@ -186,9 +183,7 @@ def table(results: dict) -> str:
             if not e["given"]:
                 cells.append(f"— (0/{e['repeats']})")
                 continue
-            value = f"{100 * e['coverage']:.1f}"
-            if not LOW <= e["coverage"] <= HIGH:
-                value = f"**{value}**"
+            value = harness.band_cell(e["coverage"], 1, LOW, HIGH)
             low, high = e["coverage_ci"]
             cells.append(f"{value} [{100 * low:.0f}–{100 * high:.0f}] ({e['given']}/{e['repeats']})")
         lines.append(f"| {metric} | {method} | " + " | ".join(cells) + " |")
@@ -308,20 +303,17 @@ def main(argv: list[str] | None = None) -> dict:
         raw_path.write_bytes(gzip.compress(json.dumps(record).encode()))
         print(f"wrote {raw_path}")
     results: dict = {
-        "settings": {
-            "n_boot": n_boot,
-            "groups": groups,
-            "confidence": CONFIDENCE,
-            "q": Q_ACTIVE,
-            "dtype": "float64",
-            "method": "calibrated (ts.bootstrap's default method)",
-            "metrics": list(metrics),
-            "first_repeat": args.first_repeat,
-            "workers": args.workers,
-            "budget_min": args.budget_min,
-            "acceptance": [LOW, HIGH],
-        },
-        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()},
+        "settings": harness.run_settings(
+            n_boot,
+            groups,
+            args.workers,
+            args.budget_min,
+            method="calibrated (ts.bootstrap's default method)",
+            metrics=list(metrics),
+            first_repeat=args.first_repeat,
+            acceptance=[LOW, HIGH],
+        ),
+        "machine": harness.machine(),
         "wall_seconds": wall,
         "regimes": {},
     }

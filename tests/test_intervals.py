@@ -244,6 +244,18 @@ def test_calibrated_default_bad_input(pairs) -> None:
         ts.bootstrap(x, y, ["mmd"])
     with pytest.raises(TypeError, match=r"x must be a torch\.Tensor"):
         ts.bootstrap(x.numpy(), y, ["coral"])
+    bad[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="1 of 200 pairs contain NaN or Inf"):
+        ts.bootstrap(bad, y, ["coral"])
+    with pytest.raises(TypeError, match=r"dtype torch\.int64; embeddings must be floating point"):
+        ts.bootstrap(x.long(), y.long(), ["coral"])
+    with pytest.raises(ValueError, match=r"must be 2-D \(n, d\), got shape \(200,\)"):
+        ts.bootstrap(x[:, 0], y[:, 0], ["coral"])
+    # Too few pairs: for ΔSAS's diagnostic, and for the grouped jackknife (whose message offers no impossible G).
+    with pytest.raises(ValueError, match="needs at least 3 pairs"):
+        ts.bootstrap(x[:2], y[:2], ["sas_imbalance"])
+    with pytest.raises(ValueError, match="a grouped jackknife needs at least 4 pairs"):
+        ts.bootstrap(x[:3], y[:3], ["cka_linear_unbiased"])
     # Unbiased CKA's calibrated method is the jackknife, so its groups are checked; CORAL's (basic) is not.
     with pytest.raises(ValueError, match="groups must be an integer ≥ 2"):
         ts.bootstrap(x, y, ["cka_linear_unbiased"], groups=1)

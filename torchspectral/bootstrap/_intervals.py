@@ -54,9 +54,10 @@ def check_groups(groups: int, n: int, where: str) -> None:
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 2:
         raise ValueError(f"{where}: groups must be an integer ≥ 2 (delete-a-group jackknife), got {groups!r}")
     if groups > n // 2:
+        # With n < 4 no valid G exists: say so rather than suggest an impossible groups ≤ 1.
+        fix = f"use groups ≤ {n // 2}" if n >= 4 else "a grouped jackknife needs at least 4 pairs"
         raise ValueError(
-            f"{where}: groups={groups} needs at least 2 rows per group, but there are only n={n} pairs; "
-            f"use groups ≤ {n // 2}"
+            f"{where}: groups={groups} needs at least 2 rows per group, but there are only n={n} pairs; {fix}"
         )
 
 
