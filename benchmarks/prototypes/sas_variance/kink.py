@@ -1,7 +1,7 @@
 """Prototype: Fang-Santos style bootstrap for SAS (|rho| kink at 0) vs plain normal. numpy float64."""
 from pathlib import Path
 HERE = Path(__file__).resolve().parent
-import sys, json, math, time
+import sys, time
 sys.path[:0] = [str(HERE.parents[1]), str(HERE.parents[2]), str(HERE)]
 import numpy as np
 import coverage as cov
@@ -35,7 +35,6 @@ def one(args):
     x, y = x.numpy(), y.numpy()
     n = x.shape[0]
     rng = np.random.default_rng([rep, 77])
-    out = {}
     est = {}
     reps = {}
     for anchor in ("x", "y"):
