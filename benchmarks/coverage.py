@@ -84,7 +84,9 @@ METRICS = (
 )
 GAP_METRICS = ("modality_gap", "l2i", "true_pair_cosine", "cosine_gap", "rmg")
 GAP_POPULATION_PAIRS = 2_000_000
-METHODS = ("percentile", "basic", "normal", "bca", "jackknife")
+METHODS = ("percentile", "basic", "normal", "bca", "jackknife", "iterated_normal")
+# (M, C) of "iterated_normal", as ts.bootstrap's default (M is cut to B in runs with fewer replicates).
+ITERATED = (20, 20)
 CONFIDENCE = 0.95
 Q_ACTIVE = 0.1
 POPULATION_N = 10**12
@@ -279,18 +281,29 @@ def one_repeat(regime: Regime, model: dict[str, np.ndarray], repeat: int, n_boot
     """Estimates, every method's interval and both bias estimates per metric for one fresh sample."""
     import torchspectral as ts
     from torchspectral.bootstrap import _intervals, sas_identifiability
+    from torchspectral.bootstrap._pairs import jackknife_values
 
     x, y = sample(regime, model, repeat)
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", _intervals.IntervalWarning)
         names = list(regime.metrics)
-        result = ts.bootstrap(x, y, names, n_boot=n_boot, seed=repeat, q=Q_ACTIVE, method="bca", groups=groups)
+        # One run gives every method's inputs: the replicates with their second level (iterated_normal, which
+        # draws the same first-level resamples as the others) and the group-deleted values (bca, jackknife).
+        iterated = (min(ITERATED[0], n_boot), ITERATED[1])
+        result = ts.bootstrap(
+            x, y, names, n_boot=n_boot, seed=repeat, q=Q_ACTIVE, method="iterated_normal", iterated=iterated
+        )
+        jackknife = jackknife_values(x, y, names, Q_ACTIVE, groups, repeat)
         out: dict = {"seconds": time.perf_counter() - started, "metrics": {}}
         for name in names:
-            estimate, boot, jack = result.estimate[name], result.replicates[name], result.jackknife[name]
+            estimate, boot, jack = result.estimate[name], result.replicates[name], jackknife[name]
             intervals = {
-                method: list(_intervals.interval(method, estimate, CONFIDENCE, boot, jack, name=name))
+                method: list(
+                    _intervals.interval(
+                        method, estimate, CONFIDENCE, boot, jack, name=name, second_level=result.second_level[name]
+                    )
+                )
                 for method in METHODS
             }
             out["metrics"][name] = {
@@ -371,6 +384,12 @@ def run_repeats(
     return runs, time.time() - started
 
 
+def methods_run(runs: list[dict]) -> list[str]:
+    """The METHODS these repeats computed (runs made before a method existed lack it: it is left out, not faked)."""
+    first = next(iter(runs[0]["metrics"].values()))["intervals"]
+    return [method for method in METHODS if method in first]
+
+
 def summarise(regime: Regime, truth: dict[str, float], runs: list[dict]) -> dict:
     """Coverage, misses, width/sd per method and bias, sd, RMSE per metric over the repeats."""
     out: dict = {}
@@ -394,7 +413,7 @@ def summarise(regime: Regime, truth: dict[str, float], runs: list[dict]) -> dict
             "rmse_jackknife_corrected": float(np.sqrt(((est - b_jack - theta) ** 2).mean())),
             "methods": {},
         }
-        for method in METHODS:
+        for method in methods_run(runs):
             bounds = np.array([run["metrics"][name]["intervals"][method] for run in runs])
             low, high = bounds[:, 0], bounds[:, 1]
             covered = (low <= theta) & (theta <= high)
@@ -414,7 +433,7 @@ def summarise(regime: Regime, truth: dict[str, float], runs: list[dict]) -> dict
             entry["identified_repeats"] = int(flagged.sum())
             entry["coverage_when_identified"] = {}
             entry["coverage_when_not_identified"] = {}
-            for method in METHODS:
+            for method in methods_run(runs):
                 bounds = np.array([run["metrics"][name]["intervals"][method] for run in runs])
                 covered = (bounds[:, 0] <= theta) & (theta <= bounds[:, 1])
                 entry["coverage_when_identified"][method] = float(covered[flagged].mean()) if flagged.any() else None
@@ -431,8 +450,8 @@ def calibrated_default(name: str, theta: float, sd: float, runs: list[dict]) -> 
     from torchspectral.bootstrap._calibrated import DEFAULT_METHODS
 
     method = DEFAULT_METHODS[name]
-    if method is None:
-        return {"method": None, "repeats": 0, "coverage": None, "width_over_sd": None}
+    if method is None or method not in methods_run(runs):  # none, or a method newer than these repeats
+        return {"method": method, "repeats": 0, "coverage": None, "width_over_sd": None}
     given = [run for run in runs if all(run["identifiability"][a]["identified"] for a in SAS_ANCHORS.get(name, ()))]
     if not given:
         return {"method": method, "repeats": 0, "coverage": None, "width_over_sd": None}
@@ -468,14 +487,21 @@ def default_table(results: dict, low: float = 0.92, high: float = 0.99) -> str:
     return "\n".join(lines)
 
 
+def methods_summarised(results: dict) -> list[str]:
+    """The METHODS a results JSON holds (one made before a method existed lacks it)."""
+    regime = next(v for v in results["regimes"].values() if v["metrics"])
+    return [method for method in METHODS if method in next(iter(regime["metrics"].values()))["methods"]]
+
+
 def markdown(results: dict) -> str:
     """One table: a row per regime × metric, coverage (width/sd) per method, then bias (sd)."""
-    head = "| regime | R | metric | truth | " + " | ".join(METHODS) + " | bias (sd) |"
-    lines = [head, "|" + "---|" * (len(METHODS) + 5)]
+    methods = methods_summarised(results)
+    head = "| regime | R | metric | truth | " + " | ".join(methods) + " | bias (sd) |"
+    lines = [head, "|" + "---|" * (len(methods) + 5)]
     for name, regime in results["regimes"].items():
         for metric, entry in regime["metrics"].items():  # the metrics this regime bootstrapped
             cells = [
-                f"{100 * m['coverage']:.0f}% ({m['width_over_sd']:.2f})" for m in (entry["methods"][k] for k in METHODS)
+                f"{100 * m['coverage']:.0f}% ({m['width_over_sd']:.2f})" for m in (entry["methods"][k] for k in methods)
             ]
             lines.append(
                 f"| {name} | {regime['repeats_done']} | {metric} | {entry['truth']:.4g} | "
@@ -493,6 +519,7 @@ README_METRICS = (
 
 def readme_tables(results: dict) -> str:
     """The README's Calibration tables: coverage (width/sd) per metric × method by regime; bias; identifiability."""
+    methods = methods_summarised(results)
     regimes = {k: v for k, v in results["regimes"].items() if v["metrics"]}
     names = list(regimes)
     head = "| metric | method | " + " | ".join(names) + " |"
@@ -503,7 +530,7 @@ def readme_tables(results: dict) -> str:
              "Coverage of the nominal 95% interval, % of R repeats (mean width / true sd of the estimator):", "",
              head, rule, repeats, cost]  # fmt: skip
     for metric in README_METRICS:
-        for method in METHODS:
+        for method in methods:
             cells = []
             for k in names:
                 if metric not in regimes[k]["metrics"]:
@@ -549,16 +576,17 @@ def readme_tables(results: dict) -> str:
 def summary_table(results: dict, low: float = 0.92, high: float = 0.99) -> str:
     """Per metric × method over the regimes run: how many have coverage in [low, high], the range, the median
     width/sd — the evidence for a per-metric default."""
+    methods = methods_summarised(results)
     regimes = [v for v in results["regimes"].values() if v["metrics"]]
     lines = [f"Per metric and method, over the {len(regimes)} regimes: regimes with coverage in "
              f"[{100 * low:.0f}%, {100 * high:.0f}%], coverage range, median width/sd:", "",
-             "| metric | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]  # fmt: skip
+             "| metric | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]  # fmt: skip
     for metric in README_METRICS:
         cells = []
         held = [r for r in regimes if metric in r["metrics"]]
         if not held:
             continue
-        for method in METHODS:
+        for method in methods:
             cov = [r["metrics"][metric]["methods"][method]["coverage"] for r in held]
             width = [r["metrics"][metric]["methods"][method]["width_over_sd"] for r in held]
             inside = sum(low <= c <= high for c in cov)

@@ -13,9 +13,11 @@ import torch
 from scipy import stats
 
 import torchspectral as ts
-from torchspectral.bootstrap import INTERVAL_METHODS, IntervalWarning, sas_identifiability
+from torchspectral.bootstrap import INTERVAL_METHODS, IntervalWarning, evaluate, sas_identifiability
 from torchspectral.bootstrap import _intervals as iv
 from torchspectral.bootstrap._identifiability import gap_ratios
+from torchspectral.bootstrap._resampling import resample_indices, second_level_indices
+from torchspectral.moments import Moments
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,7 @@ def pairs() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_methods_listed() -> None:
-    assert INTERVAL_METHODS == ("percentile", "basic", "normal", "bca", "jackknife")
+    assert INTERVAL_METHODS == ("percentile", "basic", "normal", "bca", "jackknife", "iterated_normal")
 
 
 def test_percentile_basic_normal_direct_formulas() -> None:
@@ -37,6 +39,68 @@ def test_percentile_basic_normal_direct_formulas() -> None:
     assert iv.interval("basic", estimate, 0.9, boot) == pytest.approx((2 * estimate - q[1], 2 * estimate - q[0]))
     half = stats.norm.ppf(0.95) * boot.numpy().std(ddof=1)
     assert iv.interval("normal", estimate, 0.9, boot) == pytest.approx((estimate - half, estimate + half), rel=1e-12)
+
+
+def test_iterated_normal_direct_formula() -> None:
+    """θ̂ ± z·v*/sqrt(v**): v* the replicates' variance, v** the mean within-row variance of the second level."""
+    rng = np.random.default_rng(5)
+    boot = rng.normal(0.0, 2.0, size=200)
+    second = rng.normal(0.0, 3.0, size=(20, 20)) + rng.normal(size=(20, 1))  # row offsets must not count
+    v_first, v_second = boot.var(ddof=1), second.var(axis=1, ddof=1).mean()
+    half = stats.norm.ppf(0.975) * v_first / np.sqrt(v_second)
+    got = iv.interval("iterated_normal", 0.3, 0.95, torch.from_numpy(boot), second_level=torch.from_numpy(second))
+    assert got == pytest.approx((0.3 - half, 0.3 + half), rel=1e-12)
+    # Where the second level inflates the variance as the first did (v** = r·v*), the sd is divided by sqrt(r).
+    plain = iv.interval("normal", 0.3, 0.95, torch.from_numpy(boot))
+    scaled = torch.from_numpy(second / second.std(axis=1, ddof=1, keepdims=True) * np.sqrt(2.0 * v_first))
+    narrowed = iv.interval("iterated_normal", 0.3, 0.95, torch.from_numpy(boot), second_level=scaled)
+    assert narrowed[1] - narrowed[0] == pytest.approx((plain[1] - plain[0]) / np.sqrt(2.0), rel=1e-12)
+
+
+def test_iterated_normal_bad_input() -> None:
+    boot = torch.linspace(0.0, 1.0, 50, dtype=torch.float64)
+    with pytest.raises(ValueError, match="second-level replicates of shape"):
+        iv.interval("iterated_normal", 0.5, 0.95, boot)
+    with pytest.raises(ValueError, match=r"shape \(M, C\) with C ≥ 2, got \(4, 1\)"):
+        iv.interval("iterated_normal", 0.5, 0.95, boot, second_level=torch.ones(4, 1, dtype=torch.float64))
+    bad = torch.rand(4, 5, dtype=torch.float64)
+    bad[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="second-level replicates hold non-finite"):
+        iv.interval("iterated_normal", 0.5, 0.95, boot, second_level=bad)
+    with pytest.raises(ValueError, match="second-level replicates do not vary"):
+        iv.interval("iterated_normal", 0.5, 0.95, boot, second_level=torch.ones(4, 5, dtype=torch.float64))
+    flat = torch.full((50,), 0.5, dtype=torch.float64)
+    assert iv.interval("iterated_normal", 0.5, 0.95, flat, second_level=torch.ones(4, 5)) == (0.5, 0.5)
+
+
+def test_second_level_resamples_resample_the_first_level() -> None:
+    """Each second-level resample draws n rows from its first-level resample's rows; the first level is unchanged."""
+    n, first, inner, seed = 40, 3, 5, 7
+    outer = list(resample_indices(n, 10, seed))
+    second = list(second_level_indices(n, first, inner, seed))
+    assert len(second) == first * inner and all(idx.shape == (n,) for idx in second)
+    for k, idx in enumerate(second):
+        assert set(idx.tolist()) <= set(outer[k // inner].tolist())
+    # Deterministic in the seed, another seed draws others, and drawing them changes no first-level resample.
+    assert all(torch.equal(a, b) for a, b in zip(second, second_level_indices(n, first, inner, seed), strict=True))
+    assert not torch.equal(second[0], next(second_level_indices(n, first, inner, seed + 1)))
+    assert all(torch.equal(a, b) for a, b in zip(outer, resample_indices(n, 10, seed), strict=True))
+    # A resample's own duplicates are drawn in proportion: the mean multiplicity of a row is its first-level count.
+    many = torch.stack([torch.bincount(i, minlength=n) for i in second_level_indices(n, 1, 4000, seed)]).double()
+    assert many.mean(0) == pytest.approx(torch.bincount(outer[0], minlength=n).double(), abs=0.15)
+
+
+def test_bootstrap_iterated_arguments(pairs) -> None:
+    x, y = pairs
+    result = ts.bootstrap(x, y, ["coral", "l2i"], n_boot=12, method="iterated_normal", iterated=(3, 4))
+    assert result.iterated == (3, 4) and {k: v.shape for k, v in result.second_level.items()} == {
+        "coral": (3, 4),
+        "l2i": (3, 4),
+    }
+    assert ts.bootstrap(x, y, ["coral"], n_boot=12, method="normal").second_level == {}
+    for iterated, match in (((0, 4), "M ≥ 1"), ((3, 1), "C ≥ 2"), ((13, 4), "M=13 .* n_boot=12"), (5, "a pair")):
+        with pytest.raises(ValueError, match=match):
+            ts.bootstrap(x, y, ["coral"], n_boot=12, method="iterated_normal", iterated=iterated)
 
 
 def test_bca_is_percentile_when_z0_and_a_vanish() -> None:
@@ -82,15 +146,26 @@ def test_jackknife_of_a_mean_is_the_t_interval_of_group_means(pairs) -> None:
 
 def test_bootstrap_uses_the_interval_functions(pairs) -> None:
     """Every method of ts.bootstrap equals the interval function on one BCa run's replicates and jackknife values
-    (the coverage harness computes all methods that way)."""
+    and, for iterated_normal, on second-level values computed here by the naive loop over resamples of resamples
+    (the coverage harness computes all methods from one run's values)."""
     x, y = pairs
     names = ["sas_x_to_y", "cka_linear", "coral"]
     reference = ts.bootstrap(x, y, names, n_boot=30, seed=2, method="bca", groups=8)
+    naive = [
+        evaluate(Moments.from_data(x[idx], y[idx], metric="bootstrap"), names)
+        for idx in second_level_indices(x.shape[0], 3, 4, seed=2)
+    ]
+    second_level = {name: torch.stack([v[name] for v in naive]).double().view(3, 4) for name in names}
     for method in INTERVAL_METHODS:
-        result = ts.bootstrap(x, y, names, n_boot=30, seed=2, method=method, groups=8)
+        result = ts.bootstrap(x, y, names, n_boot=30, seed=2, method=method, groups=8, iterated=(3, 4))
         for name in names:
             want = iv.interval(
-                method, reference.estimate[name], 0.95, reference.replicates[name], reference.jackknife[name]
+                method,
+                reference.estimate[name],
+                0.95,
+                reference.replicates[name],
+                reference.jackknife[name],
+                second_level=second_level[name],
             )
             assert (result.low[name], result.high[name]) == pytest.approx(want, rel=1e-12, abs=1e-15), (method, name)
         if method != "jackknife":

@@ -21,7 +21,7 @@ the weighted-moment path.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -39,17 +39,20 @@ from torchspectral.bootstrap._exact_sas import exact_sas_replicates
 from torchspectral.bootstrap._identifiability import Identifiability, sas_identifiability
 from torchspectral.bootstrap._intervals import (
     DEFAULT_GROUPS,
+    DEFAULT_ITERATED,
     INTERVAL_METHODS,  # noqa: F401  (re-exported by the package)
+    ITERATED_METHODS,
     JACKKNIFE_METHODS,
     RESAMPLING_METHODS,
     bootstrap_bias,
     check_groups,
+    check_iterated,
     check_method,
     interval,
     jackknife_bias,
     jackknife_groups,
 )
-from torchspectral.bootstrap._resampling import resample_counts
+from torchspectral.bootstrap._resampling import resample_counts, second_level_counts
 from torchspectral.bootstrap._ritz import ritz_sas_replicates
 from torchspectral.moments import Moments
 
@@ -80,6 +83,8 @@ class BootstrapResult:
     replicate: ``replicates`` is then empty and ``n_boot`` 0); absent for a metric with neither. The estimate
     itself is never bias-corrected.
     ``jackknife[name]``: the G group-deleted values (methods "bca" and "jackknife"; empty otherwise), ``groups`` G.
+    ``second_level[name]``: (M, C), the C second-level replicates of each of the first M resamples (method
+    "iterated_normal"; empty otherwise), ``iterated`` (M, C) or None.
     """
 
     estimate: dict[str, float]
@@ -96,6 +101,8 @@ class BootstrapResult:
     methods: dict[str, str] = field(default_factory=dict)
     no_interval: dict[str, str] = field(default_factory=dict)
     identifiability: Identifiability | None = None
+    second_level: dict[str, torch.Tensor] = field(default_factory=dict)
+    iterated: tuple[int, int] | None = None
 
     def table(self) -> str:
         """A markdown table: metric | estimate | bias | method | CI low | CI high (bias: see the class docstring);
@@ -113,7 +120,7 @@ class BootstrapResult:
         return "\n".join(lines)
 
 
-def _require_replicate_variance(rows: WeightedRows, counts: torch.Tensor, start: int) -> None:
+def _require_replicate_variance(rows: WeightedRows, counts: torch.Tensor, start: int, label: str = "resample") -> None:
     """Refuse a block in which a resample has no variance in x or y, as the exact engine does.
 
     A resample that drew a single distinct row has Σ_b = 0: SAS is undefined for it (and would silently come
@@ -128,7 +135,7 @@ def _require_replicate_variance(rows: WeightedRows, counts: torch.Tensor, start:
         empty = torch.nonzero(trace <= 64 * eps * total / n).squeeze(1)
         if empty.numel():
             raise ValueError(
-                f"bootstrap: resample {start + int(empty[0])} drew a single distinct pair, so {which} has zero "
+                f"bootstrap: {label} {start + int(empty[0])} drew a single distinct pair, so {which} has zero "
                 "variance in it and SAS is undefined; bootstrap SAS needs more (distinct) pairs"
             )
 
@@ -169,6 +176,59 @@ def _decompose_together(batch: list[Moments], names: Sequence[str]) -> None:
             m._cache[("spectrum", block, False)] = (values[i], vectors[i])
 
 
+def _replicate_values(
+    rows: WeightedRows,
+    blocks: Iterable[torch.Tensor],
+    names: Sequence[str],
+    algebra: Sequence[str],
+    q: float,
+    ritz_rank: int,
+    label: str,
+) -> dict[str, torch.Tensor]:
+    """The named metrics of every resample given as blocks of counts (b, n): (B,) float64 per metric.
+
+    ``algebra``: the names computed by the algebraic engine (the others from each replicate's weighted moments).
+    ``label`` names the resamples in errors ("resample", "second-level resample").
+    """
+    algebra = [name for name in names if name in algebra]
+    spectral = [name for name in names if name not in algebra]
+    values: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+    batch: list[Moments] = []
+
+    def flush() -> None:
+        _decompose_together(batch, spectral)
+        per_name: dict[str, list[torch.Tensor]] = {name: [] for name in spectral}
+        for m in batch:
+            for name, value in evaluate(m, spectral, q).items():
+                per_name[name].append(value)
+        for name, v in per_name.items():
+            if v:
+                values[name].append(torch.stack(v))
+        batch.clear()
+
+    done = 0  # replicates before this block
+    for counts in blocks:
+        if algebra:
+            if any(name in SAS_METRICS for name in algebra):
+                _require_replicate_variance(rows, counts, start=done, label=label)
+            values_now = linear_replicates(rows, counts, algebra)
+            values_now.update(_algebra.quadratic_replicates(rows, counts, algebra))
+            if ritz_rank:
+                values_now.update(ritz_sas_replicates(rows, counts, algebra, q, ritz_rank))
+            else:
+                values_now.update(exact_sas_replicates(rows, counts, algebra, q))
+            for name, value in values_now.items():
+                values[name].append(value)
+        if spectral:
+            for weights in counts:
+                batch.append(rows.moments(weights))
+                if len(batch) == EIGH_BATCH:
+                    flush()
+            flush()
+        done += counts.shape[0]
+    return {name: torch.cat(v) for name, v in values.items() if v}
+
+
 def bootstrap(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -180,6 +240,7 @@ def bootstrap(
     method: str = CALIBRATED,
     *,
     groups: int = DEFAULT_GROUPS,
+    iterated: tuple[int, int] = DEFAULT_ITERATED,
     engine: str = "algebraic",
     ritz_rank: int = 0,
     nan_policy: str = "raise",
@@ -207,9 +268,14 @@ def bootstrap(
             "bca": bias-corrected and accelerated percentile interval, the acceleration from a delete-a-group
             jackknife with ``groups`` groups (G extra metric evaluations);
             "jackknife": the delete-a-group jackknife t-interval (t with G − 1 degrees of freedom); it draws no
-            bootstrap replicate, so ``n_boot`` is not used — G metric evaluations in all.
+            bootstrap replicate, so ``n_boot`` is not used — G metric evaluations in all;
+            "iterated_normal": estimate ± z·v*/sqrt(v**), the normal interval with its bootstrap variance v*
+            corrected by an iterated bootstrap (``iterated`` = (M, C) second-level resamples; v** their mean
+            variance): for ΔSAS, whose plain bootstrap sd is too large.
         groups: G, the number of random row groups of the delete-a-group jackknife ("bca", "jackknife"); the groups
             are drawn from ``seed``.
+        iterated: (M, C) of "iterated_normal": the first M of the B resamples are each resampled C times more
+            (M·C extra replicates, drawn from ``seed`` apart from the first level, which they do not change).
         engine: how replicates are computed; both give the same replicate values (up to rounding) on the
             same resamples as the naive loop ``alignment_report(x[idx], y[idx])``.
             "algebraic" (default; "fast" before, still accepted with a DeprecationWarning): each metric by its
@@ -294,6 +360,9 @@ def bootstrap(
     # The metrics whose interval reads bootstrap replicates, and those that read group-deleted values.
     resampled = [name for name in names if methods[name] in RESAMPLING_METHODS]
     jackknifed = [name for name in names if methods[name] in JACKKNIFE_METHODS]
+    iterated_names = [name for name in names if methods[name] in ITERATED_METHODS]
+    if iterated_names:
+        iterations = check_iterated(iterated, n_boot, "bootstrap")
     # SVCCA needs the full weighted moments of each replicate; then CKA and CORAL come free with them. The
     # weighted Gram is also cheaper than the O(n²) forms of CKA and CORAL when d is small against n.
     needs_svcca = "svcca" in resampled
@@ -303,54 +372,33 @@ def bootstrap(
     fast_names = list(LINEAR_METRICS) + list(SAS_METRICS if ritz_rank or not moments_formed else ())
     fast_names += list(QUADRATIC_METRICS if forms else ())
     algebra = [name for name in resampled if name in fast_names] if engine == "algebraic" else []
-    spectral = [name for name in resampled if name not in algebra]
     with torch.no_grad():
         rows = WeightedRows(x, y, Moments)
         # The point estimate also validates what every replicate needs (variance, non-zero rows, n).
         estimate = {k: float(v) for k, v in evaluate(rows.point, names, q).items()}
-        values: dict[str, list[torch.Tensor]] = {name: [] for name in resampled}
-        batch: list[Moments] = []
-
-        def flush() -> None:
-            _decompose_together(batch, spectral)
-            per_name: dict[str, list[torch.Tensor]] = {name: [] for name in spectral}
-            for m in batch:
-                for name, value in evaluate(m, spectral, q).items():
-                    per_name[name].append(value)
-            for name, v in per_name.items():
-                if v:
-                    values[name].append(torch.stack(v))
-            batch.clear()
-
-        done = 0  # replicates before this block
         draws = n_boot if resampled else 0  # "jackknife" draws no resample
-        for counts in resample_counts(rows.n, draws, seed, x.device):
-            if algebra:
-                if any(name in SAS_METRICS for name in algebra):
-                    _require_replicate_variance(rows, counts, start=done)
-                values_now = linear_replicates(rows, counts, algebra)
-                values_now.update(_algebra.quadratic_replicates(rows, counts, algebra))
-                if ritz_rank:
-                    values_now.update(ritz_sas_replicates(rows, counts, algebra, q, ritz_rank))
-                else:
-                    values_now.update(exact_sas_replicates(rows, counts, algebra, q))
-                for name, value in values_now.items():
-                    values[name].append(value)
-            if spectral:
-                for weights in counts:
-                    batch.append(rows.moments(weights))
-                    if len(batch) == EIGH_BATCH:
-                        flush()
-                flush()
-            done += counts.shape[0]
+        replicates = _replicate_values(
+            rows, resample_counts(rows.n, draws, seed, x.device), resampled, algebra, q, ritz_rank, "resample"
+        )
+        second_level = {}
+        if iterated_names:
+            first, inner = iterations
+            counts = second_level_counts(rows.n, first, inner, seed, x.device)
+            values = _replicate_values(rows, counts, iterated_names, algebra, q, ritz_rank, "second-level resample")
+            second_level = {name: v.view(first, inner) for name, v in values.items()}
         jackknife = jackknife_values(x, y, jackknifed, q, groups, seed) if jackknifed else {}
-    replicates = {name: torch.cat(v) for name, v in values.items() if v}
     bounds, bias = {}, {}
     for name in names:
         if methods[name] is None:
             continue
         bounds[name] = interval(
-            methods[name], estimate[name], confidence, replicates.get(name), jackknife.get(name), name=name
+            methods[name],
+            estimate[name],
+            confidence,
+            replicates.get(name),
+            jackknife.get(name),
+            name=name,
+            second_level=second_level.get(name),
         )
         if name in replicates:
             bias[name] = bootstrap_bias(estimate[name], replicates[name])
@@ -371,4 +419,6 @@ def bootstrap(
         methods={name: m for name, m in methods.items() if m is not None},
         no_interval=no_interval,
         identifiability=identifiability,
+        second_level=second_level,
+        iterated=iterations if iterated_names else None,
     )
