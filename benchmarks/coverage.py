@@ -85,8 +85,6 @@ METRICS = (
 GAP_METRICS = ("modality_gap", "l2i", "true_pair_cosine", "cosine_gap", "rmg")
 GAP_POPULATION_PAIRS = 2_000_000
 METHODS = ("percentile", "basic", "normal", "bca", "jackknife", "iterated_normal")
-# (M, C) of "iterated_normal", as ts.bootstrap's default (M is cut to B in runs with fewer replicates).
-ITERATED = (20, 20)
 CONFIDENCE = 0.95
 Q_ACTIVE = 0.1
 POPULATION_N = 10**12
@@ -288,12 +286,10 @@ def one_repeat(regime: Regime, model: dict[str, np.ndarray], repeat: int, n_boot
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", _intervals.IntervalWarning)
         names = list(regime.metrics)
-        # One run gives every method's inputs: the replicates with their second level (iterated_normal, which
-        # draws the same first-level resamples as the others) and the group-deleted values (bca, jackknife).
-        iterated = (min(ITERATED[0], n_boot), ITERATED[1])
-        result = ts.bootstrap(
-            x, y, names, n_boot=n_boot, seed=repeat, q=Q_ACTIVE, method="iterated_normal", iterated=iterated
-        )
+        # One run gives every method's inputs: the replicates with their second level (iterated_normal, at
+        # ts.bootstrap's default M and C; it draws the same first-level resamples as the others) and the
+        # group-deleted values (bca, jackknife).
+        result = ts.bootstrap(x, y, names, n_boot=n_boot, seed=repeat, q=Q_ACTIVE, method="iterated_normal")
         jackknife = jackknife_values(x, y, names, Q_ACTIVE, groups, repeat)
         out: dict = {"seconds": time.perf_counter() - started, "metrics": {}}
         for name in names:

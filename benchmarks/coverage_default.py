@@ -106,6 +106,53 @@ def run_chunk(
     return done
 
 
+def replace_metrics(base: dict, replacements: list[tuple[str, dict]]) -> dict:
+    """``base`` (a run's raw record) with the metrics of each replacement run swapped in, repeat by repeat.
+
+    A replacement is a run of fewer metrics on the same seeded samples and resamples (same n_boot, groups; its
+    repeats among the base's): after a change of one metric's default, it rescores that metric without rerunning
+    the others, whose values depend only on their own methods. The result is refused unless it is what a complete
+    run would give: every base repeat of a replaced metric is either replaced or got no interval in the base (a
+    regime where SAS is never identified keeps its "no interval"), and the identifiability flags agree.
+    The calls' seconds stay the base's; each replaced repeat also records the replacement call's seconds.
+    """
+    merged = json.loads(json.dumps(base))
+    replaced: dict[str, set[tuple[str, int]]] = {}
+    for label, record in replacements:
+        for key in ("n_boot", "groups"):
+            if record["settings"][key] != base["settings"][key]:
+                raise ValueError(f"{label}: {key}={record['settings'][key]}, the base run's is {base['settings'][key]}")
+        names = record["settings"]["metrics"]
+        for regime, runs in record["runs"].items():
+            by_repeat = {run["repeat"]: run for run in merged["runs"].get(regime, [])}
+            for run in runs:
+                target = by_repeat.get(run["repeat"])
+                if "error" in run or target is None or "error" in target:
+                    if "error" in run:
+                        why = f"it failed: {run['error']}"
+                    else:
+                        why = "not in the base run" if target is None else f"the base's failed: {target['error']}"
+                    raise ValueError(f"{label}: {regime} repeat {run['repeat']} cannot replace the base's ({why})")
+                if run["identified"] != target["identified"]:
+                    raise ValueError(f"{label}: {regime} repeat {run['repeat']}: identifiability differs from the base")
+                for name in names:
+                    target["metrics"][name] = run["metrics"][name]
+                    replaced.setdefault(name, set()).add((regime, run["repeat"]))
+                target.setdefault("seconds_replacements", []).append(run["seconds"])
+    for name, done in replaced.items():
+        for regime, runs in merged["runs"].items():
+            for run in runs:
+                if (regime, run["repeat"]) not in done and run["metrics"][name]["interval"] is not None:
+                    raise ValueError(
+                        f"{name} in {regime} repeat {run['repeat']}: its interval is the base run's (method "
+                        f"{run['metrics'][name]['method']!r}) and no replacement covers it; rerun that repeat"
+                    )
+    merged["settings"]["replaced"] = {
+        name: {"from": [label for label, _ in replacements], "repeats": len(done)} for name, done in replaced.items()
+    }
+    return merged
+
+
 def clopper_pearson(covered: int, given: int) -> list[float]:
     """The exact 95% interval of a coverage observed as covered / given."""
     ci = stats.binomtest(covered, given).proportion_ci(confidence_level=0.95, method="exact")
@@ -256,6 +303,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     harness.add_run_arguments(parser, budget_min=45.0, results=RESULTS)
     parser.add_argument("--from-raw", type=Path, default=None, help="summarise an earlier run's repeats (.json.gz)")
+    parser.add_argument(
+        "--replace-from",
+        type=Path,
+        nargs="+",
+        default=(),
+        help="with --from-raw: swap in these runs' metrics, repeat by repeat (replace_metrics); writes the merged raw",
+    )
     parser.add_argument("--metrics", nargs="*", help=f"a subset of {list(DEFAULT_METRICS)} (default: all of them)")
     parser.add_argument("--first-repeat", type=int, default=0, help="seed the repeats first, first + 1, … (fresh data)")
     args = parser.parse_args(argv)
@@ -278,6 +332,11 @@ def main(argv: list[str] | None = None) -> dict:
     out_path = args.out if args.out is not None else (RESULTS if full else None)
 
     raw = json.loads(gzip.decompress(args.from_raw.read_bytes())) if args.from_raw is not None else {}
+    if args.replace_from:
+        if args.from_raw is None:
+            parser.error("--replace-from needs --from-raw (the base run)")
+        replacements = [(str(path), json.loads(gzip.decompress(path.read_bytes()))) for path in args.replace_from]
+        raw = replace_metrics(raw, replacements)
     if "settings" in raw:  # summarise the run as it was made, whatever this command line says
         settings = raw["settings"]
         regimes = [replace(ALL_REGIMES[name], repeats=count) for name, count in settings["regimes"].items()]
@@ -289,6 +348,10 @@ def main(argv: list[str] | None = None) -> dict:
     truths = {r.name: raw["truths"][r.name] if "truths" in raw else population_values(r, planted(r)) for r in regimes}
     if args.from_raw is not None:
         runs, wall = raw["runs"], raw["wall_seconds"]
+        if args.replace_from and out_path is not None:  # the merged repeats beside the results they summarise
+            raw_path = out_path.with_name(out_path.name.replace(".json", "-raw.json.gz"))
+            raw_path.write_bytes(gzip.compress(json.dumps(raw).encode()))
+            print(f"wrote {raw_path}")
     else:
         chunk_runner = partial(run_chunk, metrics=metrics, first=args.first_repeat)
         runs, wall = harness.run_repeats(

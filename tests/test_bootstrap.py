@@ -28,6 +28,16 @@ def test_replicates_equal_the_naive_loop(data) -> None:
     assert result.estimate == pytest.approx({k: point[k] for k in MOMENT_METRICS}, rel=1e-12)
 
 
+def test_a_multiple_of_the_eigh_batch_of_replicates(data) -> None:
+    """B = 32 (one full batch of the weighted-moments path, nothing left over) once raised on an empty batch."""
+    x, y = data
+    result = ts.bootstrap(x, y, ["svcca", "sas_x_to_y"], n_boot=32, seed=3, method="percentile")
+    assert {name: v.shape for name, v in result.replicates.items()} == {"svcca": (32,), "sas_x_to_y": (32,)}
+    idx = list(resample_indices(90, 32, seed=3))[-1]
+    naive = ts.alignment_report(x[idx], y[idx], pairwise=False)
+    assert float(result.replicates["svcca"][-1]) == pytest.approx(naive["svcca"], rel=1e-9)
+
+
 def test_float32_replicates_close_to_naive_loop(data) -> None:
     x, y = (t.float() for t in data)
     result = ts.bootstrap(x, y, ["sas_imbalance", "cka_linear_unbiased", "rmg"], n_boot=5, seed=1, method="percentile")

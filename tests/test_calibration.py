@@ -159,3 +159,47 @@ def test_the_default_pass_scores_what_ts_bootstrap_returns(harness, monkeypatch)
     pooled = default_pass.pooled(results)
     assert pooled["coral"]["given"] == 12 and pooled["coral"]["covered"] == 2 * summary["coral"]["covered"]
     assert "cka_linear" not in pooled and "cells in [92%, 99%]" in default_pass.verdict(results)
+
+
+def _default_pass():
+    spec = importlib.util.spec_from_file_location("coverage_default", _PATH.with_name("coverage_default.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_replacing_one_metric_of_a_run_must_add_up_to_a_complete_run(harness) -> None:
+    """coverage_default.replace_metrics: a rescored metric's repeats replace the base's one by one, and the merge is
+    refused where it would not be what a complete run gives."""
+    default_pass = _default_pass()
+
+    def run(repeat, interval, method, identified=True, seconds=1.0):
+        entry = {"estimate": 0.1, "method": method, "interval": interval, "reason": None if interval else "why"}
+        flags = {"x": identified, "y": identified}
+        return {"repeat": repeat, "seconds": seconds, "identified": flags, "metrics": {"sas_imbalance": entry,
+                "coral": dict(entry, method="basic", interval=[0, 1])}}  # fmt: skip
+
+    settings = {"n_boot": 200, "groups": 20, "metrics": ["sas_imbalance", "coral"]}
+    base = {"settings": settings, "wall_seconds": 9.0, "truths": {}, "runs": {
+        "identified": [run(0, [0, 1], "normal"), run(1, [0, 1], "normal")],
+        "never": [run(0, None, None, identified=False), run(1, None, None, identified=False)]}}  # fmt: skip
+    rescored = {"settings": dict(settings, metrics=["sas_imbalance"]), "runs": {
+        "identified": [run(0, [0.2, 0.8], "iterated_normal", seconds=3.0)]}}  # fmt: skip
+    with pytest.raises(ValueError, match="identified repeat 1: its interval is the base run's .*'normal'"):
+        default_pass.replace_metrics(base, [("r", rescored)])
+    second = {"settings": rescored["settings"], "runs": {"identified": [run(1, [0.3, 0.7], "iterated_normal")]}}
+    merged = default_pass.replace_metrics(base, [("r", rescored), ("s", second)])
+    runs = merged["runs"]["identified"]
+    assert [r["metrics"]["sas_imbalance"]["interval"] for r in runs] == [[0.2, 0.8], [0.3, 0.7]]
+    assert all(r["metrics"]["coral"]["method"] == "basic" for r in runs)  # the other metrics stay the base's
+    assert runs[0]["seconds"] == 1.0 and runs[0]["seconds_replacements"] == [3.0]
+    assert merged["runs"]["never"] == base["runs"]["never"] and base["runs"]["identified"][0]["seconds"] == 1.0
+    assert merged["settings"]["replaced"] == {"sas_imbalance": {"from": ["r", "s"], "repeats": 2}}
+    # Different resamples, a repeat the base lacks, or a sample whose identifiability differs: refused.
+    for record, match in (
+        (dict(second, settings=dict(second["settings"], n_boot=100)), "n_boot=100"),
+        (dict(second, runs={"identified": [run(5, [0, 1], "iterated_normal")]}), "not in the base run"),
+        (dict(second, runs={"identified": [run(1, None, None, identified=False)]}), "identifiability differs"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            default_pass.replace_metrics(base, [("r", rescored), ("s", record)])

@@ -98,6 +98,9 @@ def test_bootstrap_iterated_arguments(pairs) -> None:
         "l2i": (3, 4),
     }
     assert ts.bootstrap(x, y, ["coral"], n_boot=12, method="normal").second_level == {}
+    # The default (M, C) = (20, 20), M cut to B where B < 20 (documented, not an error).
+    assert ts.bootstrap(x, y, ["l2i"], n_boot=12, method="iterated_normal").iterated == (12, 20)
+    assert ts.bootstrap(x, y, ["l2i"], n_boot=30, method="iterated_normal").iterated == (20, 20)
     for iterated, match in (((0, 4), "M ≥ 1"), ((3, 1), "C ≥ 2"), ((13, 4), "M=13 .* n_boot=12"), (5, "a pair")):
         with pytest.raises(ValueError, match=match):
             ts.bootstrap(x, y, ["coral"], n_boot=12, method="iterated_normal", iterated=iterated)

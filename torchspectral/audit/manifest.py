@@ -12,7 +12,7 @@ Format::
     interval = "calibrated"            # "calibrated" (default): each metric's calibrated interval, none where no
                                        # method is (README: Calibration); or one method for every metric
                                        # (torchspectral.bootstrap.INTERVAL_METHODS): "percentile", "basic",
-                                       # "normal", "bca" or "jackknife"
+                                       # "normal", "bca", "jackknife" or "iterated_normal"
     sas_bootstrap = 1000               # replicates for the SAS intervals (default: `bootstrap`; 0 = none):
                                        # exact SAS replicates cost ≈0.3 s each at n = 5,000, d = 768 on a CPU
     ritz_rank = 0                      # > 0: approximate SAS replicates by Rayleigh–Ritz in the top-k

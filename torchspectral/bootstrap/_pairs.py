@@ -196,6 +196,8 @@ def _replicate_values(
     batch: list[Moments] = []
 
     def flush() -> None:
+        if not batch:  # the block's size was a multiple of EIGH_BATCH: nothing left to decompose
+            return
         _decompose_together(batch, spectral)
         per_name: dict[str, list[torch.Tensor]] = {name: [] for name in spectral}
         for m in batch:
@@ -240,7 +242,7 @@ def bootstrap(
     method: str = CALIBRATED,
     *,
     groups: int = DEFAULT_GROUPS,
-    iterated: tuple[int, int] = DEFAULT_ITERATED,
+    iterated: tuple[int, int] | None = None,
     engine: str = "algebraic",
     ritz_rank: int = 0,
     nan_policy: str = "raise",
@@ -276,6 +278,7 @@ def bootstrap(
             are drawn from ``seed``.
         iterated: (M, C) of "iterated_normal": the first M of the B resamples are each resampled C times more
             (M·C extra replicates, drawn from ``seed`` apart from the first level, which they do not change).
+            None (default): M = min(20, B), C = 20, the M = C = 20 measured in the harness.
         engine: how replicates are computed; both give the same replicate values (up to rounding) on the
             same resamples as the naive loop ``alignment_report(x[idx], y[idx])``.
             "algebraic" (default; "fast" before, still accepted with a DeprecationWarning): each metric by its
@@ -362,6 +365,8 @@ def bootstrap(
     jackknifed = [name for name in names if methods[name] in JACKKNIFE_METHODS]
     iterated_names = [name for name in names if methods[name] in ITERATED_METHODS]
     if iterated_names:
+        if iterated is None:
+            iterated = (min(DEFAULT_ITERATED[0], n_boot), DEFAULT_ITERATED[1])
         iterations = check_iterated(iterated, n_boot, "bootstrap")
     # SVCCA needs the full weighted moments of each replicate; then CKA and CORAL come free with them. The
     # weighted Gram is also cheaper than the O(n²) forms of CKA and CORAL when d is small against n.
