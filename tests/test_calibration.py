@@ -185,7 +185,7 @@ def test_replacing_one_metric_of_a_run_must_add_up_to_a_complete_run(harness) ->
         "never": [run(0, None, None, identified=False), run(1, None, None, identified=False)]}}  # fmt: skip
     rescored = {"settings": dict(settings, metrics=["sas_imbalance"]), "runs": {
         "identified": [run(0, [0.2, 0.8], "iterated_normal", seconds=3.0)]}}  # fmt: skip
-    with pytest.raises(ValueError, match="identified repeat 1: its interval is the base run's .*'normal'"):
+    with pytest.raises(ValueError, match=r"identified repeat 1: its interval is the base run's .*'normal'"):
         default_pass.replace_metrics(base, [("r", rescored)])
     second = {"settings": rescored["settings"], "runs": {"identified": [run(1, [0.3, 0.7], "iterated_normal")]}}
     merged = default_pass.replace_metrics(base, [("r", rescored), ("s", second)])
