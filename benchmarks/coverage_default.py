@@ -375,6 +375,7 @@ def main(argv: list[str] | None = None) -> dict:
             metrics=list(metrics),
             first_repeat=args.first_repeat,
             acceptance=[LOW, HIGH],
+            replaced=raw.get("settings", {}).get("replaced"),  # metrics rescored by --replace-from
         ),
         "machine": harness.machine(),
         "wall_seconds": wall,

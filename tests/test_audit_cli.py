@@ -39,7 +39,8 @@ def test_audit_writes_the_full_report(demo_manifest, tmp_path) -> None:
         if "sas_imbalance" in run["intervals"]:
             low, high = run["intervals"]["sas_imbalance"]
             assert (
-                low <= run["metrics"]["sas_imbalance"] <= high and run["interval_methods"]["sas_imbalance"] == "normal"
+                low <= run["metrics"]["sas_imbalance"] <= high
+                and run["interval_methods"]["sas_imbalance"] == "iterated_normal"
             )
         else:
             assert "not identified" in run["no_interval"]["sas_imbalance"]

@@ -104,14 +104,14 @@ def test_the_audit_reads_the_verdict_with_the_calibrated_default(harness) -> Non
     lossy = harness.ALL_REGIMES["d64-n5000-lossy"]
     x, y = (t.float() for t in harness.sample(lossy, harness.planted(lossy), 0))
     run = analyse_run("planted", "lossy", "test", x, y, n_boot=50, seed=0).to_dict()
-    assert run["interval_methods"]["sas_imbalance"] == "normal"
+    assert run["interval_methods"]["sas_imbalance"] == "iterated_normal"
     assert run["interval_methods"]["cka_linear_unbiased"] == "jackknife"
     assert (
         set(run["no_interval"]) == {"cka_linear", "svcca", *ONE_DIRECTION} and run["identifiability"]["x"]["identified"]
     )
     verdict = _bottleneck(run)
     # The sentence names the method and what the harness measured for it in the most similar regime.
-    assert "(normal; in the coverage harness it covered the true value in" in verdict and "d = 64" in verdict
+    assert "(iterated_normal; in the coverage harness it covered the true value in" in verdict and "d = 64" in verdict
 
     degenerate = harness.ALL_REGIMES["d64-n2000-degenerate"]
     x, y = (t.float() for t in harness.sample(degenerate, harness.planted(degenerate), 0))
