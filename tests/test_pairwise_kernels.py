@@ -104,6 +104,21 @@ def test_retrieval_ties_from_duplicated_rows() -> None:
     assert int((pess.t2i_ranks - opt.t2i_ranks)[(c == 2) | (c == 11)].min()) == 1
 
 
+def test_both_tie_rules_on_the_kernels() -> None:
+    c = captions_for(20, (1, 4), seed=7)
+    images = data(20, 8, seed=8)
+    captions = images[c] + data(c.shape[0], 8, seed=9)
+    images[11] = images[2]
+    x_hat = images / images.norm(dim=1, keepdim=True)
+    y_hat = captions / captions.norm(dim=1, keepdim=True)
+    got = pairwise.retrieval_ranks_both(x_hat, y_hat, c, backend="triton", precision="ieee")
+    want = pairwise.retrieval_ranks_both(x_hat, y_hat, c, backend="torch", precision="ieee")
+    for got_rule, want_rule in zip(got, want, strict=True):
+        for g, w in zip(got_rule, want_rule, strict=True):
+            torch.testing.assert_close(g.cpu(), w.cpu(), rtol=0, atol=0)
+    assert not torch.equal(want[0][1], want[1][1])  # the duplicate image ties
+
+
 def test_triton_refuses_float64() -> None:
     x = data(10, 3, seed=1).double()
     with pytest.raises(ValueError, match="compute in float32; use backend='torch'"):

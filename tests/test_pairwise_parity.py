@@ -10,6 +10,7 @@ from conftest import paired
 
 import torchspectral as ts
 from torchspectral import pairwise
+from torchspectral.functional.retrieval import retrieval_under_both_ties
 
 
 def t(a: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -186,6 +187,38 @@ def test_ties_from_duplicated_rows(dtype) -> None:
     assert (gap_t2i[(c == 3) | (c == 7)] == 1).all()  # the duplicate image is the one tie
     assert gap_i2t[5] == 1  # image 12's copy of image 5's caption ties; image 5's own copies do not count
     assert gap_i2t[3] == 0 and gap_i2t[7] == 0  # a duplicate image is no tie in the image→text direction
+
+
+def tied_retrieval_data():
+    images, captions, c = retrieval_data(30, (1, 3), 5, seed=4, noise=0.3)
+    images[7] = images[3]
+    captions[c == 5] = captions[np.flatnonzero(c == 5)[0]]
+    captions[np.flatnonzero(c == 12)[0]] = captions[np.flatnonzero(c == 5)[0]]
+    return images, captions, c
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_both_tie_rules_from_one_pass(dtype) -> None:
+    """retrieval_under_both_ties (the audit's one pass over the scores) gives each rule's reference ranks, ties in."""
+    images, captions, c = tied_retrieval_data()
+    x, y = seen(images, dtype), seen(captions, dtype)
+    optimistic, pessimistic = retrieval_under_both_ties(t(x, dtype), t(y, dtype), torch.from_numpy(c), ks=(1, 3))
+    assert_retrieval_matches(optimistic, R.retrieval(x, y, c, ks=(1, 3), ties="optimistic"), ks=(1, 3))
+    assert_retrieval_matches(pessimistic, R.retrieval(x, y, c, ks=(1, 3), ties="pessimistic"), ks=(1, 3))
+    assert bool((pessimistic.t2i_ranks != optimistic.t2i_ranks).any())  # the data do have ties
+    with pytest.raises(ValueError, match="ks must be a non-empty sequence"):
+        retrieval_under_both_ties(t(x), t(y), torch.from_numpy(c), ks=())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_both_tie_rules_equal_two_calls_across_many_tiles(dtype, tiny_tiles) -> None:
+    """Bitwise the ranks of two retrieval calls, one per rule, where 16×16 tiles cut the score matrix."""
+    images, captions, c = tied_retrieval_data()
+    x, y, ci = t(images, dtype), t(captions, dtype), torch.from_numpy(c)
+    both = retrieval_under_both_ties(x, y, ci)
+    for rule, got in zip(("optimistic", "pessimistic"), both, strict=True):
+        want = ts.retrieval(x, y, ci, ties=rule)
+        assert torch.equal(got.i2t_ranks, want.i2t_ranks) and torch.equal(got.t2i_ranks, want.t2i_ranks)
 
 
 def test_identical_modalities_retrieve_perfectly() -> None:

@@ -32,7 +32,7 @@ from torchspectral.bootstrap import MOMENT_METRICS, SAME_DIM_METRICS, bootstrap
 from torchspectral.bootstrap._calibrated import CALIBRATED, NO_INTERVAL
 from torchspectral.functional.mmd import mmd
 from torchspectral.functional.report import PRESETS, pairwise_report, report_from_moments
-from torchspectral.functional.retrieval import clean_retrieval_inputs, retrieval
+from torchspectral.functional.retrieval import clean_retrieval_inputs, retrieval_under_both_ties
 from torchspectral.moments import Moments
 from torchspectral.prior import SpectralPrior
 from torchspectral.spectral import SAS_METRICS
@@ -126,8 +126,7 @@ def analyse_run(
             if same_dim:
                 # Both tie rules: duplicate captions or images make ties real, and the source paper's own code
                 # lands between the two; the metrics carry the optimistic figures, `ties` says how far off they are.
-                optimistic = retrieval(images, captions, c, backend=backend)
-                pessimistic = retrieval(images, captions, c, ties="pessimistic", backend=backend)
+                optimistic, pessimistic = retrieval_under_both_ties(images, captions, c, backend=backend)
                 metrics.update(optimistic.as_dict())
                 tied = int((optimistic.i2t_ranks != pessimistic.i2t_ranks).sum())
                 tied += int((optimistic.t2i_ranks != pessimistic.t2i_ranks).sum())

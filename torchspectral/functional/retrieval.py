@@ -218,19 +218,56 @@ def retrieval(
                 "retrieval: precision applies to one process; the sharded engine (group=) computes in ieee"
             )
         return retrieval_of_shards(x, y, caption_to_image, ks, ties, group, nan_policy=nan_policy, backend=backend)
+    ks = _check_options(ks, ties, metric)
+    x_hat, y_hat, c, chosen, precision = _prepared(x, y, caption_to_image, metric, nan_policy, backend, precision)
+    i2t, t2i = pairwise.retrieval_ranks(x_hat, y_hat, c, ties == "pessimistic", backend=chosen, precision=precision)
+
+    return result_from_ranks(i2t, t2i, ks)
+
+
+def retrieval_under_both_ties(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    caption_to_image: torch.Tensor | Sequence[int] | None = None,
+    ks: Sequence[int] = (1, 5, 10),
+    *,
+    nan_policy: str = "raise",
+    backend: str = "auto",
+    precision: str | None = None,
+) -> tuple[RetrievalResult, RetrievalResult]:
+    """(optimistic, pessimistic): :func:`retrieval` under each tie rule, equal to two calls, from one pass over
+    the scores on the torch path (:func:`torchspectral.pairwise.retrieval_ranks_both`). For a report that
+    says how far duplicates move the ranks. One process; arguments as in :func:`retrieval`.
+
+    Example:
+        >>> import torch, torchspectral as ts
+        >>> from torchspectral.functional.retrieval import retrieval_under_both_ties
+        >>> images = torch.eye(2)
+        >>> captions = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.6, 0.8]])  # caption 1 duplicates image 0's
+        >>> optimistic, pessimistic = retrieval_under_both_ties(images, captions, [0, 1, 1])
+        >>> optimistic.i2t_ranks.tolist(), pessimistic.i2t_ranks.tolist()
+        ([0, 0], [1, 0])
+    """
+    metric = "retrieval"
+    ks = _check_options(ks, "optimistic", metric)
+    x_hat, y_hat, c, chosen, precision = _prepared(x, y, caption_to_image, metric, nan_policy, backend, precision)
+    both = pairwise.retrieval_ranks_both(x_hat, y_hat, c, backend=chosen, precision=precision)
+    optimistic, pessimistic = (result_from_ranks(i2t, t2i, ks) for i2t, t2i in both)
+    return optimistic, pessimistic
+
+
+def _prepared(x, y, caption_to_image, metric, nan_policy, backend, precision):
+    """Validated, L2-normalised images and captions, the caption → image map, the backend and the precision."""
     x, y, c = clean_retrieval_inputs(x, y, caption_to_image, metric, nan_policy)
     if x.shape[1] != y.shape[1]:
         raise ValueError(
             f"{metric}: needs d_x = d_y (cosine between images and captions), got d_x={x.shape[1]}, d_y={y.shape[1]}"
         )
-    ks = _check_options(ks, ties, metric)
     dtype = compute_dtype(x, y)
     x_hat, y_hat = _normalised(x, dtype, "x", metric), _normalised(y, dtype, "y", metric)
     chosen = pairwise.resolve_backend(backend, metric, x_hat, y_hat)
     precision = pairwise.resolve_precision(precision, chosen, metric, x_hat, y_hat)
-    i2t, t2i = pairwise.retrieval_ranks(x_hat, y_hat, c, ties == "pessimistic", backend=chosen, precision=precision)
-
-    return result_from_ranks(i2t, t2i, ks)
+    return x_hat, y_hat, c, chosen, precision
 
 
 def result_from_ranks(i2t: torch.Tensor, t2i: torch.Tensor, ks: tuple[int, ...]) -> RetrievalResult:

@@ -54,7 +54,14 @@ from torchspectral.pairwise.bandwidth import (
     median_subsample,
     pooled_subsample,
 )
-from torchspectral.pairwise.dispatch import BACKENDS, rbf_cka_sums, rbf_mmd_sums, resolve_backend, retrieval_ranks
+from torchspectral.pairwise.dispatch import (
+    BACKENDS,
+    rbf_cka_sums,
+    rbf_mmd_sums,
+    resolve_backend,
+    retrieval_ranks,
+    retrieval_ranks_both,
+)
 from torchspectral.pairwise.precision import PRECISIONS, resolve_precision
 from torchspectral.pairwise.ranks import GROUND_TRUTH_CHUNK, ground_truth_scores
 from torchspectral.pairwise.tiles import tile_side
@@ -77,6 +84,7 @@ __all__ = [
     "resolve_backend",
     "resolve_precision",
     "retrieval_ranks",
+    "retrieval_ranks_both",
     "tile_side",
 ]
 

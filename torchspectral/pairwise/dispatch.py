@@ -28,7 +28,7 @@ from torchspectral import kernels
 from torchspectral.pairwise.bandwidth import LEVEL_SUBSAMPLE, kernel_level, pooled_subsample
 from torchspectral.pairwise.instance import InstanceScore
 from torchspectral.pairwise.precision import resolve_precision
-from torchspectral.pairwise.ranks import retrieval_ranks_torch
+from torchspectral.pairwise.ranks import retrieval_ranks_both_torch, retrieval_ranks_torch
 from torchspectral.pairwise.tiles import RBFCKASums, RBFMMDSums
 from torchspectral.validation import compute_dtype
 
@@ -176,3 +176,29 @@ def retrieval_ranks(
     precision = resolve_precision(precision, backend, "retrieval_ranks", x_hat, y_hat)
     with torch.no_grad():
         return routine("retrieval_ranks", backend)(x_hat, y_hat, caption_to_image, pessimistic, precision)
+
+
+def retrieval_ranks_both(
+    x_hat: torch.Tensor,
+    y_hat: torch.Tensor,
+    caption_to_image: torch.Tensor,
+    backend: str = "torch",
+    precision: str | None = None,
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`retrieval_ranks` under both tie rules: ((i2t, t2i) optimistic, (i2t, t2i) pessimistic).
+
+    The torch path counts both from one pass over the score tiles (the score GEMM, which dominates, once);
+    the fused kernel takes the rule as a compile-time constant, so there it is two launches.
+
+    Example:
+        >>> x = torch.eye(2)
+        >>> y = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.6, 0.8]])
+        >>> [[r.tolist() for r in rule] for rule in retrieval_ranks_both(x, y, torch.tensor([0, 1, 1]))]
+        [[[0, 0], [0, 1, 0]], [[1, 0], [0, 1, 0]]]
+    """
+    precision = resolve_precision(precision, backend, "retrieval_ranks", x_hat, y_hat)
+    with torch.no_grad():
+        if backend == "torch":
+            return retrieval_ranks_both_torch(x_hat, y_hat, caption_to_image, precision)
+        fused = routine("retrieval_ranks", backend)
+        return tuple(fused(x_hat, y_hat, caption_to_image, rule, precision) for rule in (False, True))

@@ -30,25 +30,32 @@ def ground_truth_scores(x_hat: torch.Tensor, y_hat: torch.Tensor, caption_to_ima
     return out
 
 
-def _count(x_hat, y_hat, caption_to_image, gt, best, pessimistic, side):
+def _count(x_hat, y_hat, caption_to_image, gt, best, rules, side):
+    """Ranks under each rule of ``rules`` (False: optimistic ``>``, True: pessimistic ``≥``), one GEMM per tile."""
     n_img, n_cap = x_hat.shape[0], y_hat.shape[0]
-    i2t = torch.zeros(n_img, dtype=torch.int64, device=x_hat.device)
-    t2i = torch.zeros(n_cap, dtype=torch.int64, device=x_hat.device)
-    ahead = torch.ge if pessimistic else torch.gt
+    counts = [
+        (
+            torch.zeros(n_img, dtype=torch.int64, device=x_hat.device),
+            torch.zeros(n_cap, dtype=torch.int64, device=x_hat.device),
+        )
+        for _ in rules
+    ]
     for rows, cols, _ in tiles(n_img, n_cap, side):
         s = x_hat[rows] @ y_hat[cols].T
-        # Counting through a uint8 view of the comparison is ~1.5× faster than summing the bool tensor.
-        i2t[rows] += ahead(s, best[rows, None]).view(torch.uint8).sum(1, dtype=torch.int32)
-        t2i[cols] += ahead(s, gt[None, cols]).view(torch.uint8).sum(0, dtype=torch.int32)
-        # A ground-truth pair is never "ahead" of its own query (nor another caption of the same image):
-        # take back what the tile's ground-truth entries added, judged on the tile's own values. There are
-        # at most |cols| of them, so this costs O(|cols|), not another pass over the tile.
         images = caption_to_image[cols]
         j = torch.nonzero((images >= rows.start) & (images < rows.stop)).squeeze(1)
         values = s[images[j] - rows.start, j]
-        t2i[cols.start + j] -= ahead(values, gt[cols.start + j]).long()
-        i2t.index_add_(0, images[j], -ahead(values, best[images[j]]).long())
-    return i2t, t2i
+        for pessimistic, (i2t, t2i) in zip(rules, counts, strict=True):
+            ahead = torch.ge if pessimistic else torch.gt
+            # Counting through a uint8 view of the comparison is ~1.5× faster than summing the bool tensor.
+            i2t[rows] += ahead(s, best[rows, None]).view(torch.uint8).sum(1, dtype=torch.int32)
+            t2i[cols] += ahead(s, gt[None, cols]).view(torch.uint8).sum(0, dtype=torch.int32)
+            # A ground-truth pair is never "ahead" of its own query (nor another caption of the same image):
+            # take back what the tile's ground-truth entries added, judged on the tile's own values. There are
+            # at most |cols| of them, so this costs O(|cols|), not another pass over the tile.
+            t2i[cols.start + j] -= ahead(values, gt[cols.start + j]).long()
+            i2t.index_add_(0, images[j], -ahead(values, best[images[j]]).long())
+    return counts
 
 
 @torch.no_grad()
@@ -64,10 +71,24 @@ def retrieval_ranks_torch(
     ``precision``: the scores' (:mod:`torchspectral.pairwise.precision`): rows rounded as the kernels' tensor
     cores read them, GEMMs with TF32 off.
     """
+    return _ranks(x_hat, y_hat, caption_to_image, (pessimistic,), precision)[0]
+
+
+@torch.no_grad()
+def retrieval_ranks_both_torch(
+    x_hat: torch.Tensor, y_hat: torch.Tensor, caption_to_image: torch.Tensor, precision: str = "ieee"
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """The ranks under both tie rules, ((i2t, t2i) optimistic, (i2t, t2i) pessimistic), from one pass over
+    the score tiles: the GEMM, which dominates, is shared; only the comparisons are made twice."""
+    optimistic, pessimistic = _ranks(x_hat, y_hat, caption_to_image, (False, True), precision)
+    return optimistic, pessimistic
+
+
+def _ranks(x_hat, y_hat, caption_to_image, rules, precision):
     side = tile_side(x_hat.dtype)
     x_hat, y_hat = round_operand(x_hat, precision), round_operand(y_hat, precision)
     with exact_matmuls():
         gt = ground_truth_scores(x_hat, y_hat, caption_to_image, GROUND_TRUTH_CHUNK)
         best = torch.full((x_hat.shape[0],), -math.inf, dtype=gt.dtype, device=gt.device)
         best.scatter_reduce_(0, caption_to_image, gt, reduce="amax")
-        return _count(x_hat, y_hat, caption_to_image, gt, best, pessimistic, side)
+        return _count(x_hat, y_hat, caption_to_image, gt, best, rules, side)

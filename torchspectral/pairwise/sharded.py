@@ -317,13 +317,13 @@ def retrieval_ranks_across(
         for (u_start, captions, cb), gt in zip(units, gts, strict=True):
             for lo in range(0, cb.shape[0], side):
                 hi = min(lo + side, cb.shape[0])
-                rows_count, cols_count = count_ahead(
+                ((rows_count, cols_count),) = count_ahead(
                     xb,
                     caption_rows(captions, lo, hi),
                     cb[lo:hi] - start,
                     gt[lo:hi],
                     best[start:stop],
-                    pessimistic,
+                    (pessimistic,),
                     side,
                 )
                 i2t[start:stop] += rows_count
