@@ -290,6 +290,28 @@ def test_strided_inputs() -> None:
     assert ts.retrieval(sx, sy).t2i_ranks.tolist() == ts.retrieval(x, y).t2i_ranks.tolist()
 
 
+@pytest.mark.parametrize("bracket,fallbacks", [(0.08, 0), (0.0, 2)])
+def test_median_selected_inside_the_pilot_bracket_is_exact(bracket, fallbacks, monkeypatch) -> None:
+    """From 2048 rows the medians are selected among the distances a pilot brackets; where the pilot misses
+    (a zero-width bracket misses here) among all of them. Both give numpy's median of the explicit distances."""
+    from torchspectral.pairwise import bandwidth
+
+    calls = []
+    flat = bandwidth._upper_squared_distances
+    monkeypatch.setattr(bandwidth, "_upper_squared_distances", lambda z: calls.append(z.shape[0]) or flat(z))
+    monkeypatch.setattr(bandwidth, "BRACKET", bracket)
+    rng = np.random.default_rng(3)
+    n = 2100
+    x = rng.standard_normal((n, 3))
+    x[::3] = np.round(x[::3])  # many equal distances among the rounded rows
+    upper = ((x[:, None] - x[None]) ** 2).sum(-1)[np.triu_indices(n, 1)]
+    with_diagonal = np.concatenate([np.zeros(n), upper, upper])  # all n² squared distances
+    assert float(pairwise.median_squared_distance_all_pairs(t(x))) == pytest.approx(np.median(with_diagonal), rel=1e-12)
+    assert float(pairwise.median_pairwise_distance(t(x))) == pytest.approx(np.median(np.sqrt(upper)), rel=1e-12)
+    assert calls.count(1024) == 2  # the pilot, once per median
+    assert calls.count(n) == fallbacks  # all 2.2M distances materialised only where the pilot missed
+
+
 @pytest.mark.parametrize("n", [4, 6, 10, 11])
 def test_median_with_tied_distances(n: int) -> None:
     """Duplicated rows on an integer grid: many equal distances around the middle of the sorted list."""
