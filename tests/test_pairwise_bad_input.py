@@ -7,6 +7,7 @@ import torch
 from conftest import paired
 
 import torchspectral as ts
+from torchspectral.functional.retrieval import retrieval_under_both_ties
 
 
 def good(n: int = 40, d: int = 6, seed: int = 71) -> tuple[torch.Tensor, torch.Tensor]:
@@ -18,6 +19,7 @@ ENTRY_POINTS = {
     "mmd": lambda x, y, **kw: ts.mmd(x, y, **kw),
     "cka(kernel='rbf')": lambda x, y, **kw: ts.cka(x, y, kernel="rbf", **kw),
     "retrieval": lambda x, y, **kw: ts.retrieval(x, y, **kw),
+    "retrieval_under_both_ties": lambda x, y, **kw: retrieval_under_both_ties(x, y, **kw),
 }
 
 
@@ -31,7 +33,7 @@ def test_empty_and_wrong_shapes(name, shape_x, shape_y, message) -> None:
         ENTRY_POINTS[name](torch.randn(shape_x), torch.randn(shape_y))
 
 
-@pytest.mark.parametrize("name", ["mmd", "retrieval"])
+@pytest.mark.parametrize("name", ["mmd", "retrieval", "retrieval_under_both_ties"])
 def test_mismatched_widths(name: str) -> None:
     x, _ = good(d=6)
     _, y = good(d=4)
@@ -169,6 +171,35 @@ def test_bad_caption_maps() -> None:
     c[5] = 6
     with pytest.raises(ValueError, match="1 of 40 images have no caption"):
         ts.retrieval(x, y, c)
+
+
+def test_both_tie_rules_refuse_what_retrieval_refuses() -> None:
+    """The audit's one-pass tie count validates as retrieval does: NaN rows, caption maps, zero norms, options."""
+    x, y = good()
+    bad = x.clone()
+    bad[2, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"retrieval: 1 of 40 pairs contain NaN or Inf"):
+        retrieval_under_both_ties(bad, y)
+    omitted = retrieval_under_both_ties(bad, y, nan_policy="omit")
+    keep = torch.arange(40) != 2
+    for got, rule in zip(omitted, ("optimistic", "pessimistic"), strict=True):
+        assert torch.equal(got.t2i_ranks, ts.retrieval(x[keep], y[keep], ties=rule).t2i_ranks)
+    with pytest.raises(ValueError, match="x has 40 rows and y has 39; without caption_to_image"):
+        retrieval_under_both_ties(x, y[:39])
+    with pytest.raises(TypeError, match="integer image indices"):
+        retrieval_under_both_ties(x, y, torch.arange(40.0))
+    with pytest.raises(ValueError, match=r"indices outside \[0, 40\)"):
+        retrieval_under_both_ties(x, y, torch.arange(1, 41))
+    zero = y.clone()
+    zero[4] = 0.0
+    with pytest.raises(ValueError, match="1 rows of y have zero norm"):
+        retrieval_under_both_ties(x, zero)
+    with pytest.raises(ValueError, match="ks must be a non-empty sequence of positive integers"):
+        retrieval_under_both_ties(x, y, ks=(1, 0))
+    with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'torch', 'triton'\)"):
+        retrieval_under_both_ties(x, y, backend="cuda")
+    with pytest.raises(ValueError, match="nan_policy must be one of"):
+        retrieval_under_both_ties(x, y, nan_policy="drop")
 
 
 def test_zero_norm_rows_cannot_be_normalised() -> None:

@@ -122,11 +122,11 @@ def _upper_order_statistics(z: torch.Tensor, positions: Sequence[int]) -> list[t
     last = pilot.numel() - 1
     low = _kth(pilot, max(0, math.floor((min(positions) / (p_total - 1) - BRACKET) * last)))
     high = _kth(pilot, min(last, math.ceil((max(positions) / (p_total - 1) + BRACKET) * last)))
-    below, inside = 0, []
+    below, inside = torch.zeros((), dtype=torch.int64, device=z.device), []
     for piece in _upper_strips(z):
-        below += int((piece < low).sum())
+        below += (piece < low).sum()  # counted on the device, read once after the pass
         inside.append(piece[(piece >= low) & (piece <= high)].reshape(-1))
-    kept = torch.cat(inside)
+    kept, below = torch.cat(inside), int(below)
     if all(below <= p < below + kept.numel() for p in positions):
         return [_kth(kept, p - below) for p in positions]
     upper = _upper_squared_distances(z)  # the pilot missed: select from all of them
