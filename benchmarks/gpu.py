@@ -25,7 +25,6 @@ JSON holds everything; a short table is printed last.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -44,23 +43,13 @@ C = 1.0 / (4.0 * FEATURES)
 
 
 def _import_torchspectral():
-    """The package, installed or from the checkout (``kernels/`` is installed as ``torchspectral.kernels``)."""
+    """The package, installed or from the checkout (``torchspectral/kernels.py`` finds ``kernels/`` in both)."""
     try:
         import torchspectral.kernels
     except ImportError:
-        # Not installed: register kernels/ under its installed name first (the package imports it while it
-        # initialises), then import the package from the checkout.
+        # Not installed (the GPU machine runs the checkout with its own torch): import it from the root.
         sys.path.insert(0, str(ROOT))
-        for name in [m for m in sys.modules if m == "torchspectral" or m.startswith("torchspectral.")]:
-            del sys.modules[name]  # a half-initialised import from the failed attempt
-        spec = importlib.util.spec_from_file_location(
-            "torchspectral.kernels",
-            ROOT / "kernels" / "__init__.py",
-            submodule_search_locations=[str(ROOT / "kernels")],
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["torchspectral.kernels"] = module
-        spec.loader.exec_module(module)
+        import torchspectral.kernels
     import torchspectral
 
     return torchspectral
@@ -140,9 +129,9 @@ def checks(device, large: bool) -> list[dict]:
     """Kernel vs torch path, every precision, awkward shapes; one row per (op, shape, precision)."""
     import numpy as np
     import torch
-    from torchspectral.kernels.instance_score import instance_score
 
     from torchspectral import pairwise
+    from torchspectral.kernels.instance_score import instance_score
     from torchspectral.pairwise.instance import InstanceScore
 
     mmd_shapes = [(37, 50, 3), (70, 33, 1), (20, 9, 1000), (257, 190, 24)]
@@ -237,6 +226,7 @@ def cublas_rate(precision: str, n: int = 8192, d: int = 1024) -> float:
 
 def throughput(clock: Clock, autotune: bool) -> list[dict]:
     import torch
+
     from torchspectral.kernels import instance_score, rbf_cka_sums, rbf_mmd_sums, retrieval_ranks
 
     kernels = [rbf_mmd_sums._rbf_mmd_sums_kernel, rbf_cka_sums._rbf_cka_sums_kernel,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -80,6 +79,7 @@ def _config_name(config) -> str:
 def kernel_specs() -> list[dict]:
     """Every kernel, its example launch arguments per (precision, dtype), and its configs (first = default)."""
     import torch
+
     from torchspectral.kernels import instance_score, rbf_cka_sums, rbf_mmd_sums, retrieval_ranks, tuning
 
     f32, i64, i32 = torch.float32, torch.int64, torch.int32
@@ -351,8 +351,9 @@ def _ptxas_facts(log: str) -> tuple[int, int, int]:
 def compile_one(spec: dict, config, arch: int, precision: str, dtype: str, default: bool) -> Record:
     """Compile one kernel variant for ``sm_<arch>`` and record its facts (``compiled=False`` with the error)."""
     import triton
-    from torchspectral.kernels.tuning import SHARED_MEMORY_LIMIT
     from triton.backends.compiler import GPUTarget
+
+    from torchspectral.kernels.tuning import SHARED_MEMORY_LIMIT
 
     record = Record(spec["name"], arch, precision, dtype, _config_name(config), default, compiled=False)
     record.shared_limit = SHARED_MEMORY_LIMIT[arch]
@@ -454,23 +455,14 @@ def table(records: list[dict]) -> str:
 
 
 def _ensure_importable() -> None:
-    """``python kernels/aot.py`` from a checkout that is not installed: register ``kernels/`` under its installed
-    name, ``torchspectral.kernels`` (the package imports it while it initialises), and the checkout's root."""
+    """``python kernels/aot.py`` from a checkout that is not installed: import the package from the checkout's root
+    (``torchspectral/kernels.py`` finds this folder by itself)."""
     try:
-        import torchspectral.kernels  # noqa: F401
+        import torchspectral.kernels
     except ImportError:
         root = Path(__file__).resolve().parents[1]
         sys.path.insert(0, str(root))
-        for name in [m for m in sys.modules if m == "torchspectral" or m.startswith("torchspectral.")]:
-            del sys.modules[name]  # a half-initialised import from the failed attempt
-        spec = importlib.util.spec_from_file_location(
-            "torchspectral.kernels",
-            root / "kernels" / "__init__.py",
-            submodule_search_locations=[str(root / "kernels")],
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["torchspectral.kernels"] = module
-        spec.loader.exec_module(module)
+        import torchspectral.kernels  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

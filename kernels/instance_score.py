@@ -45,9 +45,9 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
 from torchspectral.kernels.tiles import bf16_dot, check_precision, on_device, round_bf16, round_tf32
 from torchspectral.kernels.tuning import autotune_options, bucket, instance_score_configs, prune_instance_score
-
 from torchspectral.pairwise import instance
 from torchspectral.pairwise.precision import default_precision, round_operand
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
 from torchspectral.kernels import tiles
 from torchspectral.kernels.tiles import dot_tile, rbf_term, squared_distances  # jit functions, called by name
 from torchspectral.kernels.tuning import BLOCK_K, autotune_options, bucket, pairwise_configs, prune_pairwise
-
 from torchspectral.pairwise import tiles as torch_tiles
 from torchspectral.pairwise.precision import default_precision, round_operand
 

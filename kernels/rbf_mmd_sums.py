@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import torch
 import triton
 import triton.language as tl
+
 from torchspectral.kernels import tuning
 from torchspectral.kernels.tiles import (
     check_float32_pair,
@@ -36,7 +37,6 @@ from torchspectral.kernels.tiles import (
     squared_distances,
 )
 from torchspectral.kernels.tuning import target_programs  # by name: tests patch the grid size per module
-
 from torchspectral.pairwise import tiles as torch_tiles
 from torchspectral.pairwise.precision import default_precision, round_operand
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
 from torchspectral.kernels import tuning
 from torchspectral.kernels.tiles import check_float32_pair, check_precision, dot_tile, on_device
 from torchspectral.kernels.tuning import target_programs  # by name: tests patch the grid size per module
-
 from torchspectral.pairwise.precision import default_precision, round_operand
 
 

@@ -16,6 +16,7 @@ import contextlib
 import torch
 import triton
 import triton.language as tl
+
 from torchspectral.kernels import interpreting
 
 # The ``input_precision`` of ``tl.dot`` for fp32 operands, plus "bf16": operands rounded to bfloat16 after loading,

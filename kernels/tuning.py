@@ -15,6 +15,7 @@ import inspect
 
 import torch
 import triton
+
 from torchspectral.kernels import interpreting
 
 BLOCK_K = 32

@@ -14,6 +14,7 @@ import sys
 import textwrap
 
 import pytest
+
 from torchspectral.kernels import aot, available
 
 pytestmark = pytest.mark.skipif(not available(), reason="triton is not installed")

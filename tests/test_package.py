@@ -1,32 +1,101 @@
-"""Packaging contract: kernels/ is installed as torchspectral.kernels only; the console script works."""
+"""Packaging contract: kernels/ is installed as torchspectral.kernels and shadows nothing; the console script works."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
-import torchspectral.kernels
+import pytest
 
 import torchspectral
+import torchspectral.kernels
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_python(code: str, cwd: Path, pythonpath: Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_kernels_folder_is_installed_under_the_package(tmp_path: Path) -> None:
-    assert Path(torchspectral.kernels.__file__).resolve().parent == REPO / "kernels"
+    assert [Path(p).resolve() for p in torchspectral.kernels.__path__] == [REPO / "kernels"]
     assert isinstance(torchspectral.kernels.available(), bool)
-    # From outside the repository there must be no importable top-level `kernels` module.
-    result = run_python("import kernels", tmp_path)
-    assert result.returncode != 0 and "No module named 'kernels'" in result.stderr
-    assert run_python("import torchspectral.kernels, torchspectral.functional", tmp_path).returncode == 0
+    for cwd in (REPO, tmp_path):
+        assert run_python("import torchspectral.kernels, torchspectral.functional", cwd).returncode == 0
+
+
+def test_a_wheel_installs_the_kernels_folder_under_the_package(tmp_path: Path) -> None:
+    """The wheel ships kernels/ as torchspectral/kernels/ (and no top-level kernels), and imports from it alone."""
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)]
+    result = subprocess.run([*build, str(REPO)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("torchspectral-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        archive.extractall(site)  # a pure-Python wheel installs by unpacking
+    assert "torchspectral/kernels.py" in names and "torchspectral/kernels/tiles.py" in names
+    assert not [name for name in names if name.startswith("kernels/")]
+    code = "import torchspectral.kernels.tiles as t, torchspectral.kernels as k\nprint(t.__file__, k.available())"
+    result = run_python(code, tmp_path, pythonpath=site)
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.split()[0]).resolve().parent == (site / "torchspectral" / "kernels").resolve()
+
+
+# Where a top-level `kernels` comes from, as the child sees it: a file (a regular package or module), "namespace"
+# for a namespace package (its only portion would be an empty folder), or the ImportError's message.
+WHICH_KERNELS = """
+try:
+    import kernels
+except ImportError as error:
+    print("missing:", error)
+else:
+    print(kernels.__file__ or "namespace", list(getattr(kernels, "__path__", [])))
+"""
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("where", ["repo", "elsewhere"])
+def test_the_kernels_folder_never_shadows_a_top_level_kernels(tmp_path: Path, where: str) -> None:
+    """The PyPI package `kernels` (transformers imports it) must win over our folder from any working directory.
+
+    A stand-in `kernels` package on PYTHONPATH proves it whether or not the real one is installed; the real one,
+    when the environment has it, is checked too (with transformers, which failed to import while we shadowed it).
+    """
+    cwd = REPO if where == "repo" else tmp_path
+    other = tmp_path / "other-distribution"
+    (other / "kernels").mkdir(parents=True)
+    (other / "kernels" / "__init__.py").write_text("MARK = 'the other distribution'\n")
+    result = run_python("import kernels; print(kernels.MARK)", cwd, pythonpath=other)
+    assert result.returncode == 0 and result.stdout.strip() == "the other distribution", result.stderr
+
+    seen = run_python(WHICH_KERNELS, cwd)
+    assert seen.returncode == 0, seen.stderr
+    if _installed("kernels"):
+        # The real package is installed: it, not the repository's folder, is what `import kernels` gives.
+        origin = Path(seen.stdout.split()[0]).resolve()
+        assert origin.parent == Path(importlib.metadata.distribution("kernels").locate_file("kernels")), seen.stdout
+        assert REPO / "kernels" not in origin.parents, seen.stdout
+        if _installed("transformers"):
+            assert run_python("import kernels, transformers", cwd).returncode == 0
+    else:
+        # Not installed: nothing from the repository poses as it (a namespace over an empty folder at most).
+        assert seen.stdout.startswith(("missing: No module named 'kernels'", "namespace")), seen.stdout
 
 
 def test_typed_marker_ships() -> None:

@@ -157,7 +157,6 @@ def test_retrieval_ranks_agree_in_each_precision(precision: str) -> None:
 @pytest.mark.parametrize("precision", ["ieee", "tf32", "bf16"])
 def test_instance_scores_agree_in_each_precision(precision: str) -> None:
     from torchspectral.kernels.instance_score import instance_score
-
     from torchspectral.pairwise.instance import InstanceScore
 
     g = torch.Generator().manual_seed(14)

@@ -1,21 +1,17 @@
-"""Device code, installed as ``torchspectral.kernels``: one op per file, kernel + launcher + autograd Function.
+"""``torchspectral.kernels``: whether the fused kernels can run here, and the door to the device code.
+
+The device code (one op per file: kernel, launcher, autograd Function) lives in the repository's top-level
+``kernels/`` folder; ``kernels/README.md`` maps it. This module is what ``import torchspectral.kernels`` gives,
+and it makes that folder its package path, so ``torchspectral.kernels.tiles`` and friends import from it.
+
+Why a module and not ``kernels/__init__.py``: a folder with an ``__init__.py`` in the repository root is a
+regular package named ``kernels`` for any Python started there (pytest, a script, ``python -c``), and it would
+shadow the PyPI package ``kernels`` that ``transformers`` imports. Without one the folder is at most a namespace
+portion, which never wins over a regular package or module elsewhere on ``sys.path``. A module that sets
+``__path__`` is a package to the import system, so nothing else changes: installed from a wheel the folder sits
+next to this file as ``torchspectral/kernels/``; in a checkout or an editable install it is ``../kernels``.
 
 Triton is optional: nothing here imports it until asked, and nothing probes a device at import.
-The moment metrics need no custom kernel (their cost is one GEMM at BLAS/cuBLAS speed). The
-tile-streaming kernels live here, one op per file:
-
-* ``rbf_mmd_sums``: within- and cross-sample RBF kernel sums for MMD (one or several bandwidths);
-* ``rbf_cka_sums``: ``Σ K∘L``, ``Σ K∘K``, ``Σ L∘L`` and the row sums of K and L for RBF CKA;
-* ``retrieval_ranks``: ground-truth ranks in both directions by counting, tile by tile;
-* ``instance_score``: the spectral prior's per-pair scores;
-* ``tiles`` (the device helpers every kernel shares: dot-product tile in the chosen precision, squared
-  distances, RBF terms, expm1, TF32/bf16 rounding, the device guard), ``tuning`` (every autotune config, keyed
-  on bucketed sizes and pruned by shared memory) and ``aot`` (ahead-of-time compiles for sm_80/sm_90 and the
-  facts the AOT test checks: tensor-core instructions, spills, shared memory, 64-bit pointer offsets).
-
-Each op's autograd Function runs the fused forward and inherits the backward of the chunked torch path it
-is tested against (:mod:`torchspectral.pairwise`, which also chooses the backend). On CPU the kernels run
-in Triton's interpreter (``TRITON_INTERPRET=1``, set before triton is imported).
 """
 
 from __future__ import annotations
@@ -23,6 +19,22 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+from pathlib import Path
+
+
+def _device_code_folder() -> Path:
+    """The folder holding the ops: ``torchspectral/kernels/`` in a wheel, the checkout's ``kernels/`` otherwise."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "kernels", here.parent / "kernels"):
+        if (folder / "tiles.py").is_file():  # a file of ours: site-packages/kernels is somebody else's package
+            return folder
+    raise ImportError(
+        f"torchspectral.kernels: the device code folder is missing (looked in {here / 'kernels'} and "
+        f"{here.parent / 'kernels'}); reinstall torchspectral"
+    )
+
+
+__path__ = [str(_device_code_folder())]  # makes this module a package whose submodules are the ops
 
 MIN_CAPABILITY = (8, 0)  # tf32/bf16 tensor cores (mma.sync .tf32) and cp.async: Ampere or newer
 
