@@ -1,25 +1,70 @@
-# One command each: `make test`, `make demo`, `make bench`. Each creates .venv if missing, installs the
-# pinned CPU torch first (constraints.txt; letting pip choose torch pulls GBs of CUDA wheels), then the
-# package with its extras, then runs.
+# One command each: `make test`, `make demo`, `make bench`. Each creates .venv if missing and installs the locked
+# environment (requirements.lock: every dependency of the extras at one version, torch as the CPU wheel), then the
+# package itself, then runs. `make lock` refreshes the lock; `make test-latest` tries the newest allowed releases.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# constraints.txt pins the CPU wheel of torch: letting pip choose torch pulls GBs of CUDA wheels.
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+EXTRAS := test,bench,audit,examples,lint
+# examples/close_the_gap.py (a test runs it) renders emoji with Noto Color Emoji, a system font package.
+EMOJI_FONTS := /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf /usr/share/fonts/noto/NotoColorEmoji.ttf \
+	/usr/share/fonts/google-noto-emoji/NotoColorEmoji.ttf
 
-.PHONY: test demo bench bench-pairwise bench-audit aot aot-sweep bench-gpu bench-sas-replicates coverage coverage-default install clean
+.PHONY: test lint lock test-latest emoji-font demo bench bench-pairwise bench-audit aot aot-sweep bench-gpu \
+	bench-sas-replicates coverage coverage-default install clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) torch==2.13.0
-	$(PIP) -e '.[test,bench,audit,examples]'
+	$(PIP) -r $(LOCK)
+	$(PIP) --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
 
-# pytest exits 5 when it collected no test: that is a failure here, never a silent pass.
-test: $(STAMP)
+# Every test, then lint. pytest exits 5 when it collected no test: that is a failure here, never a silent pass.
+test: $(STAMP) emoji-font
 	$(PY) -m pytest || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest collected no tests" >&2; exit $$rc; }
+	$(MAKE) --no-print-directory lint
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# The font the example test needs: found (or NOTO_EMOJI_FONT names a copy), else installed with apt-get as root or
+# through sudo -n; where neither works, stop and say what to install, so that the test never skips.
+emoji-font:
+	@for f in $(EMOJI_FONTS) $${NOTO_EMOJI_FONT:-}; do [ -f "$$f" ] && exit 0; done; \
+	sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
+	echo "make: installing fonts-noto-color-emoji with apt-get"; \
+	{ $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    fonts-noto-color-emoji >/dev/null; } || \
+	{ echo "make: could not install fonts-noto-color-emoji: install it, or set NOTO_EMOJI_FONT to a" \
+	  "NotoColorEmoji.ttf, and rerun" >&2; exit 1; }
+
+# Refresh the lock to the newest releases pyproject's ranges allow (pip-tools, in a venv of its own so that the
+# project's environment holds exactly what the lock lists). Commit the result after `make test` passes on it.
+LOCK_VENV := .venv-lock
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && \
+		$(LOCK_VENV)/bin/pip install --quiet --disable-pip-version-check pip-tools; }
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --upgrade --allow-unsafe \
+		--strip-extras --no-emit-index-url --no-emit-find-links --extra $(EXTRAS) -c constraints.txt \
+		-o $(LOCK) pyproject.toml
+
+# Drift on purpose (not CI): a separate venv with the newest releases the ranges allow, then every test and lint.
+LATEST_VENV := .venv-latest
+test-latest: emoji-font
+	test -x $(LATEST_VENV)/bin/python || $(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+		--upgrade --upgrade-strategy eager -e '.[$(EXTRAS)]'
+	$(LATEST_VENV)/bin/python -m pip freeze --exclude-editable > $(LATEST_VENV)/freeze.txt
+	@echo "make: testing against the newest releases (versions in $(LATEST_VENV)/freeze.txt)"
+	$(LATEST_VENV)/bin/python -m pytest
+	$(LATEST_VENV)/bin/ruff check . && $(LATEST_VENV)/bin/ruff format --check .
 
 demo: $(STAMP)
 	$(VENV)/bin/torchspectral demo
@@ -36,7 +81,7 @@ bench-pairwise: $(STAMP)
 	$(PY) benchmarks/summarize.py benchmarks/results/cpu-$$(nproc)core-pairwise.json
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .benchmarks
+	rm -rf $(VENV) $(LOCK_VENV) $(LATEST_VENV) *.egg-info .pytest_cache .benchmarks
 
 # The audit: 10 runs of n = 5,000, d = 768 end to end (goal: under 2 minutes on 2 cores).
 bench-audit: $(STAMP)
