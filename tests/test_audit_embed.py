@@ -331,3 +331,72 @@ def test_siglip(data_dir: Path, tmp_path: Path) -> None:
         tokens = tokenizer(captions, padding="max_length", max_length=16, truncation=True, return_tensors="pt")
         expected = torch.nn.functional.normalize(model.get_text_features(**tokens).pooler_output, dim=-1)
     torch.testing.assert_close(result.text[[0, 5]], expected, rtol=1e-4, atol=1e-5)
+
+
+# ── unquoted captions with commas ─────────────────────────────────────────────────────────────────
+
+
+def captions_of(tmp_path: Path, content: str, **columns: str) -> tuple[str, ...]:
+    for name in ("a.png", "b.png"):
+        if not (tmp_path / name).exists():
+            picture(tmp_path / name, seed=len(name))
+    (tmp_path / "captions.csv").write_bytes(content.encode("utf-8"))
+    return read_captions(tmp_path, **columns).captions
+
+
+def test_unquoted_captions_with_commas_are_kept_whole(tmp_path: Path) -> None:
+    # Kaggle/Karpathy Flickr lists: a header, then `image,caption` with the caption unquoted.
+    content = (
+        "image,caption\n"
+        "a.png,a dog, running fast\n"
+        "b.png,A child in a pink dress , climbing up a set of stairs , in an entry way .\n"
+        'a.png,a "big" dog, jumping\n'
+        "b.png,no comma here\n"
+    )
+    assert captions_of(tmp_path, content) == (
+        "a dog, running fast",
+        "A child in a pink dress , climbing up a set of stairs , in an entry way .",
+        'a "big" dog, jumping',
+        "no comma here",
+    )
+    # Windows line endings, and the caption column first (the image is then after the last comma).
+    content = "caption,image\r\na dog, running fast,a.png\r\none, two, three,b.png\r\n"
+    assert captions_of(tmp_path, content) == ("a dog, running fast", "one, two, three")
+    table = read_captions(tmp_path)
+    assert table.images == (tmp_path / "a.png", tmp_path / "b.png")
+    # Custom column names work the same way.
+    content = "path,report\na.png,Lungs clear, heart normal.\n"
+    assert captions_of(tmp_path, content, image_column="path", caption_column="report") == (
+        "Lungs clear, heart normal.",
+    )
+
+
+def test_quoted_csv_still_parses_exactly(tmp_path: Path) -> None:
+    content = (
+        "image,caption\n"
+        'a.png,"a dog, running"\n'
+        '"b.png","he said ""hi"", then left"\n'
+        'a.png,"a report\nover two lines, with a comma"\n'
+        "b.png,unquoted, in the same file\n"
+    )
+    assert captions_of(tmp_path, content) == (
+        "a dog, running",
+        'he said "hi", then left',
+        "a report\nover two lines, with a comma",
+        "unquoted, in the same file",
+    )
+
+
+def test_ambiguous_rows_are_refused_with_their_line(tmp_path: Path) -> None:
+    # More fields than columns in a table with other columns: which one holds the comma is unknowable.
+    content = "image,caption,split\na.png,ok,train\nb.png,a dog, running,test\n"
+    expect_error(lambda: captions_of(tmp_path, content), "captions.csv", "line 3", "4 fields", "3 columns", "quote")
+    # A quoted caption followed by more text: half quoted, half not.
+    content = 'image,caption\na.png,ok\nb.png,"a dog", running\n'
+    expect_error(lambda: captions_of(tmp_path, content), "captions.csv", "line 3", "quote")
+    # An unclosed quote would swallow every later row into one caption.
+    content = 'image,caption\na.png,"Stop sign\nb.png,a dog\nb.png,a cat\n'
+    expect_error(lambda: captions_of(tmp_path, content), "captions.csv", "line 2", "unclosed quote")
+    # The named columns are still checked first.
+    content = "path,report\na.png,a dog, running\n"
+    expect_error(lambda: captions_of(tmp_path, content), "no column 'image'", "--image-column")

@@ -29,6 +29,13 @@ caption; an image may appear in several rows. Column names default to ``image`` 
       files/p10/s5001/view1.jpg,"Lungs are clear. Heart size normal."
       files/p10/s5002/view1.jpg,"Small left pleural effusion."
 
+  The first CSV line is the header. A caption holding commas is best quoted (``"a dog, running"``, inner
+  quotes doubled), but unquoted caption lists (Flickr/Karpathy style, ``1000268201.jpg,A child , climbing .``)
+  are read whole too: in a table of exactly the two named columns, a row with more fields than columns is
+  split at its first comma (its last when the caption column comes first), so the caption keeps every comma.
+  Rows that stay ambiguous (more fields in a table with other columns, a caption that opens a quote and goes
+  on after it closes, a quote never closed) are refused with their line, never cut.
+
   In ``captions.jsonl`` a row may also give a list of captions: ``{"image": "a.jpg", "caption": ["…", "…"]}``.
 
 Images are numbered in order of first appearance, captions in row order. Output (``--out FILE``, one
@@ -89,14 +96,10 @@ def read_captions(data: str | Path, *, image_column: str = "image", caption_colu
     Every referenced image must exist; the first missing one is named with its row.
     """
     source = _find_table(Path(data).expanduser())
-    rows = list(_rows(source))
+    rows = list(_rows(source, image_column, caption_column))
     if not rows:
         raise AuditInputError(f"{source}: no rows: the caption table is empty")
-    columns = rows[0][1].keys()
-    for column, option in ((image_column, "--image-column"), (caption_column, "--caption-column")):
-        if column not in columns:
-            shown = ", ".join(repr(name) for name in columns)
-            raise AuditInputError(f"{source}: no column {column!r} (columns: {shown}; choose with {option})")
+    _check_columns(source, rows[0][1].keys(), image_column, caption_column)
 
     index_of: dict[Path, int] = {}
     images: list[Path] = []
@@ -140,17 +143,22 @@ def _find_table(data: Path) -> Path:
     return found[0]
 
 
-def _rows(source: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def _check_columns(source: Path, columns: Sequence[str], image_column: str, caption_column: str) -> None:
+    for column, option in ((image_column, "--image-column"), (caption_column, "--caption-column")):
+        if column not in columns:
+            shown = ", ".join(repr(name) for name in columns)
+            raise AuditInputError(f"{source}: no column {column!r} (columns: {shown}; choose with {option})")
+
+
+def _rows(source: Path, image_column: str, caption_column: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """(where, row) pairs; ``where`` names the line (CSV, JSONL) or row (parquet) for error messages."""
     suffix = source.suffix.lower()
     try:
         if suffix == ".csv":
             # utf-8-sig: spreadsheets often write a byte-order mark that would otherwise join the first header.
             with source.open(newline="", encoding="utf-8-sig") as handle:
-                reader = csv.DictReader(handle)
-                for row in reader:
-                    if any(value for value in row.values() if isinstance(value, str) and value.strip()):
-                        yield f"line {reader.line_num}", row
+                lines = list(handle)  # newline="": each line keeps its ending as written
+            yield from _csv_rows(source, lines, image_column, caption_column)
         elif suffix == ".jsonl":
             with source.open(encoding="utf-8-sig") as handle:
                 for number, line in enumerate(handle, start=1):
@@ -172,6 +180,83 @@ def _rows(source: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         raise AuditInputError(f"{source}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     except csv.Error as error:
         raise AuditInputError(f"{source}: invalid CSV: {error}") from None
+
+
+def _csv_rows(
+    source: Path, lines: list[str], image_column: str, caption_column: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of a CSV whose first line is the header; unquoted captions with commas kept whole.
+
+    A row with as many fields as the header (or fewer: the missing ones are ``None``) is read as CSV. A row
+    with more fields is an unquoted caption holding commas; :func:`_unquoted_row` splits its line again.
+    """
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if header is None:
+        return
+    end = reader.line_num
+    for fields in reader:
+        start, end = end, reader.line_num
+        if not fields:  # a blank line
+            continue
+        where = f"line {start + 1}"
+        record = "".join(lines[start:end])
+        if end == len(lines) and _ends_inside_quotes(record):
+            raise AuditInputError(
+                f"{source}: {where}: unclosed quote: this field runs to the end of the file, swallowing every "
+                'later row; close it (inner quotes doubled: "") or remove the opening quote'
+            )
+        if len(fields) > len(header):
+            fields = _unquoted_row(source, where, header, fields, record, image_column, caption_column)
+        row: dict[str, Any] = dict.fromkeys(header)
+        row.update(zip(header, fields, strict=False))  # fewer fields than columns: the rest stay None
+        if any(isinstance(value, str) and value.strip() for value in row.values()):
+            yield where, row
+
+
+def _unquoted_row(
+    source: Path, where: str, header: list[str], fields: list[str], record: str, image_column: str,
+    caption_column: str,
+) -> list[str]:  # fmt: skip
+    """The fields of a row with more fields than ``header``: an unquoted caption holding commas.
+
+    Only a table of exactly the image and caption columns is unambiguous: the image is before the line's first
+    comma (after its last when the caption column comes first), and the caption is the rest, verbatim.
+    """
+    _check_columns(source, header, image_column, caption_column)
+    quote_hint = 'quote every caption that contains a comma ("a dog, running"; inner quotes doubled)'
+    if len(header) != 2:
+        raise AuditInputError(
+            f"{source}: {where}: {len(fields)} fields but the header has {len(header)} columns, so which one holds "
+            f"the extra commas is ambiguous; {quote_hint}"
+        )
+    line = record.rstrip("\r\n")
+    image_first = header[0] == image_column
+    image, caption = line.split(",", 1) if image_first else line.rsplit(",", 1)[::-1]
+    if "\n" in line or "\r" in line or '"' in image or caption.startswith('"'):
+        raise AuditInputError(
+            f"{source}: {where}: {len(fields)} fields but the header has 2 columns, and a quote leaves it ambiguous "
+            f"where the caption ends; {quote_hint}, or leave the caption wholly unquoted"
+        )
+    return [image, caption] if image_first else [caption, image]
+
+
+def _ends_inside_quotes(record: str) -> bool:
+    """Whether a CSV record ends inside a quoted field (read as the csv module does, non-strict)."""
+    quoted, field_start, i = False, True, 0
+    while i < len(record):
+        char = record[i]
+        if quoted:
+            if char == '"':
+                if record.startswith('"', i + 1):
+                    i += 1  # a doubled quote inside the field
+                else:
+                    quoted = False
+        elif char == '"' and field_start:
+            quoted = True
+        field_start = not quoted and char in ",\r\n"
+        i += 1
+    return quoted
 
 
 def _parquet_rows(source: Path) -> list[dict[str, Any]]:
