@@ -400,3 +400,88 @@ def test_ambiguous_rows_are_refused_with_their_line(tmp_path: Path) -> None:
     # The named columns are still checked first.
     content = "path,report\na.png,a dog, running\n"
     expect_error(lambda: captions_of(tmp_path, content), "no column 'image'", "--image-column")
+
+
+# ── --out ─────────────────────────────────────────────────────────────────────────────────────────
+
+
+def no_model_load(monkeypatch) -> None:
+    """Fail the test if the model is loaded: --out problems are found before the slow part."""
+    import torchspectral.audit.embed as embed_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before --out was checked")
+
+    monkeypatch.setattr(embed_module, "_load_model", refuse)
+
+
+def test_existing_out_is_refused_unless_force(clip_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "kept.safetensors"
+    out.write_bytes(b"the user's earlier file")
+    with monkeypatch.context() as patch:
+        no_model_load(patch)
+        expect_error(lambda: embed(clip_dir, data_dir, out), str(out), "exists", "--force")
+    assert out.read_bytes() == b"the user's earlier file"
+    result = embed(clip_dir, data_dir, out, force=True)
+    with safe_open(str(out), framework="pt") as handle:
+        assert torch.equal(handle.get_tensor("text"), result.text)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "kept.safetensors"], "no temporary file left"
+
+
+def test_out_created_meanwhile_is_not_overwritten(tmp_path: Path) -> None:
+    from torchspectral.audit.embed import write_embeddings
+
+    pairs = PairedEmbeddings(torch.eye(2), torch.eye(2), torch.tensor([0, 1]))
+    out = tmp_path / "e.safetensors"
+    write_embeddings(out, pairs)
+    first = out.read_bytes()
+    expect_error(lambda: write_embeddings(out, PairedEmbeddings(-torch.eye(2), torch.eye(2), torch.tensor([0, 1]))),
+                 str(out), "exists", "--force")  # fmt: skip
+    assert out.read_bytes() == first and [p.name for p in tmp_path.iterdir()] == ["e.safetensors"]
+    write_embeddings(out, PairedEmbeddings(-torch.eye(2), torch.eye(2), torch.tensor([0, 1])), force=True)
+    assert out.read_bytes() != first
+
+
+def test_out_that_is_a_folder_or_under_a_file(clip_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    no_model_load(monkeypatch)
+    folder = tmp_path / "e.safetensors"
+    folder.mkdir()
+    for force in (False, True):
+        expect_error(lambda force=force: embed(clip_dir, data_dir, folder, force=force), str(folder), "is a folder")
+    (tmp_path / "file").write_text("x")
+    expect_error(lambda: embed(clip_dir, data_dir, tmp_path / "file" / "e.safetensors"), "file", "not a folder")
+
+
+def test_write_failure_is_one_line_and_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    import safetensors.torch
+
+    from torchspectral.audit.embed import write_embeddings
+
+    def disk_full(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
+    out = tmp_path / "e.safetensors"
+    pairs = PairedEmbeddings(torch.eye(2), torch.eye(2), torch.tensor([0, 1]))
+    expect_error(lambda: write_embeddings(out, pairs), str(out), "cannot write", "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_out_errors_exit_2_with_one_line(clip_dir: Path, data_dir: Path, tmp_path: Path, capsys) -> None:
+    from torchspectral.audit.cli import main
+
+    out = tmp_path / "kept.safetensors"
+    out.write_bytes(b"x")
+    folder = tmp_path / "dir.safetensors"
+    folder.mkdir()
+    for target, extra, fragment in ((out, [], "--force"), (folder, ["--force"], "is a folder")):
+        argv = ["embed", "--model", str(clip_dir), "--data", str(data_dir), "--out", str(target), "--quiet", *extra]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("torchspectral embed: error:") and "\n" not in err and fragment in err, err
+    assert out.read_bytes() == b"x"
+    argv = ["embed", "--model", str(clip_dir), "--data", str(data_dir), "--out", str(out), "--quiet", "--force"]
+    assert main(argv) == 0 and out.stat().st_size > 1

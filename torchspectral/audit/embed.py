@@ -39,7 +39,8 @@ caption; an image may appear in several rows. Column names default to ``image`` 
   In ``captions.jsonl`` a row may also give a list of captions: ``{"image": "a.jpg", "caption": ["…", "…"]}``.
 
 Images are numbered in order of first appearance, captions in row order. Output (``--out FILE``, one
-``.safetensors``, written atomically): ``image`` (N, d) and ``text`` (M, d) float32, L2-normalised rows, and
+``.safetensors``, written atomically, so a failure never leaves a partial file; an existing file is replaced
+only with ``--force``, a folder never): ``image`` (N, d) and ``text`` (M, d) float32, L2-normalised rows, and
 ``caption_to_image`` (M,) int64 — what :func:`torchspectral.audit.readers.read_run` reads from a manifest
 run with ``embeddings = "FILE"``. The file's metadata records the model folder, the table and the counts.
 
@@ -53,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import inspect
 import json
 import os
@@ -401,16 +403,24 @@ def embed(
     image_column: str = "image",
     caption_column: str = "caption",
     progress: bool | None = None,
+    force: bool = False,
 ) -> PairedEmbeddings:
     """Embed every image and caption of ``data_dir`` with the model in ``model_dir``; write ``out`` (.safetensors).
 
+    Args:
+        force: replace ``out`` if it is an existing file (never a folder); without it an existing ``out`` is
+            refused before anything is computed.
+
     Returns what was written (CPU float32, L2-normalised rows). ``progress=None`` shows tqdm bars only when
-    stderr is a terminal. Raises :class:`AuditInputError` for a bad model folder, caption table or image.
+    stderr is a terminal.
+
+    Raises:
+        AuditInputError: a bad model folder, caption table, image or ``out`` (an existing file without ``force``,
+            a folder, a path under a file), or ``out`` could not be written (nothing is left under its name).
     """
     given = str(model_dir)
     model_dir, out = Path(model_dir).expanduser(), Path(out).expanduser()
-    if out.suffix.lower() != ".safetensors":
-        raise AuditInputError(f"{out}: --out must end in .safetensors")
+    _check_out(out, force)
     if batch_size < 1:
         raise AuditInputError(f"--batch-size must be ≥ 1, got {batch_size}")
     _check_model_dir(model_dir, given)
@@ -436,8 +446,25 @@ def embed(
         "n_images": str(result.n_images),
         "n_captions": str(result.n_captions),
     }
-    write_embeddings(out, result, metadata=metadata)
+    write_embeddings(out, result, metadata=metadata, force=force)
     return result
+
+
+def _check_out(out: Path, force: bool) -> None:
+    """Refuse an ``--out`` that cannot or may not be written, before any work."""
+    if out.suffix.lower() != ".safetensors":
+        raise AuditInputError(f"{out}: --out must end in .safetensors")
+    if out.is_dir():
+        raise AuditInputError(f"{out}: --out is a folder; name the .safetensors file to write")
+    if out.exists() and not out.is_file():
+        raise AuditInputError(f"{out}: --out exists and is not a regular file; choose another --out")
+    if (out.exists() or out.is_symlink()) and not force:
+        raise AuditInputError(f"{out} exists; pass --force to replace it, or choose another --out")
+    parent = out.parent
+    while not parent.exists() and not parent.is_symlink() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise AuditInputError(f"{out}: cannot create it: {parent} is not a folder")
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -489,30 +516,66 @@ def _embed_texts(model, tokenizer, table, batch_size, device, show) -> torch.Ten
     return torch.cat(chunks)
 
 
-def write_embeddings(out: str | Path, embeddings: PairedEmbeddings, metadata: dict[str, str] | None = None) -> Path:
+def write_embeddings(
+    out: str | Path, embeddings: PairedEmbeddings, metadata: dict[str, str] | None = None, *, force: bool = False
+) -> Path:
     """Write ``image``, ``text``, ``caption_to_image`` to a .safetensors file atomically (temp file + rename).
 
     A crash never leaves a half-written file under the final name (an audit reading it later would fail
     with a confusing parse error, or worse, a stale file from an earlier run would be silently kept).
+
+    Args:
+        out: the file to write; its folder is created if needed.
+        force: replace an existing ``out``. Without it the file is published only if the name is still free
+            (a hard link, atomic), so a file that appeared while the embeddings were computed is kept.
+
+    Raises:
+        AuditInputError: ``out`` exists and ``force`` is off, or writing failed (disk full, permissions, file
+            size limit); the message is one line naming ``out`` and the cause, and no file is left behind.
     """
+    import safetensors
     from safetensors.torch import save_file
 
+    write_errors = (OSError, getattr(safetensors, "SafetensorError", OSError))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tensors = {
         "image": embeddings.image.detach().cpu().contiguous(),
         "text": embeddings.text.detach().cpu().contiguous(),
         "caption_to_image": embeddings.caption_to_image.detach().cpu().to(torch.int64).contiguous(),
     }
-    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(handle)
+    temporary = None
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        os.close(handle)
         save_file(tensors, temporary, metadata=metadata)
-        os.replace(temporary, out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        if force:
+            os.replace(temporary, out)
+        else:
+            _publish_new(temporary, out)
+    except write_errors as error:
+        cause = error.strerror if isinstance(error, OSError) and error.strerror else _first_line(error)
+        raise AuditInputError(f"{out}: cannot write: {cause}") from None
+    finally:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
     return out
+
+
+def _publish_new(temporary: str, out: Path) -> None:
+    """Give ``temporary`` the name ``out`` only if no file has it: never replaces anything."""
+    exists = AuditInputError(f"{out} exists; pass --force to replace it, or choose another --out")
+    try:
+        os.link(temporary, out)
+    except FileExistsError:
+        raise exists from None
+    except OSError as error:
+        # File systems without hard links (some network and FUSE mounts): check, then rename.
+        if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS):
+            raise
+        if out.exists() or out.is_symlink():
+            raise exists from None
+        os.replace(temporary, out)
 
 
 # ── command line ──────────────────────────────────────────────────────────────────────────────────
@@ -532,6 +595,7 @@ def add_embed_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--image-column", default="image", help="caption-table column with image paths")
     parser.add_argument("--caption-column", default="caption", help="caption-table column with the captions")
+    parser.add_argument("--force", action="store_true", help="replace --out if it is an existing file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run_embed)
     return parser
@@ -548,6 +612,7 @@ def run_embed(args: argparse.Namespace) -> int:
         image_column=args.image_column,
         caption_column=args.caption_column,
         progress=False if getattr(args, "quiet", False) else None,
+        force=getattr(args, "force", False),
     )
     print(f"{result.n_images} images, {result.n_captions} captions, dim {result.dim} → {args.out}")
     return 0
