@@ -485,3 +485,56 @@ def test_cli_out_errors_exit_2_with_one_line(clip_dir: Path, data_dir: Path, tmp
     assert out.read_bytes() == b"x"
     argv = ["embed", "--model", str(clip_dir), "--data", str(data_dir), "--out", str(out), "--quiet", "--force"]
     assert main(argv) == 0 and out.stat().st_size > 1
+
+
+# ── images outside --data ─────────────────────────────────────────────────────────────────────────
+
+
+def test_images_outside_the_data_folder_are_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "imgs").mkdir(parents=True)
+    picture(data / "imgs" / "in.png", seed=0)
+    picture(tmp_path / "secret.png", seed=1)
+    (data / "imgs" / "link-out.png").symlink_to(tmp_path / "secret.png")
+    (data / "imgs" / "link-in.png").symlink_to(data / "imgs" / "in.png")
+    outside = {
+        "../secret.png": tmp_path / "secret.png",
+        "imgs/../../secret.png": tmp_path / "secret.png",
+        str(tmp_path / "secret.png"): tmp_path / "secret.png",
+        "imgs/link-out.png": tmp_path / "secret.png",
+        "../missing.png": tmp_path / "missing.png",  # refused as outside, not probed
+    }
+    for name, resolved in outside.items():
+        (data / "captions.csv").write_text(f"image,caption\nimgs/in.png,fine\n{name},a secret\n", encoding="utf-8")
+        message = expect_error(lambda: read_captions(data), "captions.csv", "line 3", "outside the data folder",
+                               str(resolved), "--allow-outside-data")  # fmt: skip
+        assert repr(name) in message
+        # The table given as --data itself: its folder is the boundary.
+        expect_error(lambda: read_captions(data / "captions.csv"), "line 3", "outside the data folder")
+    # Inside: relative, absolute, through a symlink that stays inside, and through a symlinked data folder.
+    (tmp_path / "linked-data").symlink_to(data)
+    (data / "captions.csv").write_text(
+        f"image,caption\nimgs/in.png,a\n{data / 'imgs' / 'in.png'},b\nimgs/link-in.png,c\n./imgs/../imgs/in.png,d\n",
+        encoding="utf-8",
+    )
+    for folder in (data, tmp_path / "linked-data"):
+        assert read_captions(folder).caption_to_image == (0, 0, 0, 0)
+    # Opting in reads them.
+    (data / "captions.csv").write_text("image,caption\n../secret.png,a\nimgs/link-out.png,b\n", encoding="utf-8")
+    table = read_captions(data, allow_outside_data=True)
+    assert table.images == ((tmp_path / "secret.png").resolve(),) and table.caption_to_image == (0, 0)
+
+
+def test_cli_allow_outside_data(clip_dir: Path, data_dir: Path, tmp_path: Path, capsys) -> None:
+    from torchspectral.audit.cli import main
+
+    picture(tmp_path / "outside.png", seed=7)
+    with (data_dir / "captions.csv").open("a", encoding="utf-8") as handle:
+        handle.write("../outside.png,a cat\n")
+    base = ["embed", "--model", str(clip_dir), "--data", str(data_dir), "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "a.safetensors")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "line 8" in err and "--allow-outside-data" in err, err
+    assert not (tmp_path / "a.safetensors").exists()
+    assert main([*base, "--out", str(tmp_path / "b.safetensors"), "--allow-outside-data"]) == 0
+    assert "5 images, 7 captions" in capsys.readouterr().out

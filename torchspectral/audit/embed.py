@@ -12,7 +12,9 @@ silently building an empty tokenizer).
 Data (``--data DIR``): a folder with image files and one caption table, ``captions.csv``,
 ``captions.jsonl`` or ``captions.parquet`` (parquet needs pyarrow or pandas). ``--data`` may also name the
 table itself. Each row pairs one image (path relative to the table's folder, or absolute) with one
-caption; an image may appear in several rows. Column names default to ``image`` and ``caption``
+caption; an image may appear in several rows. Every image must lie inside the table's folder once ``..`` and
+symbolic links are resolved, so a caption table cannot make ``embed`` read files elsewhere; images kept
+elsewhere on purpose need ``--allow-outside-data``. Column names default to ``image`` and ``caption``
 (``--image-column``, ``--caption-column``). The two common layouts:
 
 * ROCO-style, one row per image::
@@ -92,12 +94,26 @@ class CaptionTable:
 # ── captions ──────────────────────────────────────────────────────────────────────────────────────
 
 
-def read_captions(data: str | Path, *, image_column: str = "image", caption_column: str = "caption") -> CaptionTable:
+def read_captions(
+    data: str | Path, *, image_column: str = "image", caption_column: str = "caption", allow_outside_data: bool = False
+) -> CaptionTable:
     """Read the caption table of ``data`` (a folder holding one of :data:`CAPTION_TABLES`, or the table itself).
 
-    Every referenced image must exist; the first missing one is named with its row.
+    Args:
+        data: the data folder, or the caption table itself (its folder is then the data folder).
+        image_column, caption_column: the table's columns holding image paths and captions.
+        allow_outside_data: read images that resolve (after ``..`` and symbolic links) outside the data
+            folder; off by default, so a caption table cannot point ``embed`` at arbitrary files.
+
+    Returns:
+        The table, with resolved image paths.
+
+    Raises:
+        AuditInputError: no or several tables, a missing column, an empty or ambiguous row, an image outside
+            the data folder, or a missing image; each named with its line (or row).
     """
     source = _find_table(Path(data).expanduser())
+    root = source.parent.resolve()
     rows = list(_rows(source, image_column, caption_column))
     if not rows:
         raise AuditInputError(f"{source}: no rows: the caption table is empty")
@@ -118,6 +134,11 @@ def read_captions(data: str | Path, *, image_column: str = "image", caption_colu
         path = Path(name.strip()).expanduser()
         # Resolved, so "a.png" and "./a.png" are one image (MIMIC rows repeat the same file).
         path = (path if path.is_absolute() else source.parent / path).resolve()
+        if not allow_outside_data and not path.is_relative_to(root):
+            raise AuditInputError(
+                f"{source}: {where}: image {name.strip()!r} resolves to {path}, outside the data folder {root}; "
+                "pass --allow-outside-data to read images from elsewhere"
+            )
         if path not in index_of:
             if not path.is_file():
                 raise AuditInputError(f"{source}: {where}: image file not found: {path}")
@@ -404,12 +425,14 @@ def embed(
     caption_column: str = "caption",
     progress: bool | None = None,
     force: bool = False,
+    allow_outside_data: bool = False,
 ) -> PairedEmbeddings:
     """Embed every image and caption of ``data_dir`` with the model in ``model_dir``; write ``out`` (.safetensors).
 
     Args:
         force: replace ``out`` if it is an existing file (never a folder); without it an existing ``out`` is
             refused before anything is computed.
+        allow_outside_data: read images outside the data folder (see :func:`read_captions`).
 
     Returns what was written (CPU float32, L2-normalised rows). ``progress=None`` shows tqdm bars only when
     stderr is a terminal.
@@ -425,7 +448,9 @@ def embed(
         raise AuditInputError(f"--batch-size must be ≥ 1, got {batch_size}")
     _check_model_dir(model_dir, given)
     # The captions and images are checked before the (slow) model load so a typo fails at once.
-    table = read_captions(data_dir, image_column=image_column, caption_column=caption_column)
+    table = read_captions(
+        data_dir, image_column=image_column, caption_column=caption_column, allow_outside_data=allow_outside_data
+    )
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     show = sys.stderr.isatty() if progress is None else progress
@@ -596,6 +621,11 @@ def add_embed_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--image-column", default="image", help="caption-table column with image paths")
     parser.add_argument("--caption-column", default="caption", help="caption-table column with the captions")
     parser.add_argument("--force", action="store_true", help="replace --out if it is an existing file")
+    parser.add_argument(
+        "--allow-outside-data",
+        action="store_true",
+        help="read images outside the --data folder (by default a path that resolves outside it is refused)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run_embed)
     return parser
@@ -613,6 +643,7 @@ def run_embed(args: argparse.Namespace) -> int:
         caption_column=args.caption_column,
         progress=False if getattr(args, "quiet", False) else None,
         force=getattr(args, "force", False),
+        allow_outside_data=getattr(args, "allow_outside_data", False),
     )
     print(f"{result.n_images} images, {result.n_captions} captions, dim {result.dim} → {args.out}")
     return 0
