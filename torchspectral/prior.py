@@ -16,6 +16,8 @@ chunked torch path elsewhere; both differentiable in x and y (the prior itself i
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +34,11 @@ DIRECTIONS = ("x_to_y", "y_to_x")
 MODES = ("decompose", "abs")
 # Rows per chunk on the torch path: the (rows, |A|) projections stay around 16 MB.
 CHUNK_ELEMENTS = 1 << 22
+FIELDS = ("vectors", "eigenvalues", "other_variance", "signs", "population_sas")
+STATE_KEYS = ("mean_x", "mean_y", "q", "eps", *(f"{n}.{f}" for n in DIRECTIONS for f in FIELDS))
+# A fitted λ_k or σ²_k of a (near-)null mode can be a rounding below zero: by at most about n·ε_float32 of the
+# largest (measured ~5e-8 relative on float32 data); a saved value further below zero was not fitted.
+ROUNDING_NEGATIVE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -181,20 +188,34 @@ class SpectralPrior:
         return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Replace this prior's parameters with those of `state` (from :meth:`state_dict`)."""
+        """Replace this prior's parameters with those of `state` (from :meth:`state_dict`), validated first.
+
+        Raises:
+            KeyError, ValueError, TypeError: as :meth:`from_state_dict`; the prior is then left unchanged.
+        """
         loaded = self.from_state_dict(state)
         self.__dict__.update(loaded.__dict__)
 
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> SpectralPrior:
-        fields = ("vectors", "eigenvalues", "other_variance", "signs", "population_sas")
-        expected = {"mean_x", "mean_y", "q", "eps"} | {f"{n}.{f}" for n in DIRECTIONS for f in fields}
-        missing, unexpected = expected - set(state), set(state) - expected
-        if missing or unexpected:
-            raise KeyError(
-                f"SpectralPrior.load_state_dict: missing keys {sorted(missing)}, unexpected keys {sorted(unexpected)}"
-            )
-        directions = {n: FrozenDirection(**{f: state[f"{n}.{f}"] for f in fields}) for n in DIRECTIONS}
+        """A prior from a :meth:`state_dict` (e.g. read back with safetensors or ``torch.load(weights_only=True)``).
+
+        The state is checked as :meth:`fit` would have written it, so a truncated or tampered file is refused
+        instead of giving silently wrong (or NaN) scores: exactly the keys of :meth:`state_dict`; every value a
+        finite floating-point tensor with values (not on the meta device); ``mean_x`` and ``mean_y`` of one width
+        d; per direction, ``vectors`` (d, k) with orthonormal columns, ``eigenvalues``, ``other_variance`` and
+        ``signs`` of shape (k,), ``population_sas`` a scalar in [0, 1]; eigenvalues descending, non-negative (up
+        to rounding) with a positive sum; ``other_variance`` non-negative (up to rounding); signs ±1; at least the
+        k that q of d keeps; ``q`` in (0, 1] and ``eps`` ≥ 0 (scalars).
+
+        Raises:
+            KeyError: a key is missing or unknown (also a :class:`ValueError`); every such key is named.
+            TypeError: ``state`` is not a mapping, or a value is not a tensor.
+            ValueError: a value breaks one of the rules above; the message names the key, what was expected and
+                what was found.
+        """
+        _check_state(state)
+        directions = {n: FrozenDirection(**{f: state[f"{n}.{f}"] for f in FIELDS}) for n in DIRECTIONS}
         return cls(state["mean_x"], state["mean_y"], float(state["q"]), float(state["eps"]), directions)
 
     # ------------------------------------------------------------------ helpers
@@ -213,3 +234,92 @@ class SpectralPrior:
     def __repr__(self) -> str:
         sizes = {n: int(f.eigenvalues.numel()) for n, f in self.directions.items()}
         return f"SpectralPrior(d={self.mean_x.shape[0]}, q={self.q}, active_modes={sizes})"
+
+
+class StateKeyError(KeyError, ValueError):
+    """Missing or unknown keys in a saved :class:`SpectralPrior`: a :class:`KeyError` (as always) and a
+    :class:`ValueError` (as every other problem of a saved prior), with a readable message."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _check_state(state: Mapping[str, torch.Tensor]) -> None:
+    """Refuse a state that :meth:`SpectralPrior.fit` cannot have written (see :meth:`SpectralPrior.from_state_dict`)."""
+    where = "SpectralPrior.load_state_dict"
+    if not isinstance(state, Mapping):
+        raise TypeError(
+            f"{where}: state must be a mapping of names to tensors (state_dict()), got {type(state).__name__}"
+        )
+    missing = [key for key in STATE_KEYS if key not in state]
+    unknown = sorted(str(key) for key in state if key not in STATE_KEYS)
+    if missing or unknown:
+        raise StateKeyError(f"{where}: missing keys {missing}, unknown keys {unknown} (expected {list(STATE_KEYS)})")
+
+    def fail(key: str, expected: str, found: object) -> ValueError:
+        return ValueError(f"{where}: {key!r} must be {expected}, got {found}")
+
+    for key in STATE_KEYS:
+        value = state[key]
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{where}: {key!r} must be a tensor, got {type(value).__name__}")
+        if not value.is_floating_point():
+            raise fail(key, "a floating-point tensor", value.dtype)
+        if value.is_meta:
+            raise fail(key, "a tensor with values", "one on the meta device")
+        if not bool(torch.isfinite(value).all()):
+            raise fail(key, "finite", f"NaN or infinite values in {int((~torch.isfinite(value)).sum())} entries")
+
+    def shape_of(key: str) -> tuple[int, ...]:
+        return tuple(state[key].shape)
+
+    for key in ("q", "eps", *(f"{n}.population_sas" for n in DIRECTIONS)):
+        if shape_of(key) != ():
+            raise fail(key, "a scalar of shape ()", shape_of(key))
+    q, eps = float(state["q"]), float(state["eps"])
+    if not 0.0 < q <= 1.0:
+        raise fail("q", "in (0, 1]", q)
+    if eps < 0.0:
+        raise fail("eps", ">= 0", eps)
+    if len(shape_of("mean_x")) != 1:
+        raise fail("mean_x", "1-D of width d (the width of 'mean_y')", f"shape {shape_of('mean_x')}")
+    d = shape_of("mean_x")[0]
+    if shape_of("mean_y") != (d,):
+        raise fail("mean_y", f"of shape ({d},) like 'mean_x' (SpectralPrior needs d_x = d_y)", shape_of("mean_y"))
+    # Quantile of the eigenvalues at 1 − q (linear interpolation): every mode at or above it is active, so with
+    # distinct eigenvalues d − ⌈(1 − q)(d − 1)⌉ are kept (ties keep more).
+    fewest = max(1, d - math.ceil((1.0 - q) * (d - 1) - 1e-9))
+    for name in DIRECTIONS:
+        vectors = f"{name}.vectors"
+        if len(shape_of(vectors)) != 2 or shape_of(vectors)[0] != d:
+            raise fail(vectors, f"of shape ({d}, k) (d = {d} from 'mean_x', k active modes)", shape_of(vectors))
+        k = shape_of(vectors)[1]
+        for field in ("eigenvalues", "other_variance", "signs"):
+            key = f"{name}.{field}"
+            if shape_of(key) != (k,):
+                raise fail(key, f"of shape ({k},) (one per column of {vectors!r})", shape_of(key))
+        lam = state[f"{name}.eigenvalues"].double()
+        if not k >= fewest:
+            raise fail(
+                f"{name}.eigenvalues", f"at least {fewest} active modes (q = {q} of d = {d})", f"{k} active modes"
+            )
+        if not bool((lam[:-1] >= lam[1:]).all()):
+            raise fail(f"{name}.eigenvalues", "in descending order, as fitted", "an increase")
+        if not float(lam[0]) > 0:
+            raise fail(f"{name}.eigenvalues", "of positive sum (the largest > 0)", f"largest {float(lam[0])}")
+        if float(lam[-1]) < -ROUNDING_NEGATIVE * float(lam[0]):
+            raise fail(f"{name}.eigenvalues", "non-negative (a variance)", f"{float(lam[-1])}")
+        other = state[f"{name}.other_variance"].double()
+        if float(other.min()) < -ROUNDING_NEGATIVE * max(float(other.max()), 0.0):
+            raise fail(f"{name}.other_variance", "non-negative (a variance)", f"{float(other.min())}")
+        signs = state[f"{name}.signs"]
+        if not bool(((signs == 1) | (signs == -1)).all()):
+            odd = signs[(signs != 1) & (signs != -1)]
+            raise fail(f"{name}.signs", "-1 or +1 in every entry", f"{float(odd[0])}")
+        sas = float(state[f"{name}.population_sas"])
+        if not 0.0 <= sas <= 1.0:
+            raise fail(f"{name}.population_sas", "in [0, 1] (a SAS)", sas)
+        basis = state[vectors].double()
+        error = float((basis.T @ basis - torch.eye(k, dtype=torch.float64, device=basis.device)).abs().max())
+        if error > torch.finfo(state[vectors].dtype).eps ** 0.5:
+            raise fail(vectors, "orthonormal columns (eigenvectors)", f"|VᵀV − I| up to {error:.3g}")
