@@ -7,8 +7,13 @@ each rank) are listed as failed runs, exactly as in one process. Only the timing
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import run_ranks
@@ -70,3 +75,40 @@ def test_an_input_error_on_one_rank_is_the_error_on_every_rank(tmp_path) -> None
     out = tmp_path / "report"
     assert run_ranks(_bad_input_worker, 2, str(manifest), str(out)) == {0: 2, 1: 2}
     assert not out.exists()
+
+
+def _torchrun_audit(manifest: Path, out: Path) -> tuple[subprocess.CompletedProcess, list[int]]:
+    """`torchrun --nproc_per_node=2 -m torchspectral audit … --distributed` (gloo, CPU): the result and every
+    worker's exit status as torchrun reports it (torchrun lists each worker when any exits non-zero)."""
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command = [*launcher, "-m", "torchspectral", "audit", str(manifest), "--out", str(out), "--quiet", "--distributed"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    statuses = [int(code) for code in re.findall(r"exitcode\s+:\s*(-?\d+)", result.stderr)]
+    return result, sorted(statuses)
+
+
+def test_torchrun_with_a_failing_run_writes_the_report_every_time(tmp_path) -> None:
+    """One failing run (on rank 1): each rank finishes, rank 0 writes the report listing it, and both workers exit
+    with status 3 — rank 1 does not exit before the report is published (torchrun would SIGTERM rank 0)."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    g = np.random.default_rng(0)
+    image = g.standard_normal((200, 16)).astype(np.float32)
+    np.save(folder / "img.npy", image)
+    np.save(folder / "txt.npy", (image + 0.7 * g.standard_normal((200, 16))).astype(np.float32))
+    np.save(folder / "const.npy", np.ones((200, 16), np.float32))
+    run = '[[run]]\nmodel = "{}"\ndataset = "d"\ndomain = "natural"\nimage = "img.npy"\ntext = "{}"\n'
+    manifest = folder / "m.toml"
+    manifest.write_text("[audit]\nbootstrap = 0\n\n" + run.format("good", "txt.npy") + run.format("bad", "const.npy"))
+    for attempt in range(3):
+        out = tmp_path / f"report{attempt}"
+        result, statuses = _torchrun_audit(manifest, out)
+        assert statuses == [3, 3], result.stderr
+        report = json.loads((out / "report.json").read_text())
+        assert [r["model"] for r in report["runs"]] == ["good"]
+        assert [f["model"] for f in report["failed_runs"]] == ["bad"]
+        assert "zero variance" in report["failed_runs"][0]["reason"]
+        assert "run bad / d failed:" in result.stderr and "interrupted by" not in result.stderr
+        assert "[rank0]" not in result.stderr and "[rank1]" not in result.stderr  # no worker traceback
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

@@ -20,6 +20,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,7 +50,7 @@ EXIT_STATUSES = f"""exit status:
 
 def _audit_command(args: argparse.Namespace) -> int:
     presets = args.presets.split(",") if args.presets else None
-    with _process_group(args.distributed) as rank:
+    with _process_group(args.distributed, args.owns_process) as rank:
         outcome = _run(args, presets)
     if rank != 0:  # rank 0 speaks for the audit; every rank returns the same status
         return EXIT_SOME_RUNS_FAILED if outcome.failures else EXIT_OK
@@ -60,9 +61,15 @@ def _audit_command(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _process_group(distributed: bool) -> Iterator[int]:
+def _process_group(distributed: bool, owns_process: bool = False) -> Iterator[int]:
     """This process's rank; with ``--distributed``, in the process group torchrun's environment describes
-    (joined here, and left at the end, unless the caller had already joined one)."""
+    (joined here, and left at the end, unless the caller had already joined one).
+
+    When the block ends, every rank has passed the audit's last collective, so the outcome (report published, or
+    the same error everywhere) is settled on every rank. torchrun stops the remaining workers with SIGTERM as soon
+    as one exits non-zero (status 3 when a run failed); with ``owns_process`` (the command line, not a library
+    caller) SIGTERM is then ignored while this process exits, so every rank exits with the settled status.
+    """
     if not distributed:
         yield 0
         return
@@ -78,6 +85,8 @@ def _process_group(distributed: bool) -> Iterator[int]:
     try:
         yield dist.get_rank()
     finally:
+        if owns_process and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         dist.destroy_process_group()
 
 
@@ -207,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.owns_process = argv is None  # the console script / `python -m torchspectral`, not a library call
     if args.command == "demo" and args.n < 16:
         parser.error("--n must be at least 16")
     try:

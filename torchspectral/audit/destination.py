@@ -70,7 +70,8 @@ def terminate_as_exception() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if signal.getsignal(signal.SIGTERM) is handler:  # a handler set within the block (SIG_IGN) is kept
+            signal.signal(signal.SIGTERM, previous)
 
 
 class ReportDestination:

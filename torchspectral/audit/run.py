@@ -147,20 +147,27 @@ def run_audit(
         stage_seconds["analysing runs"] = time.perf_counter() - started
         if not results:
             raise AnalysisError(failures)
-        if destination is None:  # not rank 0: rank 0 writes the report
-            return AuditOutcome(Path(out), failures)
         used = {"n_boot": n_boot, "sas_n_boot": sas_n_boot, "interval": interval, "seed": seed}
         used.update({"presets": list(presets), "device": device, "ritz_rank": settings.ritz_rank})
         used.update({"q_grid": list(settings.q_grid), "top_k_pairs": settings.top_k_pairs})
-        write_report_files(
-            destination.staging,
-            results,
-            manifest=manifest.path,
-            settings=used,
-            stage_seconds=stage_seconds,
-            failures=failures,
-        )
-        return AuditOutcome(destination.publish(), failures)
+
+        def write() -> Path | None:
+            if destination is None:  # not rank 0: rank 0 writes the report
+                return None
+            write_report_files(
+                destination.staging,
+                results,
+                manifest=manifest.path,
+                settings=used,
+                stage_seconds=stage_seconds,
+                failures=failures,
+            )
+            return destination.publish()
+
+        # Every rank waits here until rank 0 has published the report (or failed to): no rank returns, and so no
+        # launcher tears the job down (torchrun stops every worker once one exits non-zero), while it is written.
+        published = split.agreed(write)
+        return AuditOutcome(Path(out) if published is None else published, failures)
 
 
 def _reason(error: Exception) -> str:
