@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="bootstrap interval method (default: calibrated, each metric's own; README: Calibration)",
     )
-    audit.add_argument("--seed", type=int, default=None)
+    audit.add_argument("--seed", type=int, default=None, help="bootstrap seed, 0 … 2**63 − 1 (default: 0)")
     audit.add_argument("--presets", default=None, help="comma-separated report presets, e.g. default,paper")
     audit.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     audit.add_argument("--quiet", action="store_true", help="no progress bars")

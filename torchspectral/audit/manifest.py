@@ -55,7 +55,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["DEFAULT_Q_GRID", "AuditSettings", "Manifest", "RunSpec", "load_manifest"]
+__all__ = ["DEFAULT_Q_GRID", "SEED_MAX", "AuditSettings", "Manifest", "RunSpec", "check_overrides", "load_manifest"]
 
 # Dense at small q, where the paper finds most of the information (its Exp. 3), and includes 0.1, the
 # paper's (and SPEC's) default, so the sweep always contains the headline value.
@@ -66,6 +66,10 @@ _SETTING_KEYS = (
     "bootstrap", "n_boot", "sas_bootstrap", "seed", "presets", "q", "top_k_pairs", "interval", "ritz_rank",
 )  # fmt: skip
 _TOP_KEYS = ("audit", "run")
+
+# The largest seed: a TOML integer's range (64-bit signed). The bootstrap seeds its generators with the seed plus
+# small offsets, which stay within the range torch.Generator.manual_seed accepts (up to 2**64 - 1).
+SEED_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -182,43 +186,107 @@ def _type_name(value: Any) -> str:
     )
 
 
+# ---------------------------------------------------------------------------------------------- settings
+# Each check takes the setting's name as the user wrote it ("--seed", or "<manifest>: [audit]: key 'seed'") and
+# raises AuditInputError naming it and the bad value; the manifest and the command line share them.
+def _integer(value: Any, name: str, minimum: int, maximum: int | None = None) -> int:
+    # bool is a subclass of int in Python; `bootstrap = true` is a mistake, not 1.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise AuditInputError(f"{name} must be an integer, got {_type_name(value)} {value!r}")
+    if value < minimum:
+        raise AuditInputError(f"{name} must be ≥ {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise AuditInputError(f"{name} must be ≤ {maximum}, got {value}")
+    return value
+
+
+def _replicates(value: Any, name: str) -> int:
+    value = _integer(value, name, 0)
+    if value == 1:  # one replicate has no spread: an interval needs at least two
+        raise AuditInputError(f"{name} must be 0 (no intervals) or ≥ 2, got 1")
+    return value
+
+
+def _replicates_flag(value: Any, name: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        raise AuditInputError(f"{name} must be 0 (no intervals) or ≥ 2, got {value}")
+    return _replicates(value, name)
+
+
+def _seed(value: Any, name: str) -> int:
+    return _integer(value, name, 0, SEED_MAX)
+
+
+def _presets(value: Any, name: str) -> tuple[str, ...]:
+    presets = [value] if isinstance(value, str) else value
+    if not isinstance(presets, list | tuple) or not presets or not all(isinstance(p, str) for p in presets):
+        raise AuditInputError(f"{name} must be a non-empty array of strings, got {value!r}")
+    for preset in presets:
+        if preset not in PRESETS:
+            raise AuditInputError(f"{name}: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    return tuple(dict.fromkeys(presets))  # drop repeats, keep order
+
+
+def _interval(value: Any, name: str) -> str:
+    if value not in (CALIBRATED, *INTERVAL_METHODS):
+        raise AuditInputError(f"{name} must be one of {', '.join((CALIBRATED, *INTERVAL_METHODS))}, got {value!r}")
+    return value
+
+
+def check_overrides(
+    *,
+    n_boot: Any = None,
+    sas_n_boot: Any = None,
+    seed: Any = None,
+    presets: Any = None,
+    interval: Any = None,
+) -> dict[str, Any]:
+    """Validate the settings given on the command line (or to :func:`~torchspectral.audit.run.run_audit`), which
+    override the manifest's ``[audit]`` table, by the rules the manifest's own values follow.
+
+    Args:
+        n_boot, sas_n_boot: bootstrap replicates, 0 (no intervals) or ≥ 2; None: not given.
+        seed: an integer in [0, :data:`SEED_MAX`]; None: not given.
+        presets: a non-empty list of known presets (:data:`torchspectral.functional.report.PRESETS`), repeats
+            dropped; None: not given.
+        interval: ``"calibrated"`` or one of :data:`torchspectral.bootstrap.INTERVAL_METHODS`; None: not given.
+
+    Returns:
+        The given settings, checked (presets as a tuple), under the keys above; those not given are absent.
+
+    Raises:
+        AuditInputError: one line naming the flag (``--seed``, …) and the bad value.
+    """
+    checks = {
+        "n_boot": ("--n-boot", _replicates_flag),
+        "sas_n_boot": ("--sas-n-boot", _replicates_flag),
+        "seed": ("--seed", _seed),
+        "presets": ("--presets", _presets),
+        "interval": ("--interval", _interval),
+    }
+    given = {"n_boot": n_boot, "sas_n_boot": sas_n_boot, "seed": seed, "presets": presets, "interval": interval}
+    return {key: checks[key][1](value, checks[key][0]) for key, value in given.items() if value is not None}
+
+
 def _parse_settings(path: Path, table: Any) -> AuditSettings:
     if not isinstance(table, dict):
         raise AuditInputError(f"{path}: 'audit' must be a table, written [audit]")
     _reject_unknown(table, _SETTING_KEYS, f"{path}: [audit]: unknown key", "")
     where = f"{path}: [audit]"
 
-    def integer(key: str, default: int, minimum: int | None) -> int:
-        value = table.get(key, default)
-        # bool is a subclass of int in Python; `bootstrap = true` is a mistake, not 1.
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise AuditInputError(f"{where}: key {key!r} must be an integer, got {_type_name(value)} {value!r}")
-        if minimum is not None and value < minimum:
-            raise AuditInputError(f"{where}: key {key!r} must be ≥ {minimum}, got {value}")
-        return value
+    def key(name: str) -> str:
+        return f"{where}: key {name!r}"
 
     # `n_boot` (the field's own name, which the CLI flag --n-boot mirrors) is accepted as an alias.
     if "bootstrap" in table and "n_boot" in table:
         raise AuditInputError(f"{where}: give 'bootstrap' or its alias 'n_boot', not both")
     n_boot_key = "n_boot" if "n_boot" in table else "bootstrap"
-    n_boot = integer(n_boot_key, AuditSettings.n_boot, 0)
-    sas_n_boot = integer("sas_bootstrap", 0, 0) if "sas_bootstrap" in table else None
-    for key, value in ((n_boot_key, n_boot), ("sas_bootstrap", sas_n_boot)):
-        if value == 1:  # one replicate has no spread: an interval needs at least two
-            raise AuditInputError(f"{where}: key {key!r} must be 0 (no intervals) or ≥ 2, got 1")
-    seed = integer("seed", AuditSettings.seed, 0)
-    top_k_pairs = integer("top_k_pairs", AuditSettings.top_k_pairs, 0)
-    ritz_rank = integer("ritz_rank", AuditSettings.ritz_rank, 0)
-
-    presets = table.get("presets", list(AuditSettings.presets))
-    if isinstance(presets, str):
-        presets = [presets]
-    if not isinstance(presets, list) or not presets or not all(isinstance(p, str) for p in presets):
-        raise AuditInputError(f"{where}: key 'presets' must be a non-empty array of strings, got {presets!r}")
-    for preset in presets:
-        if preset not in PRESETS:
-            raise AuditInputError(f"{where}: key 'presets': unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-    presets = list(dict.fromkeys(presets))  # drop repeats, keep order
+    n_boot = _replicates(table.get(n_boot_key, AuditSettings.n_boot), key(n_boot_key))
+    sas_n_boot = _replicates(table["sas_bootstrap"], key("sas_bootstrap")) if "sas_bootstrap" in table else None
+    seed = _seed(table.get("seed", AuditSettings.seed), key("seed"))
+    top_k_pairs = _integer(table.get("top_k_pairs", AuditSettings.top_k_pairs), key("top_k_pairs"), 0)
+    ritz_rank = _integer(table.get("ritz_rank", AuditSettings.ritz_rank), key("ritz_rank"), 0)
+    presets = _presets(table.get("presets", list(AuditSettings.presets)), key("presets"))
 
     q = table.get("q", list(AuditSettings.q_grid))
     if not isinstance(q, list) or not q:
@@ -229,17 +297,13 @@ def _parse_settings(path: Path, table: Any) -> AuditSettings:
     # The sweep is plotted as a curve: sorted and without repeats.
     q_grid = tuple(sorted({float(value) for value in q}))
 
-    interval = table.get("interval", AuditSettings.interval)
-    if interval not in (CALIBRATED, *INTERVAL_METHODS):
-        raise AuditInputError(
-            f"{where}: key 'interval' must be one of {', '.join((CALIBRATED, *INTERVAL_METHODS))}, got {interval!r}"
-        )
+    interval = _interval(table.get("interval", AuditSettings.interval), key("interval"))
 
     return AuditSettings(
         n_boot=n_boot,
         sas_n_boot=sas_n_boot,
         seed=seed,
-        presets=tuple(presets),
+        presets=presets,
         q_grid=q_grid,
         top_k_pairs=top_k_pairs,
         interval=interval,

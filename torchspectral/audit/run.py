@@ -78,27 +78,22 @@ def run_audit(
     from tqdm.auto import tqdm
 
     from torchspectral.audit.analysis import analyse_run
-    from torchspectral.audit.manifest import load_manifest
+    from torchspectral.audit.manifest import check_overrides, load_manifest
     from torchspectral.audit.output import write_report_files
     from torchspectral.audit.readers import read_run
 
+    # Every setting is checked before any input is read: the overrides here, the manifest's when it is loaded.
+    split = RankSplit(distributed)
+    given = check_overrides(n_boot=n_boot, sas_n_boot=sas_n_boot, seed=seed, presets=presets, interval=interval)
+    device = split.agreed(lambda: resolve_device(device, split))
     manifest = load_manifest(manifest_path)
     settings = manifest.settings
-    n_boot = settings.n_boot if n_boot is None else n_boot
+    n_boot = given.get("n_boot", settings.n_boot)
     # SAS replicates: --sas-n-boot, else the manifest's `sas_bootstrap`, else the same count as the other metrics.
-    if sas_n_boot is None:
-        sas_n_boot = n_boot if settings.sas_n_boot is None else settings.sas_n_boot
-    for flag, value in (("--n-boot", n_boot), ("--sas-n-boot", sas_n_boot)):
-        # The manifest's values are checked when it is read; these are the command line's.
-        if value < 0 or value == 1:
-            raise AuditInputError(f"{flag} must be 0 (no intervals) or ≥ 2, got {value}")
-    seed = settings.seed if seed is None else seed
-    presets = tuple(settings.presets if presets is None else presets)
-    interval = settings.interval if interval is None else interval
-    split = RankSplit(distributed)
-    if device is None and distributed and torch.cuda.is_available():
-        device = f"cuda:{os.environ.get('LOCAL_RANK', split.rank % torch.cuda.device_count())}"
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    sas_n_boot = given.get("sas_n_boot", n_boot if settings.sas_n_boot is None else settings.sas_n_boot)
+    seed = given.get("seed", settings.seed)
+    presets = given.get("presets", settings.presets)
+    interval = given.get("interval", settings.interval)
     inputs = [manifest.path, *(path for spec in manifest.runs for path in spec.files)]
     progress = progress and split.rank == 0
 
@@ -168,6 +163,52 @@ def run_audit(
         # launcher tears the job down (torchrun stops every worker once one exits non-zero), while it is written.
         published = split.agreed(write)
         return AuditOutcome(Path(out) if published is None else published, failures)
+
+
+def resolve_device(device: str | torch.device | None, split: RankSplit | None = None) -> str:
+    """The torch device the audit computes on, checked before any input is read.
+
+    Args:
+        device: a torch device name (``"cpu"``, ``"cuda"``, ``"cuda:1"``, …); None: ``cuda`` when CUDA is
+            available (``cuda:LOCAL_RANK`` on each rank of a distributed audit), else ``cpu``.
+        split: the audit's ranks (for the default device of a distributed audit); None: one process.
+
+    Returns:
+        The device name.
+
+    Raises:
+        AuditInputError: ``device`` is not a torch device, is the meta device (it holds no values), or is not
+            available here (``cuda`` without CUDA, a CUDA index beyond the GPUs present, …).
+    """
+    if device is None:
+        if not torch.cuda.is_available():
+            return "cpu"
+        if split is not None and split.distributed:
+            return f"cuda:{os.environ.get('LOCAL_RANK', split.rank % torch.cuda.device_count())}"
+        return "cuda"
+    name = str(device)
+    try:
+        parsed = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise AuditInputError(f"--device {name!r} is not a torch device; use e.g. cpu, cuda or cuda:1") from None
+    if parsed.type == "meta":
+        raise AuditInputError(f"--device {name!r}: the meta device holds no values; use e.g. cpu or cuda")
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise AuditInputError(f"--device {name!r}: CUDA is not available here; use --device cpu")
+        if parsed.index is not None and parsed.index >= count:
+            raise AuditInputError(f"--device {name!r}: this machine has CUDA devices cuda:0 … cuda:{count - 1}")
+    try:
+        torch.empty(1, device=parsed)  # the device can hold a tensor here (mps, xpu, … included)
+    except Exception as error:  # torch raises RuntimeError or AssertionError by backend
+        raise AuditInputError(f"--device {name!r} is not available here: {_first_line(error)}") from None
+    return name
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def _reason(error: Exception) -> str:
