@@ -7,6 +7,7 @@ import pytest
 import reference as R
 import torch
 from conftest import paired
+from sas_defaults import default_eps
 
 import torchspectral as ts
 
@@ -91,7 +92,8 @@ def test_constant_features_give_finite_values() -> None:
     for preset in ("default", "paper"):
         report = ts.alignment_report(x, y, preset=preset)
         assert all(np.isfinite(v) for v in report.values()), report
-    assert float(ts.sas(x, y)) == pytest.approx(R.sas(x.numpy(), y.numpy()), rel=1e-10)
+    eps = default_eps(x.numpy(), y.numpy())  # the default ε is scale-free; the reference takes it as an argument
+    assert float(ts.sas(x, y)) == pytest.approx(R.sas(x.numpy(), y.numpy(), eps=eps), rel=1e-10)
 
 
 def test_rank_deficient_data_gives_finite_values() -> None:
@@ -99,7 +101,7 @@ def test_rank_deficient_data_gives_finite_values() -> None:
     x, y = paired(12, 30, seed=26)
     report = ts.alignment_report(torch.from_numpy(x), torch.from_numpy(y))
     assert all(np.isfinite(v) for v in report.values()), report
-    assert report["sas_x_to_y"] == pytest.approx(R.sas(x, y), rel=1e-8)
+    assert report["sas_x_to_y"] == pytest.approx(R.sas(x, y, eps=default_eps(x, y)), rel=1e-8)
 
 
 @pytest.mark.parametrize(("n", "d"), [(10, 16), (20, 64), (50, 256)])

@@ -7,16 +7,22 @@ import pytest
 import reference as R
 import torch
 from conftest import paired
+from sas_defaults import default_eps
 
 import torchspectral as ts
 
 # name → (package call, reference call, needs d_x = d_y)
 METRICS = {
-    "sas_x_to_y": (lambda x, y: ts.sas(x, y), lambda x, y: R.sas(x, y), True),
-    "sas_y_to_x": (lambda x, y: ts.sas(y, x), lambda x, y: R.sas(y, x), True),
-    "sas_q_half": (lambda x, y: ts.sas(x, y, q=0.5), lambda x, y: R.sas(x, y, q=0.5), True),
-    "sas_all_modes": (lambda x, y: ts.sas(x, y, q=1.0), lambda x, y: R.sas(x, y, q=1.0), True),
-    "sas_signed": (lambda x, y: ts.sas(x, y, q=0.3, signed=True), lambda x, y: R.sas(x, y, q=0.3, signed=True), True),
+    # The default ε is scale-free (1e-8 · mean variance of x · that of y); the reference takes it as an argument.
+    "sas_x_to_y": (lambda x, y: ts.sas(x, y), lambda x, y: R.sas(x, y, eps=default_eps(x, y)), True),
+    "sas_y_to_x": (lambda x, y: ts.sas(y, x), lambda x, y: R.sas(y, x, eps=default_eps(x, y)), True),
+    "sas_q_half": (lambda x, y: ts.sas(x, y, q=0.5), lambda x, y: R.sas(x, y, q=0.5, eps=default_eps(x, y)), True),
+    "sas_all_modes": (lambda x, y: ts.sas(x, y, q=1.0), lambda x, y: R.sas(x, y, q=1.0, eps=default_eps(x, y)), True),
+    "sas_signed": (
+        lambda x, y: ts.sas(x, y, q=0.3, signed=True),
+        lambda x, y: R.sas(x, y, q=0.3, signed=True, eps=default_eps(x, y)),
+        True,
+    ),
     "cka": (lambda x, y: ts.cka(x, y), lambda x, y: R.cka_linear(x, y), False),
     "cka_unbiased": (lambda x, y: ts.cka(x, y, unbiased=True), lambda x, y: R.cka_linear(x, y, unbiased=True), False),
     "svcca": (lambda x, y: ts.svcca(x, y), lambda x, y: R.svcca(x, y), False),
@@ -71,7 +77,7 @@ def test_different_widths(name: str, dtype: torch.dtype, rtol: float) -> None:
 def test_spectral_alignment_per_mode() -> None:
     x, y = paired(400, 16, seed=5, offset=-0.3)
     got = ts.spectral_alignment(torch.from_numpy(x), torch.from_numpy(y), q=0.25)
-    want = R.spectral_alignment(x, y, q=0.25)
+    want = R.spectral_alignment(x, y, q=0.25, eps=default_eps(x, y))
     for key in ("x_to_y", "y_to_x", "symmetric", "imbalance"):
         assert float(getattr(got, key)) == pytest.approx(want[key], rel=1e-10)
     for side in ("x", "y"):
@@ -86,17 +92,18 @@ def test_q_sweep_from_one_decomposition() -> None:
     qs = [0.05, 0.1, 0.25, 0.5, 1.0]
     sweep = ts.sas(torch.from_numpy(x), torch.from_numpy(y), q=qs)
     assert sweep.shape == (len(qs),)
-    np.testing.assert_allclose(sweep.numpy(), [R.sas(x, y, q=q) for q in qs], rtol=1e-10)
+    eps = default_eps(x, y)
+    np.testing.assert_allclose(sweep.numpy(), [R.sas(x, y, q=q, eps=eps) for q in qs], rtol=1e-10)
     both = ts.spectral_alignment(torch.from_numpy(x), torch.from_numpy(y), q=qs)
     assert both.active_x.shape == (len(qs), 20)
-    np.testing.assert_allclose(both.y_to_x.numpy(), [R.sas(y, x, q=q) for q in qs], rtol=1e-10)
+    np.testing.assert_allclose(both.y_to_x.numpy(), [R.sas(y, x, q=q, eps=eps) for q in qs], rtol=1e-10)
 
 
 @pytest.mark.parametrize("preset", ["default", "paper"])
 def test_alignment_report(preset: str) -> None:
     x, y = paired(500, 24, seed=7, offset=0.2)
     report = ts.alignment_report(torch.from_numpy(x), torch.from_numpy(y), preset=preset)
-    sa = R.spectral_alignment(x, y)
+    sa = R.spectral_alignment(x, y, eps=1e-8 if preset == "paper" else default_eps(x, y))  # paper: absolute ε
     keep, standardize, scale = (10, True, "frobenius") if preset == "paper" else (0.99, False, "deep")
     want = {
         "n_pairs": 500,

@@ -9,6 +9,7 @@ import pytest
 import reference as R
 import torch
 from conftest import paired
+from sas_defaults import default_eps
 from torch.autograd import gradcheck
 
 import torchspectral as ts
@@ -42,7 +43,8 @@ def test_matches_reference(population, mode: str, anchor: str) -> None:
         mode=mode,
         direction=f"{anchor}_to_{'y' if anchor == 'x' else 'x'}",
     )
-    want = R.instance_sas(x.numpy(), y.numpy(), new_x, new_y, q=0.2, mode=mode, anchor=anchor)
+    eps = default_eps(x.numpy(), y.numpy())  # the default ε is scale-free; the reference takes it as an argument
+    want = R.instance_sas(x.numpy(), y.numpy(), new_x, new_y, q=0.2, eps=eps, mode=mode, anchor=anchor)
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-9, atol=1e-12)
 
 

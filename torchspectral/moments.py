@@ -48,12 +48,14 @@ class Moments(MomentStatistics):
     """
 
     # ------------------------------------------------------------------ metrics
-    def sas(self, q: float | Any = 0.1, eps: float = 1e-8, signed: bool = False) -> torch.Tensor:
-        """SAS with x as the anchor; see :func:`torchspectral.sas`."""
+    def sas(self, q: float | Any = 0.1, eps: float | None = None, signed: bool = False) -> torch.Tensor:
+        """SAS with x as the anchor; see :func:`torchspectral.sas` (``eps=None``: the scale-free
+        ``ε = 1e-8 · (tr Σ_x / d) · (tr Σ_y / d)``; a number: an absolute ε, as the source paper's 1e-8)."""
         return sas_from_moments(self, q=q, eps=eps, signed=signed)
 
-    def spectral_alignment(self, q: float = 0.1, eps: float = 1e-8) -> SpectralAlignmentResult:
-        """Both SAS directions with per-mode detail; see :func:`torchspectral.spectral_alignment`."""
+    def spectral_alignment(self, q: float = 0.1, eps: float | None = None) -> SpectralAlignmentResult:
+        """Both SAS directions with per-mode detail; see :func:`torchspectral.spectral_alignment` (``eps`` as in
+        :meth:`sas`)."""
         return spectral_alignment_from_moments(self, q=q, eps=eps)
 
     def cka(self, kernel: str = "linear", unbiased: bool = False) -> torch.Tensor:
@@ -86,7 +88,8 @@ class Moments(MomentStatistics):
         return rmg_from_moments(self)
 
     def report(self, preset: str = "default") -> dict[str, float]:
-        """Every moment metric by name; see :func:`torchspectral.alignment_report`."""
+        """Every moment metric by name; see :func:`torchspectral.alignment_report` (``preset="paper"``: the source
+        paper's settings, SAS with its absolute ε = 1e-8)."""
         return report_from_moments(self, preset=preset)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from torchspectral.functional.sas import NEEDS as SAS_NEEDS
-from torchspectral.functional.sas import SAME_DIM_REASON
+from torchspectral.functional.sas import SAME_DIM_REASON, sas_eps
 from torchspectral.moments import Moments
 from torchspectral.pairwise.dispatch import resolve_backend, routine
 from torchspectral.pairwise.precision import resolve_precision
@@ -75,9 +75,13 @@ class SpectralPrior:
     # ------------------------------------------------------------------ fitting
     @classmethod
     def fit(
-        cls, x: torch.Tensor, y: torch.Tensor, q: float = 0.1, eps: float = 1e-8, *, nan_policy: str = "raise"
+        cls, x: torch.Tensor, y: torch.Tensor, q: float = 0.1, eps: float | None = None, *, nan_policy: str = "raise"
     ) -> SpectralPrior:
-        """Fit on paired embeddings x, y (n, d). The fitted parameters are detached (the prior is frozen)."""
+        """Fit on paired embeddings x, y (n, d). The fitted parameters are detached (the prior is frozen).
+
+        ``eps``: ε inside ρ's root. None (default): the scale-free ``1e-8 · (tr Σ_x / d) · (tr Σ_y / d)`` of the
+        fitting population (:func:`torchspectral.sas`), frozen as a number with the rest; a positive number: that
+        absolute ε (the source paper's 1e-8)."""
         check_q(q, "SpectralPrior.fit")
         # No graph is recorded (the prior is frozen); the inputs are validated as they came, so a non-tensor gets
         # the TypeError every entry point gives.
@@ -88,12 +92,13 @@ class SpectralPrior:
         return cls.from_moments(moments, q=q, eps=eps)
 
     @classmethod
-    def from_moments(cls, m: Moments, q: float = 0.1, eps: float = 1e-8) -> SpectralPrior:
-        """Fit from accumulated statistics (e.g. a population streamed in batches)."""
+    def from_moments(cls, m: Moments, q: float = 0.1, eps: float | None = None) -> SpectralPrior:
+        """Fit from accumulated statistics (e.g. a population streamed in batches); ``eps`` as in :meth:`fit`."""
         check_q(q, "SpectralPrior.fit")
         if not m.same_dim:
             raise ValueError(f"SpectralPrior.fit: needs d_x = d_y ({SAME_DIM_REASON}), got {m.d_x}, {m.d_y}")
         m.require_pairs("SpectralPrior.fit", 2, "a covariance needs two pairs")
+        eps = float(sas_eps(m, eps, "SpectralPrior.fit"))  # the population's absolute ε, frozen with the prior
         directions = {}
         for name, anchor, other in (("x_to_y", "x", "y"), ("y_to_x", "y", "x")):
             if not bool(torch.trace(m.covariance(anchor)) > 0):

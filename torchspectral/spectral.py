@@ -8,6 +8,8 @@ when ``λ_k ≥ t``. Several q values share one decomposition: only the mask cha
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -107,8 +109,60 @@ def standardized(cov: torch.Tensor) -> torch.Tensor:
     return cov * scale[:, None] * scale[None, :]
 
 
-def rho_denominator(eigenvalues: torch.Tensor, other_variance: torch.Tensor, eps: float) -> torch.Tensor:
-    """``sqrt(λ_k σ²_k + ε)``, the denominator of ρ_k (SPEC §1).
+# SAS's default regulariser, relative to the spectra it regularises (see :func:`sas_epsilon`).
+SAS_EPS_REL = 1e-8
+# The source paper's absolute ε inside ρ's root (``preset="paper"``).
+PAPER_SAS_EPS = 1e-8
+_TINY = torch.finfo(torch.float64).tiny
+
+
+def check_sas_eps(eps: object, metric: str) -> float | None:
+    """``eps`` of SAS: None (the scale-free default) or a positive, finite number (an absolute ε), as a float.
+
+    Raises:
+        TypeError: eps is neither None nor a real number (a bool is not a number here).
+        ValueError: eps is not positive and finite (0 would give ρ = 0/0 on a mode without variance).
+    """
+    if eps is None:
+        return None
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"{metric}: eps must be None (scale-free) or a positive number, got {type(eps).__name__}")
+    if not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"{metric}: eps must be None (scale-free) or a positive, finite number, got {eps}")
+    return float(eps)
+
+
+def sas_epsilon(
+    mean_variance_x: torch.Tensor, mean_variance_y: torch.Tensor, eps: float | None
+) -> torch.Tensor | float:
+    """ε of ρ's denominator ``sqrt(λ_k σ²_k + ε)`` (SPEC §1).
+
+    ``eps=None`` (the default of every SAS entry point) gives the scale-free regulariser
+    ``ε = SAS_EPS_REL · λ̄_x · λ̄_y + tiny`` with ``λ̄ = tr Σ / d`` the mean variance of each modality (the mean
+    eigenvalue of its covariance, 1/n), ``SAS_EPS_REL = 1e-8`` and ``tiny`` the smallest normal float64 (2.2e-308,
+    which keeps ε > 0 when one modality is constant, and is negligible for every input the range checks accept).
+    It is the same in both directions. Scaling x by a and y by b scales it by a²b², exactly as every λ_k σ²_k, so
+    SAS is invariant to isotropic scaling of either modality; for features of unit mean variance it equals the
+    source paper's 1e-8. A number is used as the absolute ε
+    (the paper's 1e-8 under ``preset="paper"``): SAS then depends on the overall scale, since it damps every mode
+    whose λ_k σ²_k is not far above ε.
+
+    Args:
+        mean_variance_x, mean_variance_y: ``tr Σ_x / d`` and ``tr Σ_y / d`` (scalar tensors; only read for None).
+        eps: None, or an absolute ε already checked by :func:`check_sas_eps`.
+
+    Returns:
+        The absolute ε: a scalar tensor for None (differentiable in the variances), else ``eps``.
+    """
+    if eps is None:
+        return SAS_EPS_REL * mean_variance_x * mean_variance_y + _TINY
+    return eps
+
+
+def rho_denominator(
+    eigenvalues: torch.Tensor, other_variance: torch.Tensor, eps: float | torch.Tensor
+) -> torch.Tensor:
+    """``sqrt(λ_k σ²_k + ε)``, the denominator of ρ_k (SPEC §1), with ε absolute (see :func:`sas_epsilon`).
 
     λ_k and σ²_k are variances, so their product is ≥ 0. Rounding can make the eigenvalue of a (near-)null
     mode slightly negative (float32, n < d, offset data), and its square root would be NaN. A NaN would
@@ -125,13 +179,14 @@ def sas_score(
     eigenvalues: torch.Tensor,
     cross: torch.Tensor,
     other_variance: torch.Tensor,
-    eps: float,
+    eps: float | torch.Tensor,
     active: torch.Tensor | None = None,
     signed: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The SAS reduction (SPEC §1 step 3), the one every path uses: score ``Σ_A λ_k |ρ_k| / Σ_A λ_k`` and ρ.
 
-    ``ρ_k = cross_k / sqrt(λ_k σ²_k + ε)`` with ``cross_k = v_kᵀ Σ_xy v_k`` and ``σ²_k = v_kᵀ Σ_other v_k``. Batched:
+    ``ρ_k = cross_k / sqrt(λ_k σ²_k + ε)`` with ``cross_k = v_kᵀ Σ_xy v_k`` and ``σ²_k = v_kᵀ Σ_other v_k``; ε is
+    absolute here (a number or a scalar tensor: :func:`sas_epsilon` forms the scale-free default). Batched:
     every argument (…, k) broadcasts, the score is (…,). ``active`` (…, k) bool selects the modes (None: all the
     modes given, for callers that already selected them). ``signed`` uses ρ_k instead of |ρ_k|.
 

@@ -2,8 +2,9 @@
 
 The moment metrics share one :class:`~torchspectral.Moments` (one GEMM) and its cached eigendecompositions;
 the pairwise metrics (RBF MMD, RBF CKA, retrieval) stream over tiles of pairs (no n×n matrix).
-Presets: "default" (SPEC defaults) and "paper" (the source paper's settings: SVCCA on the top-10
-standardised directions, CORAL as the plain Frobenius distance, MMD with σ = 10, biased, ×100).
+Presets: "default" (SPEC defaults; SAS with the scale-free ε) and "paper" (the source paper's settings: SAS with
+its absolute ε = 1e-8, SVCCA on the top-10 standardised directions, CORAL as the plain Frobenius distance, MMD with
+σ = 10, biased, ×100).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torchspectral.functional.mmd import mmd
 from torchspectral.functional.retrieval import clean_retrieval_inputs, retrieval
 from torchspectral.functional.sas import sas_scores_from_moments
 from torchspectral.functional.svcca import svcca_from_moments
+from torchspectral.spectral import PAPER_SAS_EPS
 from torchspectral.stats import MomentStatistics
 from torchspectral.validation import check_pair
 
@@ -38,6 +40,9 @@ PRESETS = {
         "mmd": {"sigma": 10.0, "estimator": "biased", "scale": 100.0},
     },
 }
+# SAS's ε under each preset: None = scale-free (torchspectral.spectral.sas_epsilon), a number = absolute. Kept apart
+# from PRESETS, whose entries the audit repeats per preset as separate columns (SAS has four values, not one).
+SAS_EPS = {"default": None, "paper": PAPER_SAS_EPS}
 
 
 def report_from_moments(m: MomentStatistics, preset: str = "default") -> dict[str, float]:
@@ -46,7 +51,7 @@ def report_from_moments(m: MomentStatistics, preset: str = "default") -> dict[st
     settings = PRESETS[preset]
     values: dict[str, torch.Tensor] = {}
     if m.same_dim:
-        values.update(sas_scores_from_moments(m))
+        values.update(sas_scores_from_moments(m, eps=SAS_EPS[preset]))
     values["cka_linear"] = linear_cka_from_moments(m)
     values["cka_linear_unbiased"] = linear_cka_from_moments(m, unbiased=True)
     values["svcca"] = svcca_from_moments(m, **settings["svcca"])
@@ -106,7 +111,9 @@ def alignment_report(
     the default): ``mmd`` (the preset's σ, estimator and scale), ``cka_rbf``, ``cka_rbf_unbiased``
     (Kornblith bandwidth), and retrieval ``i2t_r1``, ``i2t_r5``, ``i2t_r10``, ``t2i_r1``, ``t2i_r5``,
     ``t2i_r10``, ``rsum``, ``i2t_median_rank``, ``t2i_median_rank``, ``i2t_mean_rank``, ``t2i_mean_rank``.
-    When d_x ≠ d_y only the metrics defined across two spaces (CKA, SVCCA) are reported. Needs n ≥ 4.
+    ``preset="default"`` computes SAS with the scale-free ε (:func:`torchspectral.sas`), ``preset="paper"`` with the
+    source paper's absolute ε = 1e-8 (and SVCCA, CORAL, MMD with the paper's settings). When d_x ≠ d_y only the
+    metrics defined across two spaces (CKA, SVCCA) are reported. Needs n ≥ 4.
     ``pairwise=False`` keeps the one-pass moment metrics only (what :meth:`Moments.report` gives).
 
     Shape: x (n, d_x), y (n, d_y), row i of x paired with row i of y. With ``caption_to_image`` (M,):

@@ -4,6 +4,10 @@ For anchor X: eigendecompose Σ_x = V diag(λ) Vᵀ (descending); per mode k,
 ``ρ_k = v_kᵀ Σ_xy v_k / sqrt(λ_k · v_kᵀ Σ_y v_k + ε)``; over the active set A (top-q quantile of λ),
 ``SAS_{X→Y} = Σ_A λ_k |ρ_k| / Σ_A λ_k``. SAS is directional: ΔSAS = SAS_{X→Y} − SAS_{Y→X} says
 which modality's dominant structure the other one loses.
+
+ε: by default (``eps=None``) scale-free, ``ε = 1e-8 · (tr Σ_x / d) · (tr Σ_y / d)``, so SAS is invariant to
+isotropic scaling of either modality; a number is an absolute ε (the source paper's 1e-8, ``preset="paper"`` of
+the report). See :func:`torchspectral.spectral.sas_epsilon`.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from torchspectral.spectral import active_masks, sas_score, sas_summaries
+from torchspectral.spectral import active_masks, check_sas_eps, sas_epsilon, sas_score, sas_summaries
 from torchspectral.stats import MomentStatistics
 from torchspectral.validation import check_q, checking_values, with_validate_args
 
@@ -22,6 +26,8 @@ SAME_DIM_REASON = "SAS evaluates y's covariance on the eigenvectors of x, so bot
 NEEDS = ("covariance",)
 
 Q = float | Sequence[float] | torch.Tensor
+# ε of ρ's root as the entry points take it: None (scale-free) or an absolute number; inside, also a formed ε.
+Eps = float | torch.Tensor | None
 
 
 @dataclass(frozen=True)
@@ -73,9 +79,29 @@ class AnchorModes:
     rho: torch.Tensor
 
 
-def anchor_modes(m: MomentStatistics, anchor: str, eps: float = 1e-8, count: int | None = None) -> AnchorModes:
+def sas_eps(m: MomentStatistics, eps: Eps, metric: str = "sas") -> float | torch.Tensor:
+    """The absolute ε of ρ's root for these statistics (:func:`~torchspectral.spectral.sas_epsilon`).
+
+    ``eps``: None (the scale-free default, formed from m's mean variances), an absolute number (checked), or an
+    ε already formed by this function (a tensor, passed through).
+
+    Raises:
+        TypeError, ValueError: eps is not None, a tensor, or a positive finite number.
+    """
+    if isinstance(eps, torch.Tensor):
+        return eps
+    eps = check_sas_eps(eps, metric)
+    if eps is not None:
+        return eps
+    variance_x = torch.diagonal(m.covariance("x")).mean()
+    variance_y = torch.diagonal(m.covariance("y")).mean()
+    return sas_epsilon(variance_x, variance_y, None)
+
+
+def anchor_modes(m: MomentStatistics, anchor: str, eps: Eps = None, count: int | None = None) -> AnchorModes:
     """Per-mode statistics with `anchor` ("x" or "y") as the anchor (SPEC §1 steps 1–2): every mode, or the
-    ``count`` leading ones (the projections cost d²·count instead of d³)."""
+    ``count`` leading ones (the projections cost d²·count instead of d³). ``eps`` as in :func:`sas_eps`."""
+    eps = sas_eps(m, eps)
     eigenvalues, eigenvectors = m.spectrum(anchor)
     if count is not None:
         eigenvalues, eigenvectors = eigenvalues[:count], eigenvectors[:, :count]
@@ -88,7 +114,7 @@ def anchor_modes(m: MomentStatistics, anchor: str, eps: float = 1e-8, count: int
 
 
 def _direction(
-    m: MomentStatistics, anchor: str, q: Q, eps: float, signed: bool
+    m: MomentStatistics, anchor: str, q: Q, eps: float | torch.Tensor, signed: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Score, eigenvalues, ρ and active masks (Q, d) with `anchor` ("x" or "y") as the anchor."""
     modes = anchor_modes(m, anchor, eps)
@@ -97,7 +123,7 @@ def _direction(
     return score, modes.eigenvalues, modes.rho, masks
 
 
-def _active_direction(m: MomentStatistics, anchor: str, q: Q, eps: float, signed: bool) -> torch.Tensor:
+def _active_direction(m: MomentStatistics, anchor: str, q: Q, eps: float | torch.Tensor, signed: bool) -> torch.Tensor:
     """The score alone (Q,): only the active modes are projected. They are a prefix of the descending spectrum,
     so the largest set's length (read on the host) bounds them all; at q = 0.1 that is a tenth of the d³ work."""
     eigenvalues, _ = m.spectrum(anchor)
@@ -108,28 +134,31 @@ def _active_direction(m: MomentStatistics, anchor: str, q: Q, eps: float, signed
     return score
 
 
-def sas_scores_from_moments(m: MomentStatistics, q: float = 0.1, eps: float = 1e-8) -> dict[str, torch.Tensor]:
+def sas_scores_from_moments(m: MomentStatistics, q: float = 0.1, eps: Eps = None) -> dict[str, torch.Tensor]:
     """``sas_x_to_y``, ``sas_y_to_x``, ``sas_symmetric``, ``sas_imbalance`` for one q, without the per-mode ρ of
     :func:`spectral_alignment_from_moments` (the same values; the report, the registry and the bootstrap use it)."""
     _check(m, "spectral_alignment", q)
     _require_variance(m, "x", "spectral_alignment")
     _require_variance(m, "y", "spectral_alignment")
+    eps = sas_eps(m, eps, "spectral_alignment")
     x_to_y = _active_direction(m, "x", q, eps, False)[0]
     y_to_x = _active_direction(m, "y", q, eps, False)[0]
     return sas_summaries(x_to_y, y_to_x)
 
 
-def sas_from_moments(m: MomentStatistics, q: Q = 0.1, eps: float = 1e-8, signed: bool = False) -> torch.Tensor:
+def sas_from_moments(m: MomentStatistics, q: Q = 0.1, eps: Eps = None, signed: bool = False) -> torch.Tensor:
     _check(m, "sas", q)
     _require_variance(m, "x", "sas")
+    eps = sas_eps(m, eps, "sas")
     score, *_ = _direction(m, "x", q, eps, signed)
     return score[0] if _is_scalar(q) else score
 
 
-def spectral_alignment_from_moments(m: MomentStatistics, q: Q = 0.1, eps: float = 1e-8) -> SpectralAlignmentResult:
+def spectral_alignment_from_moments(m: MomentStatistics, q: Q = 0.1, eps: Eps = None) -> SpectralAlignmentResult:
     _check(m, "spectral_alignment", q)
     _require_variance(m, "x", "spectral_alignment")
     _require_variance(m, "y", "spectral_alignment")
+    eps = sas_eps(m, eps, "spectral_alignment")
     x_to_y, lam_x, rho_x, active_x = _direction(m, "x", q, eps, False)
     y_to_x, lam_y, rho_y, active_y = _direction(m, "y", q, eps, False)
     if _is_scalar(q):
@@ -154,7 +183,7 @@ def sas(
     x: torch.Tensor,
     y: torch.Tensor,
     q: Q = 0.1,
-    eps: float = 1e-8,
+    eps: float | None = None,
     signed: bool = False,
     *,
     nan_policy: str = "raise",
@@ -167,9 +196,16 @@ def sas(
     Args:
         x, y: paired embeddings (n, d), row i of x pairs with row i of y; same d.
         q: fraction of top eigenmodes, in (0, 1]; a sequence gives a q-sweep from one decomposition.
-        eps: added inside the square root of ρ's denominator.
+        eps: ε, added inside the square root of ρ's denominator. None (default): scale-free,
+            ``ε = 1e-8 · (tr Σ_x / d) · (tr Σ_y / d)`` (the mean variances of x and y), so SAS does not change when
+            either modality is scaled. A positive number: that absolute ε, as the source paper's 1e-8
+            (``alignment_report(preset="paper")``); SAS then shrinks for embeddings whose λ_k σ²_k approach ε.
         signed: use ρ_k instead of |ρ_k| (range [−1, 1]).
         nan_policy: "raise" on NaN/Inf rows, or "omit" to drop those pairs.
+
+    Raises:
+        ValueError: d_x ≠ d_y, fewer than two pairs, q outside (0, 1], eps not positive and finite, NaN/Inf with
+            nan_policy="raise", a modality without variance, or values out of the range the arithmetic holds.
 
     Shape: x (n, d), y (n, d) → () for a scalar q, (Q,) for a sequence.
 
@@ -178,6 +214,8 @@ def sas(
         >>> x = torch.randn(500, 8, generator=torch.Generator().manual_seed(0))
         >>> round(float(ts.sas(x, x)), 6)  # 1 up to ε inside ρ's root
         1.0
+        >>> bool(torch.isclose(ts.sas(1e-3 * x, x), ts.sas(x, x)))  # scale-free by default
+        True
     """
     m = MomentStatistics.from_data(x, y, nan_policy=nan_policy, metric="sas", same_dim=SAME_DIM_REASON, groups=NEEDS)
     return sas_from_moments(m, q=q, eps=eps, signed=signed)
@@ -185,12 +223,13 @@ def sas(
 
 @with_validate_args
 def spectral_alignment(
-    x: torch.Tensor, y: torch.Tensor, q: Q = 0.1, eps: float = 1e-8, *, nan_policy: str = "raise"
+    x: torch.Tensor, y: torch.Tensor, q: Q = 0.1, eps: float | None = None, *, nan_policy: str = "raise"
 ) -> SpectralAlignmentResult:
     """SAS in both directions, their mean, the imbalance ΔSAS = SAS_{X→Y} − SAS_{Y→X}, and per-mode λ, ρ, active.
 
     With x = image and y = text, ΔSAS > 0 means the image's dominant eigenspace is recovered from the
-    text better than the reverse.
+    text better than the reverse. Arguments as in :func:`sas`: ``eps=None`` (default) is the scale-free
+    ``ε = 1e-8 · (tr Σ_x / d) · (tr Σ_y / d)``, the same in both directions; a number is an absolute ε.
 
     Example:
         >>> import torch, torchspectral as ts

@@ -18,7 +18,7 @@ from torchspectral.functional.sas import SAME_DIM_REASON, spectral_alignment_fro
 from torchspectral.moments import Moments, compute_dtype
 from torchspectral.nn.base import Loss
 from torchspectral.prior import SpectralPrior
-from torchspectral.spectral import active_masks, sas_score, sas_summaries
+from torchspectral.spectral import active_masks, check_sas_eps, sas_epsilon, sas_score, sas_summaries
 from torchspectral.stats import MomentStatistics
 from torchspectral.validation import check_pair, check_q, checking_values
 
@@ -45,7 +45,8 @@ class SASLoss(Loss):
       and recomputes V_A from them every ``refresh_every`` steps. No gradient flows into the basis.
 
     With a fixed basis the batch statistics are projections, all differentiable in the batch:
-    ``λ̂_k = v_kᵀΣ_x v_k``, ``σ²_k = v_kᵀΣ_y v_k``, ``a_k = v_kᵀΣ_xy v_k``, ``ρ_k = a_k / sqrt(λ̂_k σ²_k + ε)``,
+    ``λ̂_k = v_kᵀΣ_x v_k``, ``σ²_k = v_kᵀΣ_y v_k``, ``a_k = v_kᵀΣ_xy v_k``, ``ρ_k = a_k / sqrt(λ̂_k σ²_k + ε)``
+    (the default ε from the batch's own mean variances, as below),
     ``SAS_{X→Y} = Σ_{k∈A} λ̂_k |ρ_k| / Σ_{k∈A} λ̂_k`` with A the reference's active set (and likewise with
     Y's basis for Y→X). Only the |A| ≈ q·d active directions are needed: the cost is O(B·d·|A|) for the
     projections, no d×d covariance and no eigh. When V is the batch's own eigenbasis this *is* the batch
@@ -66,7 +67,11 @@ class SASLoss(Loss):
     Args:
         q: fraction of top eigenmodes in the active set; default 0.1, or a SpectralPrior reference's q.
         gamma: weight of ``|ΔSAS|`` (≥ 0).
-        eps: added inside the root of ρ's denominator.
+        eps: ε, added inside the root of ρ's denominator. None (default): scale-free,
+            ``ε = 1e-8 · (tr Σ_x / d) · (tr Σ_y / d)`` from the (global, with sync_dist) batch's mean variances, for
+            every basis, so the loss does not change when either modality is scaled
+            (:func:`torchspectral.spectral.sas_epsilon`). A positive number: that absolute ε (the source paper's
+            1e-8).
         basis: ``"batch"``, ``"frozen"`` or ``"ema"``.
         reference: SpectralPrior or Moments; required for ``"frozen"``, not used otherwise.
         refresh_every: steps between eigenbasis refreshes for ``"ema"`` (1 = every step).
@@ -99,7 +104,7 @@ class SASLoss(Loss):
         self,
         q: float | None = None,
         gamma: float = 0.0,
-        eps: float = 1e-8,
+        eps: float | None = None,
         *,
         basis: str = "batch",
         reference: SpectralPrior | Moments | None = None,
@@ -128,7 +133,7 @@ class SASLoss(Loss):
             q = reference.q
         q = 0.1 if q is None else q
         check_q(q, "SASLoss")
-        self.q, self.gamma, self.eps, self.basis = q, float(gamma), eps, basis
+        self.q, self.gamma, self.eps, self.basis = q, float(gamma), check_sas_eps(eps, "SASLoss"), basis
         self.refresh_every, self.momentum = refresh_every, float(momentum)
         self.sync_dist, self.process_group = sync_dist, process_group
         if basis == "batch":
@@ -235,14 +240,42 @@ class SASLoss(Loss):
             m.all_reduce(self.process_group, differentiable=True)
         var_x, var_y = torch.diagonal(m.covariance("x")), torch.diagonal(m.covariance("y"))
         cross = torch.diagonal(m.covariance("xy"))
-        x_to_y = _direction_score(var_x[:k], var_y[:k], cross[:k], self.eps)
-        y_to_x = _direction_score(var_y[k:], var_x[k:], cross[k:], self.eps)
+        eps = self.eps
+        if eps is None:
+            eps = sas_epsilon(*_mean_variances(x.to(cdt), y.to(cdt), self.sync_dist, self.process_group), None)
+        x_to_y = _direction_score(var_x[:k], var_y[:k], cross[:k], eps)
+        y_to_x = _direction_score(var_y[k:], var_x[k:], cross[k:], eps)
         return x_to_y, y_to_x
 
 
-def _direction_score(lam: torch.Tensor, other: torch.Tensor, cross: torch.Tensor, eps: float) -> torch.Tensor:
+def _direction_score(
+    lam: torch.Tensor, other: torch.Tensor, cross: torch.Tensor, eps: float | torch.Tensor
+) -> torch.Tensor:
     """SAS over the given (active) modes from the projected variances λ̂_k (:func:`torchspectral.spectral.sas_score`)."""
     return sas_score(lam, cross, other, eps)[0]
+
+
+def _mean_variances(x: torch.Tensor, y: torch.Tensor, sync: bool, group: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``tr Σ / d`` (1/n, float64) of x and of y over the batch, or over the global batch of `group` with `sync`;
+    differentiable, O(B·d). Each rank sums its rows about its own mean (no cancellation of a common offset); with
+    `sync` the parts combine as ``Σ_i ‖x_i − x̄‖² = Σ_r (S_r + n_r ‖x̄_r‖²) − n ‖x̄‖²`` from one all-reduce."""
+    n_local = float(x.shape[0])
+    means = [t.mean(0) for t in (x, y)]
+    spreads = [torch.linalg.vector_norm(t - mean).double() ** 2 for t, mean in zip((x, y), means, strict=True)]
+    if not sync:
+        return spreads[0] / (n_local * x.shape[1]), spreads[1] / (n_local * y.shape[1])
+    from torchspectral.distributed import sum_across_ranks
+
+    parts = [torch.tensor([n_local], dtype=torch.float64, device=x.device)]
+    for spread, mean in zip(spreads, means, strict=True):
+        mean = mean.double()
+        parts += [(spread + n_local * (mean @ mean)).reshape(1), n_local * mean]
+    flat = sum_across_ranks(torch.cat(parts), group, differentiable=True)
+    n, d_x = flat[0], x.shape[1]
+    sum_x, sum_y = flat[2 : 2 + d_x], flat[3 + d_x :]
+    trace_x = (flat[1] - sum_x @ sum_x / n).clamp_min(0.0) / n
+    trace_y = (flat[2 + d_x] - sum_y @ sum_y / n).clamp_min(0.0) / n
+    return trace_x / d_x, trace_y / y.shape[1]
 
 
 def _batch_covariances(

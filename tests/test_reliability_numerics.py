@@ -1,0 +1,151 @@
+"""Numerics and validation of the metric functions at the edges of the floating-point range (issue 25).
+
+* SAS's default regulariser is scale-free: SAS does not depend on the overall scale of either modality; the
+  source paper's absolute ε = 1e-8 is kept under ``preset="paper"`` (and for an explicit ``eps=``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reference as R
+import torch
+from conftest import paired
+from sas_defaults import default_eps
+
+import torchspectral as ts
+
+
+def spectrum_pairs(n: int = 2000, d: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """float64 pairs with a well separated, decaying spectrum (so float32 rounding moves no mode across the
+    active-set threshold) and a common offset."""
+    x, y = paired(n, d, seed=seed, offset=0.5)
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+# ---------------------------------------------------------------------------------------------------- item 2
+SCALES = [1e-3, 1e-2, 0.1, 10.0, 1e3]
+
+
+def _sas_values(x: torch.Tensor, y: torch.Tensor) -> list[float]:
+    # q = 1 weighs in the smallest modes, whose float32 rounding (x * 1e-3 is not exact) reaches 1e-6 by itself.
+    r = ts.spectral_alignment(x, y, q=[0.1, 0.25] if x.dtype == torch.float32 else [0.1, 0.25, 1.0])
+    return [*r.x_to_y.tolist(), *r.y_to_x.tolist()]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("which", ["x", "y", "both"])
+@pytest.mark.parametrize("scale", SCALES)
+def test_default_sas_is_unchanged_by_rescaling_either_modality(scale: float, which: str, dtype: torch.dtype) -> None:
+    x, y = (t.to(dtype) for t in spectrum_pairs())
+    a = scale if which in ("x", "both") else 1.0
+    b = scale if which in ("y", "both") else 1.0
+    want = _sas_values(x, y)
+    got = _sas_values(x * a, y * b)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("row_norm", [1.0, 0.3, 0.1, 0.01])
+def test_default_sas_of_the_issue_example_does_not_depend_on_the_row_norm(row_norm: float) -> None:
+    """d = 768, n = 2,000, rows of norm 1, 0.3, 0.1, 0.01: the absolute ε gave 0.147, 0.141, 0.050, 0.0005."""
+    g = torch.Generator().manual_seed(25)
+    z = torch.randn(2000, 768, generator=g, dtype=torch.float64) * torch.linspace(1.0, 0.05, 768, dtype=torch.float64)
+    x = z + 0.5 * torch.randn(2000, 768, generator=g, dtype=torch.float64)
+    y = z + 0.5 * torch.randn(2000, 768, generator=g, dtype=torch.float64)
+    x, y = (t / torch.linalg.vector_norm(t, dim=1, keepdim=True) for t in (x, y))
+    want = float(ts.sas(x.float(), y.float()))
+    assert float(ts.sas((row_norm * x).float(), (row_norm * y).float())) == pytest.approx(want, rel=1e-6)
+
+
+def test_default_sas_matches_the_reference_with_the_relative_eps() -> None:
+    x, y = paired(400, 12, seed=3, offset=0.2)
+    for scale in (1e-2, 1.0, 1e2):
+        xs, ys = scale * x, y / scale
+        eps = default_eps(xs, ys)
+        got = ts.spectral_alignment(torch.from_numpy(xs), torch.from_numpy(ys))
+        want = R.spectral_alignment(xs, ys, eps=eps)
+        assert float(got.x_to_y) == pytest.approx(want["x_to_y"], rel=1e-10)
+        assert float(got.y_to_x) == pytest.approx(want["y_to_x"], rel=1e-10)
+        np.testing.assert_allclose(got.rho_x.numpy(), want["rho_x"], rtol=1e-8, atol=1e-12)
+
+
+def test_an_explicit_eps_is_the_absolute_regulariser_of_the_paper() -> None:
+    x, y = paired(400, 12, seed=4)
+    x, y = 0.005 * x, 0.005 * y  # small enough for the absolute ε to matter
+    got = float(ts.sas(torch.from_numpy(x), torch.from_numpy(y), eps=1e-8))
+    assert got == pytest.approx(R.sas(x, y, eps=1e-8), rel=1e-10)
+    assert got < 0.9 * R.sas(x, y, eps=default_eps(x, y))  # the absolute ε damps small-scale embeddings
+
+
+def test_paper_preset_keeps_the_absolute_eps_and_the_default_preset_is_scale_free() -> None:
+    x, y = paired(300, 10, seed=5, offset=0.3)
+    x, y = 0.005 * x, 0.005 * y
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    paper = ts.alignment_report(xt, yt, preset="paper", pairwise=False)
+    default = ts.alignment_report(xt, yt, pairwise=False)
+    for side, (a, b) in (("x_to_y", (x, y)), ("y_to_x", (y, x))):
+        assert paper[f"sas_{side}"] == pytest.approx(R.sas(a, b, eps=1e-8), rel=1e-10)
+        assert default[f"sas_{side}"] == pytest.approx(R.sas(a, b, eps=default_eps(a, b)), rel=1e-10)
+    streamed = ts.metrics.AlignmentMetrics(10, preset="paper")
+    streamed.update(xt, yt)
+    assert float(streamed.compute()["sas_x_to_y"]) == pytest.approx(paper["sas_x_to_y"], rel=1e-10)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e3])
+def test_every_sas_entry_point_is_scale_free_by_default(scale: float) -> None:
+    x, y = spectrum_pairs(600, 12, seed=6)
+    want = float(ts.spectral_alignment(x, y, q=0.25).symmetric)
+    xs = x * scale
+    assert float(ts.Moments.from_data(xs, y).spectral_alignment(q=0.25).symmetric) == pytest.approx(want, rel=1e-9)
+    assert float(ts.Moments.from_data(xs, y).sas(q=0.25)) == pytest.approx(float(ts.sas(x, y, q=0.25)), rel=1e-9)
+    metric = ts.metrics.SpectralAlignment(12, q=0.25)
+    metric.update(xs, y)
+    assert float(metric.compute()["symmetric"]) == pytest.approx(want, rel=1e-9)
+    assert float(ts.alignment_report(xs, y, pairwise=False)["sas_x_to_y"]) == pytest.approx(
+        float(ts.sas(x, y)), rel=1e-9
+    )
+    assert 1 - float(ts.nn.SASLoss(q=0.25)(xs, y)) == pytest.approx(want, rel=1e-9)
+    reference = ts.Moments.from_data(x, y)
+    frozen = ts.nn.SASLoss(q=0.25, basis="frozen", reference=reference)
+    assert float(frozen(xs, y)) == pytest.approx(float(frozen(x, y)), rel=1e-9)
+    prior = ts.SpectralPrior.fit(xs, y, q=0.25)
+    assert float(prior.directions["x_to_y"].population_sas) == pytest.approx(float(ts.sas(x, y, q=0.25)), rel=1e-9)
+    assert float(prior.score(xs, y).mean()) == pytest.approx(float(ts.sas(x, y, q=0.25)), rel=1e-6)
+
+
+def test_frozen_basis_loss_with_sync_uses_the_global_relative_eps() -> None:
+    """With a fixed basis the ε of the loss is formed from the batch's own mean variances (not the reference's)."""
+    x, y = spectrum_pairs(500, 10, seed=7)
+    loss = ts.nn.SASLoss(q=0.3, basis="frozen", reference=ts.Moments.from_data(x, y))
+    # On the reference batch itself the frozen basis is the batch's own eigenbasis: the exact batch SAS.
+    assert float(loss(x, y)) == pytest.approx(float(ts.nn.SASLoss(q=0.3)(x, y)), rel=1e-12)
+    assert float(loss(x, 1e-3 * y)) == pytest.approx(float(loss(x, y)), rel=1e-9)
+
+
+def test_default_eps_of_the_fixed_basis_loss_has_the_autograd_gradient() -> None:
+    """The default ε of the loss depends on the batch (its mean variances): the gradient includes that dependence."""
+    from torch.autograd import gradcheck
+
+    rx, ry = spectrum_pairs(60, 6, seed=8)
+    x, y = (t.clone().requires_grad_() for t in spectrum_pairs(40, 6, seed=9))
+    for basis in ("frozen", "ema"):
+        reference = ts.Moments.from_data(rx, ry) if basis == "frozen" else None
+        loss = ts.nn.SASLoss(q=0.5, gamma=0.3, basis=basis, reference=reference).eval()
+        if basis == "ema":
+            loss.train()(rx, ry)
+            loss.eval()
+        assert gradcheck(loss, (1e-3 * x, y), eps=1e-9, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("eps", [0.0, -1e-8, float("nan"), float("inf"), "1e-8", True])
+def test_a_bad_eps_is_refused(eps) -> None:
+    x, y = spectrum_pairs(100, 6)
+    for call in (
+        lambda: ts.sas(x, y, eps=eps),
+        lambda: ts.spectral_alignment(x, y, eps=eps),
+        lambda: ts.Moments.from_data(x, y).sas(eps=eps),
+        lambda: ts.nn.SASLoss(eps=eps)(x, y),
+        lambda: ts.SpectralPrior.fit(x, y, eps=eps),
+    ):
+        with pytest.raises((ValueError, TypeError), match="eps"):
+            call()
