@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import struct
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from torchspectral.audit import output
-from torchspectral.audit.cli import main
+from torchspectral.audit.cli import EXIT_WRITE_FAILED, main
 from torchspectral.demo import write_demo_inputs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -173,15 +174,44 @@ def test_a_metric_failure_exits_1_without_a_report(tmp_path, capsys) -> None:
     assert not out.exists() and _leftovers(tmp_path) == []
 
 
-def test_a_failure_while_writing_leaves_nothing(demo_manifest, tmp_path, monkeypatch) -> None:
+def test_a_failure_while_writing_leaves_nothing(demo_manifest, tmp_path, monkeypatch, capsys) -> None:
+    # A write failure is one line naming the file and the OS error, with its own exit status (it was a traceback).
     def broken(*args, **kwargs):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(output.plots, "plot_q_sweep", broken)
     out = tmp_path / "report"
-    with pytest.raises(OSError, match="disk full"):
-        main(["audit", str(demo_manifest), "--out", str(out), "--quiet", "--n-boot", "0"])
+    assert main(["audit", str(demo_manifest), "--out", str(out), "--quiet", "--n-boot", "0"]) == EXIT_WRITE_FAILED
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("torchspectral audit: error:"), err
+    assert "No space left on device" in err and "q_sweep.png" in err and str(out) in err, err
     assert not out.exists() and _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["report.json", "runs.csv", "report.md"])
+def test_a_failed_file_write_is_one_line_and_an_old_report_is_kept(demo_manifest, tmp_path, monkeypatch, capsys, name):
+    out = tmp_path / "report"
+    assert main(["audit", str(demo_manifest), "--out", str(out), "--quiet", "--n-boot", "0"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    original = Path.open
+
+    def full_disk(self, *args, **kwargs):
+        handle = original(self, *args, **kwargs)
+        if self.name == name and ".partial-" in str(self.parent):
+
+            def write(*_):
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            handle.write = write
+        return handle
+
+    monkeypatch.setattr(Path, "open", full_disk)  # Path.write_text opens through it too
+    args = ["audit", str(demo_manifest), "--out", str(out), "--quiet", "--n-boot", "0", "--force"]
+    assert main(args) == EXIT_WRITE_FAILED
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and name in err and "No space left on device" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # the old report, untouched
+    assert _leftovers(tmp_path) == []
 
 
 def test_demo_recovers_the_planted_facts(tmp_path, capsys) -> None:

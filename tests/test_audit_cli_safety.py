@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -164,11 +165,27 @@ def test_every_run_failing_exits_1_and_writes_nothing(project, tmp_path) -> None
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["proj"]
 
 
+def test_a_file_size_limit_while_writing_is_one_line_exit_4_and_leaves_nothing(project, tmp_path) -> None:
+    """`ulimit -f`: every write past the limit fails with EFBIG (Python ignores SIGXFSZ); the plots are larger."""
+    limit = 20_000
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    out = tmp_path / "report"
+    command = [str(CONSOLE_SCRIPT), "audit", str(project / "m.toml"), "--out", str(out), "--quiet"]
+    result = subprocess.run(command, capture_output=True, text=True, preexec_fn=small_files, timeout=300, check=False)
+    assert result.returncode == 4, result.stderr
+    _one_line_error(result, "File too large", str(out))
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["proj"]
+
+
 def test_help_documents_the_exit_statuses() -> None:
     result = _cli("audit", "--help")
     assert result.returncode == 0
     for line in ("exit status:", "0  every run analysed", "1  no run could be analysed", "2  bad manifest",
-                 "3  report written for the runs that succeeded", "130/143"):  # fmt: skip
+                 "3  report written for the runs that succeeded", "4  the report could not be written",
+                 "130/143"):  # fmt: skip
         assert line in result.stdout, result.stdout
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 from conftest import run_ranks
 from safetensors.torch import save_file
 
-from torchspectral.audit.cli import EXIT_SOME_RUNS_FAILED, main
+from torchspectral.audit.cli import EXIT_SOME_RUNS_FAILED, EXIT_WRITE_FAILED, main
 from torchspectral.demo import write_demo_inputs
 
 pytestmark = pytest.mark.slow  # two audits of 10 runs (one of them on 2 processes)
@@ -77,6 +78,41 @@ def test_an_input_error_on_one_rank_is_the_error_on_every_rank(tmp_path) -> None
     assert not out.exists()
 
 
+def _good_and_bad(folder: Path) -> Path:
+    """A manifest of two small runs: "good" (manifest index 0, rank 0) and "bad" (constant text; rank 1)."""
+    folder.mkdir()
+    g = np.random.default_rng(0)
+    image = g.standard_normal((200, 16)).astype(np.float32)
+    np.save(folder / "img.npy", image)
+    np.save(folder / "txt.npy", (image + 0.7 * g.standard_normal((200, 16))).astype(np.float32))
+    np.save(folder / "const.npy", np.ones((200, 16), np.float32))
+    run = '[[run]]\nmodel = "{}"\ndataset = "d"\ndomain = "natural"\nimage = "img.npy"\ntext = "{}"\n'
+    manifest = folder / "m.toml"
+    manifest.write_text("[audit]\nbootstrap = 0\n\n" + run.format("good", "txt.npy") + run.format("bad", "const.npy"))
+    return manifest
+
+
+def _small_files_on_rank_zero(rank: int, world: int, manifest: str, out: str) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    if rank == 0:  # `ulimit -f` on the rank that writes: its plots are larger than this
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status = main(["audit", manifest, "--out", out, "--quiet", "--distributed"])
+    return status, err.getvalue()
+
+
+def test_a_write_failure_on_rank_zero_is_status_4_on_every_rank(tmp_path) -> None:
+    out = tmp_path / "report"
+    results = run_ranks(_small_files_on_rank_zero, 2, str(_good_and_bad(tmp_path / "inputs")), str(out))
+    assert [status for status, _ in results.values()] == [EXIT_WRITE_FAILED, EXIT_WRITE_FAILED]
+    for _, err in results.values():
+        assert len(err.strip().splitlines()) == 1 and "File too large" in err and "plots/" in err, err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["inputs"]
+
+
 def _torchrun_audit(manifest: Path, out: Path) -> tuple[subprocess.CompletedProcess, list[int]]:
     """`torchrun --nproc_per_node=2 -m torchspectral audit … --distributed` (gloo, CPU): the result and every
     worker's exit status as torchrun reports it (torchrun lists each worker when any exits non-zero)."""
@@ -91,16 +127,7 @@ def _torchrun_audit(manifest: Path, out: Path) -> tuple[subprocess.CompletedProc
 def test_torchrun_with_a_failing_run_writes_the_report_every_time(tmp_path) -> None:
     """One failing run (on rank 1): each rank finishes, rank 0 writes the report listing it, and both workers exit
     with status 3 — rank 1 does not exit before the report is published (torchrun would SIGTERM rank 0)."""
-    folder = tmp_path / "inputs"
-    folder.mkdir()
-    g = np.random.default_rng(0)
-    image = g.standard_normal((200, 16)).astype(np.float32)
-    np.save(folder / "img.npy", image)
-    np.save(folder / "txt.npy", (image + 0.7 * g.standard_normal((200, 16))).astype(np.float32))
-    np.save(folder / "const.npy", np.ones((200, 16), np.float32))
-    run = '[[run]]\nmodel = "{}"\ndataset = "d"\ndomain = "natural"\nimage = "img.npy"\ntext = "{}"\n'
-    manifest = folder / "m.toml"
-    manifest.write_text("[audit]\nbootstrap = 0\n\n" + run.format("good", "txt.npy") + run.format("bad", "const.npy"))
+    manifest = _good_and_bad(tmp_path / "inputs")
     for attempt in range(3):
         out = tmp_path / f"report{attempt}"
         result, statuses = _torchrun_audit(manifest, out)

@@ -8,7 +8,9 @@
 Errors in the input (manifest, files, settings, output location) print one line naming the problem and exit
 with status 2 before anything is written. A run the metrics reject is listed in the report's "Failed runs"
 section and the audit exits with status 3; when no run succeeds it exits with status 1 and writes nothing.
-SIGINT/SIGTERM exit with 130/143 and leave nothing behind (see ``EXIT_STATUSES``).
+A report that cannot be written (a full disk, a file size limit) is one line naming the file and the OS error,
+status 4, and nothing left behind. SIGINT/SIGTERM exit with 130/143 and leave nothing behind (see
+``EXIT_STATUSES``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import torchspectral as ts
 from torchspectral.audit.destination import AuditInterrupted, is_report, terminate_as_exception
-from torchspectral.audit.errors import AuditInputError
+from torchspectral.audit.errors import AuditInputError, AuditWriteError
 from torchspectral.audit.run import AnalysisError, run_audit
 from torchspectral.bootstrap import INTERVAL_METHODS
 from torchspectral.bootstrap._calibrated import CALIBRATED
@@ -39,12 +41,15 @@ EXIT_OK = 0
 EXIT_ALL_RUNS_FAILED = 1  # no run could be analysed: nothing written
 EXIT_INPUT_ERROR = 2  # bad manifest, file, setting or --out: nothing read past it, nothing touched or written
 EXIT_SOME_RUNS_FAILED = 3  # report written for the runs that succeeded; the others are in its "Failed runs"
+EXIT_WRITE_FAILED = 4  # the report could not be written (disk full, file size limit): nothing written
 EXIT_STATUSES = f"""exit status:
   {EXIT_OK}  every run analysed, report written
   {EXIT_ALL_RUNS_FAILED}  no run could be analysed (each reason on stderr); nothing written
   {EXIT_INPUT_ERROR}  bad manifest, input file, setting or --out (one line on stderr); nothing touched or written
   {EXIT_SOME_RUNS_FAILED}  report written for the runs that succeeded; the failed ones are listed in its "Failed runs"
      section and on stderr
+  {EXIT_WRITE_FAILED}  the report could not be written (disk full, file size limit, …): one line on stderr naming
+     the file and the OS error; nothing written (a previous report is left as it was)
   130/143  interrupted by SIGINT/SIGTERM; nothing written (the staging directory is removed)"""
 
 
@@ -225,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     except (AuditInputError, FileExistsError) as error:
         print(f"torchspectral {args.command}: error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except AuditWriteError as error:
+        print(f"torchspectral {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
     except AnalysisError as error:
         for failure in error.failures:
             print(f"torchspectral {args.command}: error: run {failure.name}: {failure.reason}", file=sys.stderr)

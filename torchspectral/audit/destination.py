@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from torchspectral.audit.errors import AuditInputError
+from torchspectral.audit.errors import AuditInputError, AuditWriteError, os_reason
 
 __all__ = ["REPORT_MARKER", "AuditInterrupted", "ReportDestination", "is_report", "terminate_as_exception"]
 
@@ -146,29 +146,65 @@ class ReportDestination:
     def __exit__(self, kind, error, traceback) -> None:
         self._cleanup()
 
+    @contextmanager
+    def writing(self) -> Iterator[Path]:
+        """Around the writing of the report's files into :attr:`staging` (yielded): an :class:`OSError` (a full
+        disk, a file size limit) becomes one :class:`~torchspectral.audit.errors.AuditWriteError` naming ``out``,
+        the file and the OS error. Leaving the ``with`` block of the destination then removes the staging folder.
+
+        Raises:
+            AuditWriteError: a write into the staging directory failed.
+        """
+        if self.staging is None:
+            raise RuntimeError("ReportDestination.writing: used outside its `with` block")
+        try:
+            yield self.staging
+        except AuditWriteError as error:  # already names the file (torchspectral.audit.output)
+            raise self._write_error(str(error)) from None
+        except OSError as error:
+            raise self._write_error(f"cannot write the report: {os_reason(error)}") from None
+
+    def _write_error(self, what: str) -> AuditWriteError:
+        kept = "; the previous report is unchanged" if self.out.exists() else ""
+        return AuditWriteError(f"--out {self.out}: {what}; nothing was written{kept}")
+
     def publish(self) -> Path:
-        """Move the complete report from staging onto ``out`` (replacing a previous report only after the swap)."""
+        """Move the complete report from staging onto ``out`` (replacing a previous report only after the swap).
+
+        Raises:
+            AuditInputError: ``out`` appeared or changed while the audit ran (nothing replaced).
+            AuditWriteError: the report could not be moved into place (a previous report is put back).
+        """
         if self.staging is None:
             raise RuntimeError("ReportDestination.publish: used outside its `with` block")
         out = self.out
-        _mark(self.staging, owner=None)  # a finished report: no owner process, never taken for stale staging
+        try:
+            _mark(self.staging, owner=None)  # a finished report: no owner process, never taken for stale staging
+        except OSError as error:
+            raise self._write_error(f"cannot write {REPORT_MARKER}: {os_reason(error)}") from None
         if out.is_symlink() or out.exists():
             # Checked again: the first check was before the analysis, and the folder may have changed since.
             if not (self.force and is_report(out)):
                 raise AuditInputError(f"{out} appeared or changed while the audit ran; not replacing it")
-            retired = Path(tempfile.mkdtemp(prefix=f".{out.name}{_RETIRED}", dir=out.parent))
-            _mark(retired)
             try:
-                os.replace(out, retired / out.name)
+                retired = Path(tempfile.mkdtemp(prefix=f".{out.name}{_RETIRED}", dir=out.parent))
                 try:
-                    os.replace(self.staging, out)
-                except OSError:
-                    os.replace(retired / out.name, out)  # put the previous report back
-                    raise
-            finally:
-                shutil.rmtree(retired, ignore_errors=True)
+                    _mark(retired)
+                    os.replace(out, retired / out.name)
+                    try:
+                        os.replace(self.staging, out)
+                    except OSError:
+                        os.replace(retired / out.name, out)  # put the previous report back
+                        raise
+                finally:
+                    shutil.rmtree(retired, ignore_errors=True)
+            except OSError as error:
+                raise self._write_error(f"cannot move the report into place: {os_reason(error)}") from None
         else:
-            os.replace(self.staging, out)
+            try:
+                os.replace(self.staging, out)
+            except OSError as error:
+                raise self._write_error(f"cannot move the report into place: {os_reason(error)}") from None
         self.staging = None
         self._created_parents = []
         return out

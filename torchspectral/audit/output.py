@@ -11,11 +11,13 @@ import csv
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from torchspectral.audit import plots, statistics
 from torchspectral.audit.destination import ReportDestination
+from torchspectral.audit.errors import AuditWriteError, os_reason
 from torchspectral.audit.records import RunFailure, RunResult
 from torchspectral.bootstrap._calibrated import harness_coverage
 from torchspectral.functional.report import PRESETS
@@ -103,10 +105,10 @@ def write_report(
     if not runs:
         raise ValueError("write_report: no runs to report")
     with ReportDestination(out, force=force, inputs=[manifest, *inputs]) as destination:
-        write_report_files(
-            destination.staging, runs, manifest=manifest, settings=settings, stage_seconds=stage_seconds,
-            failures=failures,
-        )  # fmt: skip
+        with destination.writing() as staging:
+            write_report_files(
+                staging, runs, manifest=manifest, settings=settings, stage_seconds=stage_seconds, failures=failures
+            )
         return destination.publish()
 
 
@@ -119,7 +121,11 @@ def write_report_files(
     stage_seconds: dict[str, float],
     failures: Sequence[RunFailure] = (),
 ) -> None:
-    """Write report.json, runs.csv, report.md and plots/ into the existing (staging) directory ``folder``."""
+    """Write report.json, runs.csv, report.md and plots/ into the existing (staging) directory ``folder``.
+
+    Raises:
+        AuditWriteError: a file could not be written (one line naming it, relative to ``folder``, and the OS error).
+    """
     if not runs:
         raise ValueError("write_report: no runs to report")
     timings = dict(stage_seconds)
@@ -127,7 +133,7 @@ def write_report_files(
     cross = cross_run_analysis(runs)
     timings["cross-run statistics"] = time.perf_counter() - started
     started = time.perf_counter()
-    series = _draw_plots(folder / "plots", runs)
+    series = _draw_plots(folder, runs)
     timings["plots"] = time.perf_counter() - started
     started = time.perf_counter()
     report = {
@@ -139,15 +145,33 @@ def write_report_files(
         "plots": {name: f"plots/{file}" for name, file in PLOT_FILES.items() if name in series},
         "timings": timings,
     }
-    _write_json(folder / "report.json", report)
-    _write_csv(folder / "runs.csv", runs)
+    with _writing("report.json"):
+        _write_json(folder / "report.json", report)
+    with _writing("runs.csv"):
+        _write_csv(folder / "runs.csv", runs)
     timings["write"] = time.perf_counter() - started
-    (folder / "report.md").write_text(render_markdown(report), encoding="utf-8")
-    _write_json(folder / "report.json", report)  # again: now with the write time
+    markdown = render_markdown(report)
+    with _writing("report.md"):
+        (folder / "report.md").write_text(markdown, encoding="utf-8")
+    with _writing("report.json"):
+        _write_json(folder / "report.json", report)  # again: now with the write time
 
 
-def _draw_plots(folder: Path, runs: Sequence[RunResult]) -> dict[str, int]:
-    folder.mkdir()
+@contextmanager
+def _writing(name: str) -> Iterator[None]:
+    """Around the writing of the report's file ``name``: an OSError becomes an AuditWriteError naming it."""
+    try:
+        yield
+    except AuditWriteError:
+        raise
+    except OSError as error:
+        raise AuditWriteError(f"cannot write {name}: {os_reason(error)}") from None
+
+
+def _draw_plots(report: Path, runs: Sequence[RunResult]) -> dict[str, int]:
+    folder = report / "plots"
+    with _writing("plots/"):
+        folder.mkdir()
     # Each plot shows the runs that have what it needs (a run with d_x ≠ d_y has no ΔSAS, spectra or retrieval).
     drawers: dict[str, tuple[Callable[[Sequence[RunResult], Path], int], list[RunResult]]] = {
         "imbalance": (plots.plot_imbalance, [r for r in runs if "sas_imbalance" in r.metrics]),
@@ -157,7 +181,12 @@ def _draw_plots(folder: Path, runs: Sequence[RunResult]) -> dict[str, int]:
     with_retrieval = [r for r in runs if "rsum" in r.metrics]
     if len(with_retrieval) >= MIN_CROSS_RUNS:  # a rank correlation needs three runs
         drawers["metric_vs_rsum"] = (plots.plot_metric_vs_retrieval, with_retrieval)
-    return {name: draw(shown, folder / PLOT_FILES[name]) for name, (draw, shown) in drawers.items() if shown}
+    drawn = {}
+    for name, (draw, shown) in drawers.items():
+        if shown:
+            with _writing(f"plots/{PLOT_FILES[name]}"):
+                drawn[name] = draw(shown, folder / PLOT_FILES[name])
+    return drawn
 
 
 def _json_ready(value):

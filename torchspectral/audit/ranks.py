@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from torchspectral.audit.errors import AuditInputError
+from torchspectral.audit.errors import AuditInputError, AuditWriteError
 from torchspectral.audit.records import RunFailure, RunResult
 
 
@@ -47,12 +47,16 @@ class RankSplit:
         return out
 
     def agreed(self, step: Callable[[], Any]) -> Any:
-        """``step()`` on this rank; if it raised on any rank, the same error (type and message) on every rank."""
+        """``step()`` on this rank; if it raised on any rank, the same error on every rank: an
+        :class:`AuditInputError` or :class:`AuditWriteError` as itself (its message, naming the rank), any other
+        error as a :class:`RuntimeError` with its type and message."""
         try:
             value, error = step(), None
         except AuditInputError as caught:
             value, error = None, ("input", str(caught))
-        except Exception as caught:  # not an input error: still never a hang on the other ranks
+        except AuditWriteError as caught:
+            value, error = None, ("write", str(caught))
+        except Exception as caught:  # not an audit error: still never a hang on the other ranks
             value, error = None, ("other", f"{type(caught).__name__}: {caught}")
             if not self.distributed:
                 raise
@@ -60,7 +64,7 @@ class RankSplit:
             if verdict is not None:
                 kind, message = verdict
                 where = "" if self.world == 1 else f" (on rank {rank})"
-                raise (AuditInputError if kind == "input" else RuntimeError)(message + where)
+                raise {"input": AuditInputError, "write": AuditWriteError}.get(kind, RuntimeError)(message + where)
         return value
 
     @contextlib.contextmanager

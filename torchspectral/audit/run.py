@@ -73,6 +73,8 @@ def run_audit(
     Raises:
         AuditInputError: bad manifest, settings, input file or output location (nothing touched or written).
         AnalysisError: every run failed analysis (nothing written).
+        AuditWriteError: the report could not be written (full disk, file size limit, …): nothing written, a
+            previous report left as it was.
         AuditInterrupted / KeyboardInterrupt: SIGTERM / SIGINT (the staging directory is removed first).
     """
     from tqdm.auto import tqdm
@@ -149,14 +151,15 @@ def run_audit(
         def write() -> Path | None:
             if destination is None:  # not rank 0: rank 0 writes the report
                 return None
-            write_report_files(
-                destination.staging,
-                results,
-                manifest=manifest.path,
-                settings=used,
-                stage_seconds=stage_seconds,
-                failures=failures,
-            )
+            with destination.writing() as staging:
+                write_report_files(
+                    staging,
+                    results,
+                    manifest=manifest.path,
+                    settings=used,
+                    stage_seconds=stage_seconds,
+                    failures=failures,
+                )
             return destination.publish()
 
         # Every rank waits here until rank 0 has published the report (or failed to): no rank returns, and so no
