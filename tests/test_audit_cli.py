@@ -119,9 +119,13 @@ def test_existing_output_is_refused_and_force_replaces_only_a_previous_report(de
     assert (out / "keep.txt").read_text() == "mine" and _leftovers(tmp_path) == []
     report = tmp_path / "previous"
     assert main(["audit", str(demo_manifest), "--out", str(report), "--quiet", "--n-boot", "0"]) == 0
-    (report / "stale.txt").write_text("from the previous report")
+    # A file the previous report did not write is never deleted: --force refuses until it is moved out.
+    (report / "stale.txt").write_text("added after the previous report")
+    assert main(["audit", str(demo_manifest), "--out", str(report), "--quiet", "--n-boot", "0", "--force"]) == 2
+    assert "stale.txt" in capsys.readouterr().err and (report / "stale.txt").exists()
+    (report / "stale.txt").unlink()
     assert main(["audit", str(demo_manifest), "--out", str(report), "--quiet", "--n-boot", "0", "--force"]) == 0
-    assert not (report / "stale.txt").exists() and (report / "report.json").exists()
+    assert (report / "report.json").exists()
     assert _leftovers(tmp_path) == []
 
 

@@ -91,10 +91,15 @@ def test_force_replaces_a_previous_report_only(project, tmp_path) -> None:
     out = tmp_path / "report"
     assert _cli("audit", str(project / "m.toml"), "--out", str(out), "--quiet").returncode == 0
     assert (out / REPORT_MARKER).is_file()
-    (out / "old.txt").write_text("previous")
+    (out / "old.txt").write_text("previous")  # not written by the report: --force refuses, nothing removed
+    kept = _cli("audit", str(project / "m.toml"), "--out", str(out), "--force", "--quiet")
+    assert kept.returncode == 2
+    _one_line_error(kept, "old.txt", "nothing was touched")
+    assert (out / "old.txt").read_text() == "previous"
+    (out / "old.txt").unlink()
     again = _cli("audit", str(project / "m.toml"), "--out", str(out), "--force", "--quiet")
     assert again.returncode == 0, again.stderr
-    assert not (out / "old.txt").exists() and (out / "report.md").is_file()
+    assert (out / "report.md").is_file()
     (out / REPORT_MARKER).unlink()  # no longer a report: --force refuses it
     before = _snapshot(out)
     refused = _cli("audit", str(project / "m.toml"), "--out", str(out), "--force", "--quiet")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torchspectral as ts
-from torchspectral.audit.destination import AuditInterrupted, is_report, terminate_as_exception
+from torchspectral.audit.destination import AuditInterrupted, check_replaceable, terminate_as_exception
 from torchspectral.audit.errors import AuditInputError, AuditWriteError
 from torchspectral.audit.run import AnalysisError, run_audit
 from torchspectral.bootstrap import INTERVAL_METHODS
@@ -116,15 +115,14 @@ def _demo_command(args: argparse.Namespace) -> int:
     from torchspectral.demo import write_demo_inputs
 
     out = Path(args.out)
-    if (out.exists() or out.is_symlink()) and not is_report(out):
-        raise AuditInputError(f"{out} exists and is not a previous report; choose another --out")
+    if out.exists() or out.is_symlink():
+        check_replaceable(out, flag="--out")  # the demo replaces only a previous report, and nothing added to it
     started = time.perf_counter()
     print("torchspectral demo: the full audit over planted synthetic image–text embeddings")
     print(f"4 models × 2 datasets (natural, medical), n = {args.n} pairs, d = 256. Generator: torchspectral/demo.py")
     with tempfile.TemporaryDirectory(prefix="torchspectral-demo-") as inputs:
         manifest = write_demo_inputs(inputs, n=args.n, seed=args.seed, n_boot=args.n_boot)
-        run_audit(manifest, out, force=True, progress=not args.quiet)
-        shutil.copy(manifest, out / "demo-manifest.toml")
+        run_audit(manifest, out, force=True, progress=not args.quiet, attach={"demo-manifest.toml": manifest})
     report = (out / "report.md").read_text(encoding="utf-8")
     print(report)
     recovered = _planted_facts(out)
@@ -174,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--force",
         action="store_true",
-        help="replace --out if it is a previous torchspectral report (never anything else)",
+        help="replace --out if it is a previous torchspectral report holding only what that report wrote "
+        "(never anything else)",
     )
     audit.add_argument(
         "--n-boot",

@@ -5,9 +5,11 @@ created, moved or removed):
 
 * ``out`` must not be, contain or lie inside the manifest or any input file, and must not be ``/``, the
   current directory or one of its ancestors (replacing those would pull the ground from under the caller).
-* An existing ``out`` is replaced only with ``force=True``, and only when it is itself a previous report: a
-  directory holding the marker file :data:`REPORT_MARKER`, which every report carries. ``--force`` never deletes
-  anything else.
+* An existing ``out`` is replaced only with ``force=True``, and only when it is itself a previous report and
+  holds nothing else: a directory whose marker file :data:`REPORT_MARKER` lists the files and folders that
+  report wrote, and in which every entry is one of them (:func:`check_replaceable`). A file a user added, a
+  listed name turned into a link or folder, a marker that lists nothing (forged, or from a version that did not
+  list its files): refused, nothing removed. ``--force`` never deletes anything a report did not write.
 * The parent must be writable: the staging directory ``.<out name>.partial-XXXX`` is created next to ``out``
   at once (with missing parent folders), so an unwritable location fails in a second, not after the analysis.
 
@@ -34,7 +36,14 @@ from pathlib import Path
 
 from torchspectral.audit.errors import AuditInputError, AuditWriteError, os_reason
 
-__all__ = ["REPORT_MARKER", "AuditInterrupted", "ReportDestination", "is_report", "terminate_as_exception"]
+__all__ = [
+    "REPORT_MARKER",
+    "AuditInterrupted",
+    "ReportDestination",
+    "check_replaceable",
+    "is_report",
+    "terminate_as_exception",
+]
 
 REPORT_MARKER = ".torchspectral-report"
 _STAGING, _RETIRED = ".partial-", ".old-"
@@ -54,6 +63,86 @@ class AuditInterrupted(BaseException):
 def is_report(path: Path) -> bool:
     """True when ``path`` is a directory written by this module (it holds the report marker)."""
     return path.is_dir() and not path.is_symlink() and (path / REPORT_MARKER).is_file()
+
+
+def check_replaceable(path: str | Path, flag: str = "--force") -> None:
+    """Check that ``path`` is a previous report that may be replaced as a whole: a real directory whose marker
+    lists what the report wrote (``files`` and ``folders``, relative POSIX paths) and that holds nothing else.
+
+    Args:
+        path: the existing output directory.
+        flag: how the message names the option that asked for the replacement.
+
+    Raises:
+        AuditInputError: one line naming ``path`` and the first thing that is not the report's (nothing touched).
+    """
+    path = Path(path)
+    untouched = "so nothing was touched"
+    if not is_report(path):
+        raise AuditInputError(
+            f"{flag} replaces only a previous torchspectral report (a directory holding {REPORT_MARKER}); "
+            f"{path} is not one, {untouched}"
+        )
+    try:
+        marker = json.loads((path / REPORT_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        marker = None
+    listed = _listing(marker)
+    if listed is None:
+        raise AuditInputError(
+            f"{flag}: {path / REPORT_MARKER} does not list the files a torchspectral report wrote (altered, or "
+            f"from an older version), {untouched}; remove {path} yourself or choose another --out"
+        )
+    files, folders = listed
+    try:
+        for root, dirs, names in os.walk(path, onerror=_raise):
+            for name in sorted(dirs + names):
+                entry = Path(root) / name
+                relative = entry.relative_to(path).as_posix()
+                if relative == REPORT_MARKER:
+                    continue
+                if entry.is_symlink():
+                    ours = False
+                elif entry.is_dir():
+                    ours = relative in folders
+                else:
+                    ours = entry.is_file() and relative in files
+                if not ours:
+                    raise AuditInputError(
+                        f"{flag}: {path} holds {relative}, which the previous report did not write, {untouched}; "
+                        "move it out or choose another --out"
+                    )
+    except OSError as error:
+        raise AuditInputError(f"{flag}: cannot list {path}: {os_reason(error)}, {untouched}") from None
+
+
+def _listing(marker: object) -> tuple[set[str], set[str]] | None:
+    """The (files, folders) a finished report's marker lists; None when it lists none (not a finished report)."""
+    if not isinstance(marker, dict) or marker.get("tool") != "torchspectral":
+        return None
+    files, folders = marker.get("files"), marker.get("folders")
+    if not isinstance(files, list) or not isinstance(folders, list) or not files:
+        return None
+    if not all(isinstance(name, str) for name in files + folders):
+        return None
+    return set(files), set(folders)
+
+
+def _raise(error: OSError) -> None:
+    raise error
+
+
+def _contents(folder: Path) -> tuple[list[str], list[str]]:
+    """The files and folders under ``folder`` (relative POSIX paths, sorted; the marker itself left out)."""
+    files, folders = [], []
+    for root, dirs, names in os.walk(folder, onerror=_raise):
+        for name in dirs:
+            folders.append((Path(root) / name).relative_to(folder).as_posix())
+        for name in names:
+            relative = (Path(root) / name).relative_to(folder).as_posix()
+            if relative != REPORT_MARKER:
+                files.append(relative)
+    return sorted(files), sorted(folders)
 
 
 @contextmanager
@@ -116,11 +205,7 @@ class ReportDestination:
                 raise AuditInputError(
                     f"output directory {out} already exists (pass --force to replace a previous report)"
                 )
-            if not is_report(out):
-                raise AuditInputError(
-                    f"--force replaces only a previous torchspectral report (a directory holding {REPORT_MARKER}); "
-                    f"{out} is not one, so nothing was touched"
-                )
+            check_replaceable(out)
 
     # -- staging ---------------------------------------------------------------------------------------
     def __enter__(self) -> ReportDestination:
@@ -179,13 +264,19 @@ class ReportDestination:
             raise RuntimeError("ReportDestination.publish: used outside its `with` block")
         out = self.out
         try:
-            _mark(self.staging, owner=None)  # a finished report: no owner process, never taken for stale staging
+            # A finished report: no owner process (never taken for stale staging), and the list of what it wrote,
+            # which is all a later --force may remove.
+            _mark(self.staging, owner=None, contents=_contents(self.staging))
         except OSError as error:
             raise self._write_error(f"cannot write {REPORT_MARKER}: {os_reason(error)}") from None
         if out.is_symlink() or out.exists():
             # Checked again: the first check was before the analysis, and the folder may have changed since.
-            if not (self.force and is_report(out)):
-                raise AuditInputError(f"{out} appeared or changed while the audit ran; not replacing it")
+            if not self.force:
+                raise AuditInputError(f"{out} appeared while the audit ran; not replacing it")
+            try:
+                check_replaceable(out)
+            except AuditInputError as error:
+                raise AuditInputError(f"{out} changed while the audit ran: {error}") from None
             try:
                 retired = Path(tempfile.mkdtemp(prefix=f".{out.name}{_RETIRED}", dir=out.parent))
                 try:
@@ -221,10 +312,13 @@ class ReportDestination:
         self._created_parents = []
 
 
-def _mark(folder: Path, owner: int | None = -1) -> None:
-    """Write the marker; ``owner`` is the process that may still be writing into ``folder`` (default: this one)."""
-    content = {"tool": "torchspectral", "owner_pid": os.getpid() if owner == -1 else owner}
-    (folder / REPORT_MARKER).write_text(json.dumps(content) + "\n", encoding="utf-8")
+def _mark(folder: Path, owner: int | None = -1, contents: tuple[list[str], list[str]] | None = None) -> None:
+    """Write the marker; ``owner`` is the process that may still be writing into ``folder`` (default: this one);
+    ``contents``, the (files, folders) of a finished report."""
+    content: dict = {"tool": "torchspectral", "owner_pid": os.getpid() if owner == -1 else owner}
+    if contents is not None:
+        content["files"], content["folders"] = contents
+    (folder / REPORT_MARKER).write_text(json.dumps(content, indent=1) + "\n", encoding="utf-8")
 
 
 def _remove_stale(parent: Path, name: str) -> None:

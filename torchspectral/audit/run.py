@@ -15,19 +15,22 @@ When no run succeeds there is nothing to report: :class:`AnalysisError` lists ev
 from __future__ import annotations
 
 import os
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from torchspectral.audit.destination import ReportDestination, terminate_as_exception
-from torchspectral.audit.errors import AuditInputError
+from torchspectral.audit.errors import AuditInputError, AuditWriteError, os_reason
 from torchspectral.audit.ranks import RankSplit
 from torchspectral.audit.records import RunFailure
 
 __all__ = ["AnalysisError", "AuditOutcome", "run_audit"]
+
+_REPORT_NAMES = ("report.json", "runs.csv", "report.md", "plots")
 
 
 class AnalysisError(RuntimeError):
@@ -59,6 +62,7 @@ def run_audit(
     interval: str | None = None,
     progress: bool = True,
     distributed: bool = False,
+    attach: Mapping[str, str | Path] | None = None,
 ) -> AuditOutcome:
     """Read every run of the manifest, analyse it and write the report directory ``out``.
 
@@ -69,6 +73,9 @@ def run_audit(
     rank r reads and analyses the runs r, r + W, …, on its own device (``cuda:LOCAL_RANK`` when CUDA is
     there), and rank 0 writes the one report, the same as one process writes (:mod:`torchspectral.audit.ranks`;
     the timings are rank 0's). Every rank returns the same outcome and raises the same errors.
+
+    ``attach`` maps a file name in the report to a file copied there (the demo attaches the manifest it
+    generated); like every file of the report it is listed in the report's marker, so ``--force`` may replace it.
 
     Raises:
         AuditInputError: bad manifest, settings, input file or output location (nothing touched or written).
@@ -84,6 +91,10 @@ def run_audit(
     from torchspectral.audit.output import write_report_files
     from torchspectral.audit.readers import read_run
 
+    attach = dict(attach or {})
+    for name in attach:
+        if not isinstance(name, str) or Path(name).name != name or name.startswith(".") or name in _REPORT_NAMES:
+            raise ValueError(f"run_audit: attach: {name!r} must be a plain file name not used by the report")
     # Every setting is checked before any input is read: the overrides here, the manifest's when it is loaded.
     split = RankSplit(distributed)
     given = check_overrides(n_boot=n_boot, sas_n_boot=sas_n_boot, seed=seed, presets=presets, interval=interval)
@@ -160,6 +171,11 @@ def run_audit(
                     stage_seconds=stage_seconds,
                     failures=failures,
                 )
+                for name, source in attach.items():
+                    try:
+                        shutil.copyfile(source, staging / name)
+                    except OSError as error:
+                        raise AuditWriteError(f"cannot write {name}: {os_reason(error)}") from None
             return destination.publish()
 
         # Every rank waits here until rank 0 has published the report (or failed to): no rank returns, and so no
