@@ -4,6 +4,7 @@ cross-run sections only where they mean something, and which scores are unbounde
 from __future__ import annotations
 
 import json
+import re
 
 import torch
 
@@ -79,3 +80,49 @@ def test_cross_run_sections_need_three_runs_and_counts_read_naturally(tmp_path) 
     assert "(n=1)" not in markdown and "## Which metrics predict retrieval?" not in markdown
     assert report["cross_run"]["retrieval_correlations"] == [] and "metric_vs_rsum" not in report["plots"]
     assert "not bounded to [0, 1]" in markdown  # per-pair SAS, where the extremes are shown
+
+
+def _tables(markdown: str) -> list[list[str]]:
+    """Every table of the markdown: runs of consecutive lines that start with '|'."""
+    tables, current = [], []
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return [*tables, current] if current else tables
+
+
+def test_user_given_names_are_escaped_everywhere_in_report_md(tmp_path) -> None:
+    """A `|` or newline in a name must not split a table cell or row; NUL bytes and HTML never reach report.md."""
+    from torchspectral.audit.records import RunFailure
+
+    model = "a|b\nc <script>alert(1)</script>"
+    datasets = ["d\x00e [x](http://evil)", "f\u2028g & h", "i`j`*k*", "l\\|m"]
+    domains = ["med|ical\n## Heading", "nat<b>ural</b>"]
+    runs = []
+    for i, dataset in enumerate(datasets):
+        x, y = _pairs(80, 8, i)
+        if i == 0:
+            x[1] = x[0]  # tied retrieval scores: the ties table lists this run too
+        runs.append(analyse_run(model, dataset, domains[i % 2], x, y, n_boot=0, top_k=2))
+    failure = RunFailure(model, "bad|set\n", "dom\x00ain", "audit run a|b: zero <variance>\nsecond line")
+    out = write_report(tmp_path / "report", runs, manifest="m|x\n.toml", settings={"presets": ["default"]},
+                       stage_seconds={}, failures=[failure])  # fmt: skip
+    markdown = (out / "report.md").read_text()
+    assert "\x00" not in markdown and "\u2028" not in markdown
+    assert not re.search(r"(?<!\\)<[A-Za-z/!]", markdown), "raw HTML tag in report.md"
+    assert "](http" not in markdown.replace("\\](http", "")  # no live link from a name
+    assert not [line for line in markdown.splitlines() if line.startswith("## Heading")]
+    tables = _tables(markdown)
+    assert len(tables) >= 6  # runs, ties, imbalance (2), domains compared, q-sweep, correlations, extremes, timings
+    for table in tables:
+        cells = [len(re.findall(r"(?<!\\)\|", line)) for line in table]
+        assert len(set(cells)) == 1, table
+    runs_table = next(t for t in tables if t[0].startswith("| model | dataset | domain |"))
+    assert len(runs_table) == 2 + len(runs)
+    assert "a\\|b\\nc \\<script\\>" in runs_table[2] and "d\\x00e \\[x\\](http://evil)" in runs_table[2]
+    assert "med\\|ical\\n## Heading" in markdown and "nat\\<b\\>ural\\</b\\>" in markdown
+    failed = markdown.split("## Failed runs")[1].split("\n## ")[0]
+    assert "**a\\|b\\nc \\<script\\>alert(1)\\</script\\> / bad\\|set\\n** (dom\\x00ain)" in failed

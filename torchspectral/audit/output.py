@@ -11,6 +11,7 @@ import csv
 import json
 import math
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -221,6 +222,40 @@ def _write_csv(path: Path, runs: Sequence[RunResult]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- markdown
+# Markdown and HTML punctuation that would change what a user-given name means in report.md: `|` splits a table
+# cell, `<`/`>`/`&` make tags and entities, `[`/`]` links, `` ` `` and `*` code and emphasis, `\` escapes.
+_MARKDOWN_SPECIAL = frozenset("\\|<>&[]`*")
+
+
+def _md(text: object) -> str:
+    """User-given text (a model, dataset or domain name, a path, a failure's reason) as inert markdown on one line.
+
+    Markdown and HTML punctuation is backslash-escaped (so ``a|b`` stays in its table cell and ``<b>`` is no tag);
+    control characters and line separators are written as Python escapes (``\\n``, ``\\x00``), so a newline never
+    ends a table row and no NUL byte reaches report.md. runs.csv and report.json keep the names as given.
+
+    Args:
+        text: the text (anything; ``str()`` of it).
+
+    Returns:
+        The text to put into report.md.
+    """
+    out = []
+    for char in str(text):
+        if char in _MARKDOWN_SPECIAL:
+            out.append("\\" + char)
+        elif unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            out.append(char.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _run_name(run: dict) -> str:
+    """``model / dataset`` of a run (or failed run), escaped for report.md."""
+    return f"{_md(run['model'])} / {_md(run['dataset'])}"
+
+
 def _fmt(value, digits: int = 4) -> str:
     if value is None:
         return "–"
@@ -309,7 +344,7 @@ def _markdown_missing_intervals(runs: Sequence[dict]) -> list[str]:
     by_reason: dict[tuple[str, str], list[str]] = {}
     sas_lines = []
     for r in runs:
-        label = f"{r['model']} / {r['dataset']}"
+        label = _run_name(r)
         missing = [
             name
             for name, reason in r.get("no_interval", {}).items()
@@ -362,7 +397,7 @@ def render_markdown(report: dict) -> str:
     lines = [
         "# torchspectral audit",
         "",
-        f"Manifest: `{report['manifest']}` — {counted}. Settings: "
+        f"Manifest: {_md(report['manifest'])} — {counted}. Settings: "
         + ", ".join(f"{k} = {v}" for k, v in settings.items()),
         "",
         "Image = x, text = y. SAS img→txt asks how much of the image's dominant eigenspace the text recovers;",
@@ -378,7 +413,7 @@ def render_markdown(report: dict) -> str:
     ]
     header = ["model", "dataset", "domain", "images", "captions", *(h for _, h in HEADLINE)]
     rows = [
-        [r["model"], r["dataset"], r["domain"], r["n_images"], r["n_captions"]]
+        [_md(r["model"]), _md(r["dataset"]), _md(r["domain"]), r["n_images"], r["n_captions"]]
         + [_with_interval(r, key) for key, _ in HEADLINE]
         for r in runs
     ]
@@ -389,7 +424,7 @@ def render_markdown(report: dict) -> str:
     lines += _markdown_presets(runs, settings.get("presets", ["default"]))
     lines += _markdown_ties(runs)
     lines += ["## Which modality is the bottleneck?", ""]
-    lines += [f"- **{r['model']} / {r['dataset']}** ({r['domain']}): {_bottleneck(r)}" for r in runs] + [""]
+    lines += [f"- **{_run_name(r)}** ({_md(r['domain'])}): {_bottleneck(r)}" for r in runs] + [""]
     lines += _markdown_missing_intervals(runs)
     lines += _markdown_failures(failed)
     if cross.get("note"):
@@ -422,7 +457,11 @@ def _markdown_presets(runs: Sequence[dict], presets: Sequence[str]) -> list[str]
     lines.append("")
     header = ["model", "dataset", *(f"{name.upper()} ({preset})" for name in changed for preset in presets)]
     rows = [
-        [r["model"], r["dataset"], *(_metric_cell(r, key(name, preset)) for name in changed for preset in presets)]
+        [
+            _md(r["model"]),
+            _md(r["dataset"]),
+            *(_metric_cell(r, key(name, preset)) for name in changed for preset in presets),
+        ]
         for r in runs
     ]
     return lines + _table(header, rows)
@@ -440,7 +479,7 @@ def _markdown_ties(runs: Sequence[dict]) -> list[str]:
     for r in tied:
         pessimistic = r["ties"]["pessimistic"]
         cells = [f"{_fmt(r['metrics'][k])} / {_fmt(pessimistic[k])}" for k in keys]
-        rows.append([f"{r['model']} / {r['dataset']}", r["ties"]["tied_queries"], *cells])
+        rows.append([_run_name(r), r["ties"]["tied_queries"], *cells])
     return lines + _table(["run", "tied queries", "rSum", "i2t R@1", "t2i R@1"], rows)
 
 
@@ -453,7 +492,7 @@ def _markdown_failures(failed: Sequence[dict]) -> list[str]:
         "These runs could not be analysed and are in no table or statistic above or below:",
         "",
     ]
-    lines += [f"- **{f['model']} / {f['dataset']}** ({f['domain']}): {f['reason']}" for f in failed]
+    lines += [f"- **{_run_name(f)}** ({_md(f['domain'])}): {_md(f['reason'])}" for f in failed]
     return [*lines, ""]
 
 
@@ -474,9 +513,7 @@ def _markdown_extremes(runs: Sequence[dict]) -> list[str]:
         return ", ".join(f"{i['caption']} ({i['image']}): {i['score']:.3g}" for i in items)
 
     rows = [
-        [f"{r['model']} / {r['dataset']}", entries(r["extremes"]["top"]), entries(r["extremes"]["bottom"])]
-        for r in runs
-        if r["extremes"]
+        [_run_name(r), entries(r["extremes"]["top"]), entries(r["extremes"]["bottom"])] for r in runs if r["extremes"]
     ]
     return lines + _table(["run", "best aligned", "worst aligned"], rows)
 
@@ -485,7 +522,7 @@ def _markdown_timings(timings: dict[str, float], runs: Sequence[dict]) -> list[s
     lines = ["## Where the time went", ""]
     lines += _table(["stage", "seconds"], [[k, round(v, 2)] for k, v in timings.items()])
     stages = list(dict.fromkeys(stage for r in runs for stage in r["timings"]))
-    rows = [[f"{r['model']} / {r['dataset']}", *(round(r["timings"].get(s, 0.0), 2) for s in stages)] for r in runs]
+    rows = [[_run_name(r), *(round(r["timings"].get(s, 0.0), 2) for s in stages)] for r in runs]
     return lines + _table(["run", *stages], rows)
 
 
@@ -505,15 +542,15 @@ def _mean_std(summary: dict) -> str:
 def _markdown_imbalance(tests: dict) -> list[str]:
     lines = ["## Directional imbalance across runs (ΔSAS)", ""]
     rows = [
-        [domain, t["n"], _mean_std(t), _fmt(t.get("t")), _p(t), f"{t['n_positive']}/{t['n']}"]
+        [_md(domain), t["n"], _mean_std(t), _fmt(t.get("t")), _p(t), f"{t['n_positive']}/{t['n']}"]
         for domain, t in tests["domains"].items()
     ]
     lines += ["One-sample t-test of ΔSAS against 0 per domain:", ""]
     lines += _table(["domain", "runs", "ΔSAS mean ± std", "t", "p", "ΔSAS > 0"], rows)
     greater = tests["greater"]
-    lines += [f"Mann–Whitney U, ΔSAS {greater['a']} > {greater['b']} (one-sided): U = {_fmt(greater.get('u'))}, "
-              f"p = {_p(greater)}.", ""]  # fmt: skip
-    rows = [[name, d["domain"], d["n"], _mean_std(d), "yes" if d["all_positive"] else "no"]
+    lines += [f"Mann–Whitney U, ΔSAS {_md(greater['a'])} > {_md(greater['b'])} (one-sided): "
+              f"U = {_fmt(greater.get('u'))}, p = {_p(greater)}.", ""]  # fmt: skip
+    rows = [[_md(name), _md(d["domain"]), d["n"], _mean_std(d), "yes" if d["all_positive"] else "no"]
             for name, d in tests["datasets"].items()]  # fmt: skip
     return lines + _table(["dataset", "domain", "runs", "ΔSAS mean ± std", "all > 0?"], rows)
 
@@ -535,13 +572,14 @@ def _markdown_statistics(cross: dict) -> list[str]:
                 *(_mean_std(row["domains"][d]) if d in row["domains"] else "n/a" for d in domains),
                 *(_p(tests[pair]) if pair in tests else "n/a" for pair in pairs),
             ])  # fmt: skip
-        lines += _table(["metric", *domains, *(f"p ({a} vs {b})" for a, b in pairs)], rows)
+        header = ["metric", *map(_md, domains), *(f"p ({_md(a)} vs {_md(b)})" for a, b in pairs)]
+        lines += _table(header, rows)
 
     sweep = cross["q_sweep_by_domain"]
     if sweep:
         domains = list(sweep["domains"])
         lines += ["## q-sweep per domain", "", "Mean SAS over the domain's runs at every active-set fraction q.", ""]
-        header = ["q", *(f"{d} {k}" for d in domains for k in ("img→txt", "txt→img", "ΔSAS"))]
+        header = ["q", *(f"{_md(d)} {k}" for d in domains for k in ("img→txt", "txt→img", "ΔSAS"))]
         rows = []
         for i, q in enumerate(sweep["q"]):
             row = [q]
@@ -564,5 +602,5 @@ def _markdown_statistics(cross: dict) -> list[str]:
             cell = "–" if c["rho"] is None else f"{c['rho']:+.2f}{c['stars']}"
             table.setdefault(c["metric"], {})[c["stratum"]] = f"{cell} (n={c['n']})"
         rows = [[metric, *(cells.get(s, "–") for s in strata)] for metric, cells in table.items()]
-        lines += _table(["metric", *strata], rows)
+        lines += _table(["metric", *map(_md, strata)], rows)
     return lines
