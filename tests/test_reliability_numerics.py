@@ -2,6 +2,9 @@
 
 * SAS's default regulariser is scale-free: SAS does not depend on the overall scale of either modality; the
   source paper's absolute ε = 1e-8 is kept under ``preset="paper"`` (and for an explicit ``eps=``).
+* Values whose squares underflow float32 are computed in float64 (and the accumulator scales each batch by a power
+  of two, so unchecked batches do not underflow either); values whose fourth powers underflow float64 are refused
+  with an error naming the underflow, in every entry point.
 """
 
 from __future__ import annotations
@@ -149,3 +152,163 @@ def test_a_bad_eps_is_refused(eps) -> None:
     ):
         with pytest.raises((ValueError, TypeError), match="eps"):
             call()
+
+
+# ---------------------------------------------------------------------------------------------------- item 1
+# name → (package call, float64 reference on the same values)
+METRICS = {
+    "sas": (ts.sas, lambda x, y: R.sas(x, y, eps=default_eps(x, y))),
+    "cka": (ts.cka, R.cka_linear),
+    "cka_unbiased": (lambda x, y: ts.cka(x, y, unbiased=True), lambda x, y: R.cka_linear(x, y, unbiased=True)),
+    "cka_rbf": (lambda x, y: ts.cka(x, y, kernel="rbf"), R.cka_rbf),
+    "svcca": (ts.svcca, R.svcca),
+    "coral": (ts.coral, R.coral),
+    "mmd": (ts.mmd, R.mmd),
+    "modality_gap": (ts.modality_gap, R.modality_gap),
+    "l2i": (ts.l2i, R.l2i),
+    "true_pair_cosine": (ts.true_pair_cosine, R.true_pair_cosine),
+    "cosine_gap": (ts.cosine_gap, R.cosine_gap),
+    "rmg": (ts.rmg, R.rmg),
+    "retrieval_rsum": (lambda x, y: ts.retrieval(x, y).rsum, lambda x, y: R.retrieval(x, y)["rsum"]),
+}
+
+
+def tiny(scale: float, dtype: torch.dtype, n: int = 64, d: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(25)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = 0.6 * x + torch.randn(n, d, generator=g, dtype=torch.float64)
+    return (x * scale).to(dtype), (y * scale).to(dtype)
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1e-22, 1e-26, 1e-30])
+@pytest.mark.parametrize("name", list(METRICS))
+def test_float32_values_whose_squares_underflow_are_computed_correctly(name: str, scale: float) -> None:
+    """float32 at 1e-22…1e-30 gave cka 1.0 (true 0.81), svcca 6.68: their squares underflow float32."""
+    x, y = tiny(scale, torch.float32)
+    ours, ref = METRICS[name]
+    want = ref(x.double().numpy(), y.double().numpy())  # the same float32 values, in float64
+    got = float(ours(x, y))
+    assert got == pytest.approx(want, rel=1e-6, abs=1e-12 if name in ("coral", "mmd") else 0.0), f"{name}: {got}"
+
+
+@pytest.mark.parametrize("name", ["sas", "cka", "cka_unbiased", "svcca", "modality_gap", "retrieval_rsum"])
+def test_float32_tiny_values_give_the_value_of_the_rescaled_data(name: str) -> None:
+    """The scale-invariant metrics of float32 data at 1e-30 equal the reference on the data rescaled to unit size."""
+    x, y = tiny(1e-30, torch.float32)
+    ours, ref = METRICS[name]
+    want = ref(x.double().numpy() * 1e30, y.double().numpy() * 1e30)
+    assert float(ours(x, y)) == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_near_the_bottom_of_its_range_is_computed_correctly(dtype: torch.dtype) -> None:
+    x, y = tiny(1e-3 if dtype == torch.float16 else 1e-30, dtype)
+    for name in ("cka", "svcca", "sas"):
+        ours, ref = METRICS[name]
+        assert float(ours(x, y)) == pytest.approx(ref(x.double().numpy(), y.double().numpy()), rel=1e-6), name
+
+
+def test_float64_within_its_range_is_computed_correctly() -> None:
+    """At 1e-60 the reference's n×n HSIC underflows itself: compare with the reference on the rescaled data."""
+    x, y = tiny(1e-60, torch.float64)
+    for name in ("sas", "cka", "cka_unbiased", "svcca", "rmg", "retrieval_rsum"):
+        ours, ref = METRICS[name]
+        assert float(ours(x, y)) == pytest.approx(ref(x.numpy() * 1e60, y.numpy() * 1e60), rel=1e-9), name
+    assert float(ts.coral(x, y)) == pytest.approx(R.coral(x.numpy() * 1e60, y.numpy() * 1e60) * 1e-240, rel=1e-9)
+
+
+TINY_CALLS = {
+    "sas": ts.sas,
+    "spectral_alignment": lambda x, y: ts.spectral_alignment(x, y).symmetric,
+    "cka": ts.cka,
+    "cka_unbiased": lambda x, y: ts.cka(x, y, unbiased=True),
+    "cka_rbf": lambda x, y: ts.cka(x, y, kernel="rbf"),
+    "svcca": ts.svcca,
+    "coral": ts.coral,
+    "mmd": ts.mmd,
+    "modality_gap": ts.modality_gap,
+    "rmg": ts.rmg,
+    "retrieval": lambda x, y: ts.retrieval(x, y).rsum,
+    "alignment_report": ts.alignment_report,
+    "Moments.from_data": lambda x, y: ts.Moments.from_data(x, y).cka(),
+    "Moments.update": lambda x, y: ts.Moments().update(x, y).cka(),
+    "SpectralAlignment": lambda x, y: ts.metrics.SpectralAlignment(x.shape[1]).update(x, y),
+    "CKA metric": lambda x, y: ts.metrics.CKA(x.shape[1]).update(x, y),
+    "SASLoss": lambda x, y: ts.nn.SASLoss()(x, y),
+    "CKALoss": lambda x, y: ts.nn.CKALoss()(x, y),
+    "CORALLoss": lambda x, y: ts.nn.CORALLoss()(x, y),
+    "MMDLoss": lambda x, y: ts.nn.MMDLoss()(x, y),
+    "CLIPLoss": lambda x, y: ts.nn.CLIPLoss()(x, y),
+    "SpectralPrior.fit": lambda x, y: ts.SpectralPrior.fit(x, y),
+}
+
+
+@pytest.mark.parametrize("name", list(TINY_CALLS))
+def test_float64_values_whose_powers_underflow_are_refused_naming_underflow(name: str) -> None:
+    """float64 at 1e-150: sas gave 0, cka "zero variance"; the fourth powers the statistics need underflow."""
+    x, y = tiny(1e-150, torch.float64)
+    with pytest.raises(ValueError, match=r"[xy] has values of at most \d\.\d+e-1[45]\d, too small for float64: .*"
+                                         r"underflow float64.*rescale"):  # fmt: skip
+        TINY_CALLS[name](x, y)
+
+
+def test_underflow_names_the_modality_that_is_too_small() -> None:
+    x, y = tiny(1.0, torch.float64)
+    with pytest.raises(ValueError, match=r"cka: y has values of at most .*e-1[45]\d, too small for float64"):
+        ts.cka(x, y * 1e-150)
+    with pytest.raises(ValueError, match=r"mmd: x has values of at most .*e-1[45]\d, too small for float64"):
+        ts.mmd(x * 1e-150, y)
+
+
+def test_all_zero_input_is_still_called_zero_variance_not_too_small() -> None:
+    x, y = tiny(1.0, torch.float64)
+    with pytest.raises(ValueError, match="zero variance"):
+        ts.cka(x, torch.zeros_like(y))
+
+
+def test_moments_streamed_from_tiny_float32_batches() -> None:
+    x, y = tiny(1e-28, torch.float32, n=120)
+    m = ts.Moments()
+    for start in range(0, 120, 50):
+        m.update(x[start : start + 50], y[start : start + 50])
+    want = ts.Moments.from_data(x.double(), y.double())
+    for metric in ("sas", "cka", "svcca", "coral", "modality_gap", "rmg"):
+        assert float(getattr(m, metric)()) == pytest.approx(float(getattr(want, metric)()), rel=1e-9), metric
+    # validate_args="first": the later batches are not checked (nor moved to float64); the accumulator scales each
+    # batch by a power of two, so their float32 sums do not underflow either (float32 rounding remains).
+    metric = ts.metrics.CKA(8, unbiased=True)
+    for start in range(0, 120, 50):
+        metric.update(x[start : start + 50], y[start : start + 50])
+    assert float(metric.compute()) == pytest.approx(float(want.cka(unbiased=True)), rel=1e-5)
+    unchecked = ts.metrics.SpectralAlignment(8, validate_args=False)
+    unchecked.update(x, y)
+    symmetric = float(want.spectral_alignment().symmetric)
+    assert float(unchecked.compute()["symmetric"]) == pytest.approx(symmetric, rel=1e-5)
+
+
+def test_losses_of_tiny_float32_inputs_are_correct_with_float32_gradients() -> None:
+    x, y = tiny(1e-28, torch.float32)
+    x.requires_grad_(True)
+    for loss, want in (
+        (ts.nn.SASLoss(), 1 - float(ts.spectral_alignment(x.detach().double(), y.double()).symmetric)),
+        (ts.nn.CKALoss(), 1 - float(ts.cka(x.detach().double(), y.double()))),
+    ):
+        x.grad = None
+        value = loss(x, y)
+        assert float(value) == pytest.approx(want, rel=1e-6)
+        value.backward()
+        assert x.grad.dtype == torch.float32 and torch.isfinite(x.grad).all()
+
+
+def test_sharded_inputs_follow_the_same_range_rule() -> None:
+    from torchspectral.functional import shards
+
+    def facts(peak: float, float64: bool) -> list[dict]:
+        return [{"n": 10, "d": 4, "float64": float64, "bad": 0, "peak": peak}, {"n": 0, "d": None, "float64": False,
+                                                                                 "bad": 0, "peak": 0.0}]  # fmt: skip
+
+    assert shards.compute_dtype_across("m", 10, 4, facts(1.0, False), facts(2.0, False)) == torch.float32
+    assert shards.compute_dtype_across("m", 10, 4, facts(1.0, False), facts(1e-30, False)) == torch.float64
+    assert shards.compute_dtype_across("m", 10, 4, facts(0.0, False), facts(1.0, False)) == torch.float32
+    with pytest.raises(ValueError, match=r"m: y has values of at most 1e-150, too small for float64"):
+        shards.compute_dtype_across("m", 10, 4, facts(1.0, True), facts(1e-150, True))

@@ -3,9 +3,10 @@
 Each check names the metric it guards, so a user calling `ts.alignment_report` on a bad tensor
 learns which metric refused and why, instead of getting NaN out of a covariance.
 
-Finite values can still be too large for the arithmetic: float32 embeddings at 1e20 have squares that
-overflow float32. Such inputs are moved to float64, where every metric is computed correctly; values too
-large even for float64 are refused with an error that says so (:func:`within_range`).
+Finite values can still be out of the arithmetic's range: float32 embeddings at 1e20 have squares that overflow
+float32, at 1e-22 squares that underflow it. Such inputs are moved to float64, where every metric is computed
+correctly; values too large or too small even for float64 are refused with an error that says so
+(:func:`within_range`, :func:`range_dtype`).
 
 Checks of *values* (finite, in range, non-zero variance, non-zero rows) read the data on the host: on CUDA each
 is a synchronisation. They run by default; ``validate_args=False`` on a functional metric, or the losses' and
@@ -219,6 +220,8 @@ def peak(t: torch.Tensor) -> torch.Tensor:
 
 # Headroom below the largest float for the few terms of that size that are added together.
 _HEADROOM = 16.0
+# How far below its peak |value| the spread of real data may sit and still be computed clear of underflow.
+_SPREAD = 256.0
 
 
 def magnitude_limit(dtype: torch.dtype, n: int, d: int) -> float:
@@ -240,38 +243,92 @@ def magnitude_limit(dtype: torch.dtype, n: int, d: int) -> float:
     return (big / (8.0 * n * d)) ** (1.0 / 3.0)
 
 
+def smallness_limit(dtype: torch.dtype) -> float:
+    """The smallest peak |value| of a tensor whose statistics stay clear of underflow when computed in `dtype`.
+
+    In float32 (the compute dtype of float32 and half inputs) the batch sums reach third powers of the values
+    (``Σ_i ‖xc_i‖² xc_i``), in float64 the metrics fourth powers (``‖Σ_xy‖²_F``, SAS's λ_k·σ²_k, the self-HSIC
+    terms). Such a power of values down to 1/256 of the peak (the spread of real data sits below its peak) is kept
+    at or above ``tiny / eps`` of the dtype, so that underflow loses no more than rounding does:
+    ``limit = 256 · (tiny / eps)^(1/power)``, about 1.2e-8 for float32 and 2.6e-71 for float64. An all-zero tensor
+    (peak 0) has no scale and is left to the checks that name zero variance.
+
+    Example:
+        >>> f"{smallness_limit(torch.float32):.2e}", f"{smallness_limit(torch.float64):.2e}"
+        ('1.18e-08', '2.56e-71')
+    """
+    info = torch.finfo(dtype)
+    power = 4 if dtype == torch.float64 else 3
+    return _SPREAD * (info.tiny / info.eps) ** (1.0 / power)
+
+
 def usable_as_is(n: int, d: int, *tensors: torch.Tensor) -> bool:
-    """Whether every value is finite and within :func:`magnitude_limit` for n rows of width d.
+    """Whether every value is finite and every tensor's peak |value| lies within :func:`smallness_limit` and
+    :func:`magnitude_limit` for n rows of width d.
 
     One reduction per tensor and one host sync, as a finiteness check alone needs: the peak |value| is NaN
-    or Inf whenever any value is, so "finite and not too large" is one comparison. Only when it fails do the
-    callers look closer (which rows are bad, how large the values are).
+    or Inf whenever any value is, so "finite and in range" is one comparison. Only when it fails do the
+    callers look closer (which rows are bad, how large or small the values are, whether a tensor is all zero).
     """
     peaks = torch.stack([peak(t) for t in tensors])
-    return bool(peaks.amax() <= magnitude_limit(compute_dtype(*tensors), n, d))
+    dtype = compute_dtype(*tensors)
+    return bool((peaks.amax() <= magnitude_limit(dtype, n, d)) & (peaks.amin() >= smallness_limit(dtype)))
+
+
+def range_dtype(peaks: dict[str, float], dtype: torch.dtype, metric: str, n: int, d: int) -> torch.dtype:
+    """The dtype to compute in for tensors with these peak |values| (name → peak, finite): `dtype` (their compute
+    dtype) when every peak fits it, else float64 when they fit float64.
+
+    Raises:
+        ValueError: a tensor's values are too large for float64 (:func:`magnitude_limit`) or, peak 0 aside, too
+            small for it (:func:`smallness_limit`); the message names the tensor, its peak and the limit.
+    """
+    nonzero = {name: p for name, p in peaks.items() if p > 0}
+
+    def fits(dt: torch.dtype) -> bool:
+        return max(peaks.values()) <= magnitude_limit(dt, n, d) and all(
+            p >= smallness_limit(dt) for p in nonzero.values()
+        )
+
+    if fits(dtype):
+        return dtype
+    if fits(torch.float64):
+        return torch.float64
+    largest = max(peaks, key=peaks.__getitem__)
+    limit = magnitude_limit(torch.float64, n, d)
+    if peaks[largest] > limit:
+        raise ValueError(
+            f"{metric}: {largest} has values up to {peaks[largest]:.3g}, too large for float64: the statistics need "
+            f"their squares and sums of up to fourth powers over {n} rows × {d} features, which overflow float64 "
+            f"beyond |values| ≈ {limit:.3g} here; rescale the embeddings"
+        )
+    smallest = min(nonzero, key=nonzero.__getitem__)
+    exponent = -math.floor(math.log2(nonzero[smallest]))
+    raise ValueError(
+        f"{metric}: {smallest} has values of at most {nonzero[smallest]:.3g}, too small for float64: the statistics "
+        f"need sums of up to fourth powers of the values, which underflow float64 below |values| ≈ "
+        f"{smallness_limit(torch.float64):.3g}; rescale the embeddings (e.g. multiply {smallest} by 2**{exponent}, "
+        "which is exact)"
+    )
 
 
 def within_range(tensors: dict[str, torch.Tensor], metric: str, n: int, d: int) -> list[torch.Tensor]:
-    """The finite `tensors` (name → tensor), in float64 when their values are too large for float32 arithmetic.
+    """The finite `tensors` (name → tensor), in float64 when their values are too large or too small for float32
+    arithmetic (:func:`range_dtype`).
 
     float64 holds the squares and fourth powers of every float32 value, so moving such inputs to float64 computes
-    every metric correctly (scale-invariant or not) instead of returning NaN; gradients flow back in the input
-    dtype. Values too large even for float64 are refused, naming the input and the overflow.
+    every metric correctly (scale-invariant or not) instead of returning NaN or a value the underflow made up;
+    gradients flow back in the input dtype.
+
+    Raises:
+        ValueError: values too large or too small even for float64, naming the input and the overflow or underflow.
     """
     values = list(tensors.values())
-    peaks = [float(peak(t)) for t in values]
     dtype = compute_dtype(*values)
-    if max(peaks) <= magnitude_limit(dtype, n, d):
+    peaks = {name: float(peak(t)) for name, t in tensors.items()}
+    if range_dtype(peaks, dtype, metric, n, d) == dtype:
         return values
-    limit = magnitude_limit(torch.float64, n, d)
-    if max(peaks) <= limit:
-        return [t.to(torch.float64) for t in values]
-    name = list(tensors)[peaks.index(max(peaks))]
-    raise ValueError(
-        f"{metric}: {name} has values up to {max(peaks):.3g}, too large for float64: the statistics need their "
-        f"squares and sums of up to fourth powers over {n} rows × {d} features, which overflow float64 beyond "
-        f"|values| ≈ {limit:.3g} here; rescale the embeddings"
-    )
+    return [t.to(torch.float64) for t in values]
 
 
 def check_bandwidth(sigma: object, metric: str, name: str = "sigma") -> float:

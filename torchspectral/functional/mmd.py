@@ -188,9 +188,12 @@ def _mmd_across(x, y, sigma, estimator, scale, nan_policy, backend, group) -> to
             f"{metric}: the unbiased estimator needs at least 2 rows in each sample (it divides by n(n−1)), "
             f"got n={n}, m={m}"
         )
-    # As check_sample does per sample: a sample too large for float32 arithmetic is computed in float64.
+    # As check_sample does per sample: a sample out of float32's range is computed in float64.
     dtype = max(
-        (shards.compute_dtype_across(metric, n, d_x, fx), shards.compute_dtype_across(metric, m, d_x, fy)),
+        (
+            shards.compute_dtype_across(metric, n, d_x, fx, names=("x",)),
+            shards.compute_dtype_across(metric, m, d_x, fy, names=("y",)),
+        ),
         key=lambda t: t.itemsize,
     )
     inputs = (x, y)

@@ -3,7 +3,7 @@ rank's verdict, so bad input on one rank is the same clear error on all of them,
 
 Each rank checks its own tensors and reports small facts (rows, width, dtype, largest value, bad rows) or its
 error; one ``all_gather_object`` shares them, and the checks that need the global picture (NaN counts, the
-width of every shard, the float64 promotion of values too large for float32) are taken from the same gathered
+width of every shard, the float64 promotion of values out of float32's range) are taken from the same gathered
 facts on every rank, so they agree. An empty shard ((0, d) rows, any d) is allowed; its width is not compared.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from torchspectral.pairwise.sharded import gather_objects, group_rank_world, sum_all
-from torchspectral.validation import check_rows_tensor, finite_rows, magnitude_limit, peak
+from torchspectral.validation import check_rows_tensor, finite_rows, peak, range_dtype
 
 __all__ = ["group_rank_world", "sum_all"]  # re-exported for the functional forms
 
@@ -96,21 +96,20 @@ def width(facts: Sequence[dict[str, Any]], name: str, metric: str) -> int:
     return next(iter(widths.values()))
 
 
-def compute_dtype_across(metric: str, n: int, d: int, *groups: Sequence[dict[str, Any]]) -> torch.dtype:
-    """float64 when any shard is float64 or the values are too large for float32 arithmetic (as
-    :func:`~torchspectral.validation.within_range` decides for the concatenated inputs), else float32."""
+def compute_dtype_across(
+    metric: str, n: int, d: int, *groups: Sequence[dict[str, Any]], names: Sequence[str] | None = None
+) -> torch.dtype:
+    """float64 when any shard is float64 or the values are too large or too small for float32 arithmetic (as
+    :func:`~torchspectral.validation.within_range` decides for the concatenated inputs), else float32. Each group
+    holds one input's shard facts; ``names`` name the groups in errors (default "x", "y").
+
+    Raises:
+        ValueError: values out of float64's range (:func:`~torchspectral.validation.range_dtype`).
+    """
     float64 = any(f["float64"] for facts in groups for f in facts)
-    largest = max(f["peak"] for facts in groups for f in facts)
-    if largest <= magnitude_limit(torch.float64 if float64 else torch.float32, n, d):
-        return torch.float64 if float64 else torch.float32
-    limit = magnitude_limit(torch.float64, n, d)
-    if largest > limit:
-        raise ValueError(
-            f"{metric}: the inputs have values up to {largest:.3g}, too large for float64: the statistics need their "
-            f"squares and sums of up to fourth powers over {n} rows × {d} features, which overflow float64 beyond "
-            f"|values| ≈ {limit:.3g} here; rescale the embeddings"
-        )
-    return torch.float64
+    names = ("x", "y")[: len(groups)] if names is None else names
+    peaks = {name: max(f["peak"] for f in facts) for name, facts in zip(names, groups, strict=True)}
+    return range_dtype(peaks, torch.float64 if float64 else torch.float32, metric, n, d)
 
 
 def as_rows(t: torch.Tensor, d: int, dtype: torch.dtype) -> torch.Tensor:

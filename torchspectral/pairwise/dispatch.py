@@ -74,7 +74,8 @@ def resolve_backend(backend: str, metric: str, *tensors: torch.Tensor) -> str:
         if float64:
             raise Float64Unsupported(
                 f"{metric}: the Triton kernels compute in float32; use backend='torch' for float64 inputs "
-                "(float32 inputs with values too large for float32 arithmetic are computed in float64 too)"
+                "(float32 inputs with values too large for float32 arithmetic are computed in float64 too, as are "
+                "values too small for it)"
             )
     return backend
 

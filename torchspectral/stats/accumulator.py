@@ -80,6 +80,32 @@ def resolve_groups(groups) -> tuple[str, ...]:
     return tuple(g for g in GROUPS if g in wanted)
 
 
+def _unit_scale(t: torch.Tensor) -> torch.Tensor:
+    """The power of two 2^−e (a scalar of t's dtype, no gradient) with ``max|t| = m·2^e``, m in [0.5, 1): t times it
+    peaks in [0.5, 1) (e kept within the dtype's normal exponents, so the scale itself is a normal number). 1 for an
+    all-zero t, and for NaN or Inf, which the statistics then carry as they are."""
+    _, exponent = torch.frexp(torch.linalg.vector_norm(t.detach(), ord=float("inf")))
+    limit = {torch.float64: 1021}.get(t.dtype, 125)  # 2^±limit is a normal number (float32: 2^-126…2^127)
+    return torch.ldexp(torch.ones((), dtype=t.dtype, device=t.device), (-exponent).clamp(-limit, limit))
+
+
+# The power of the x and of the y scale in each shifted sum (the sums over normalised rows are scale-free).
+_SCALE_POWERS = {
+    "sum_x": (1, 0), "sum_y": (0, 1), "sum_xx": (2, 0), "sum_xy": (1, 1), "sum_yy": (0, 2),
+    "sum_a": (2, 0), "sum_b": (0, 2), "sum_ab": (2, 2), "sum_aa": (4, 0), "sum_bb": (0, 4),
+    "sum_a_x": (3, 0), "sum_a_y": (2, 1), "sum_b_x": (1, 2), "sum_b_y": (0, 3),
+}  # fmt: skip
+
+
+def _scaled_back(sums: dict, scale_x: torch.Tensor, scale_y: torch.Tensor) -> dict:
+    """The sums of the unscaled rows from those of the rows times ``scale_x``, ``scale_y`` (exact, in float64)."""
+    inv_x, inv_y = 1.0 / scale_x.double(), 1.0 / scale_y.double()
+    for name, (px, py) in _SCALE_POWERS.items():
+        if name in sums:
+            sums[name] = sums[name] * (inv_x**px * inv_y**py)
+    return sums
+
+
 class Sums(dict):
     """The sums by name; asking for one whose group was not formed says so instead of a bare KeyError."""
 
@@ -171,15 +197,22 @@ class MomentStatistics:
     @classmethod
     def _of_batch(cls, x: torch.Tensor, y: torch.Tensor, groups=ALL_GROUPS) -> MomentStatistics:
         """Statistics of one validated batch, in coordinates centred on the batch's own mean (the compute
-        precision centres, so the one GEMM per block does not cancel the common offset)."""
+        precision centres, so the one GEMM per block does not cancel the common offset).
+
+        Each modality is first scaled by a power of two that brings its peak |value| into [0.5, 1) (found on the
+        device, no host read), and the float64 sums are scaled back: both steps are exact, and the float32 products
+        can then neither underflow (float32 values at 1e-25) nor overflow, whatever the validation settings.
+        """
         groups = resolve_groups(groups)
         cdt = compute_dtype(x, y)
         x, y = x.to(cdt), y.to(cdt)
+        scale_x, scale_y = _unit_scale(x), _unit_scale(y)
+        x, y = x * scale_x, y * scale_y
         mean_x, mean_y = x.mean(0), y.mean(0)
-        sums = sums_of_rows(row_quantities(x, y, groups, mean_x, mean_y), groups)
+        sums = _scaled_back(sums_of_rows(row_quantities(x, y, groups, mean_x, mean_y), groups), scale_x, scale_y)
         return cls(
             d_x=x.shape[1], d_y=y.shape[1], device=x.device, n=x.shape[0],
-            shift_x=mean_x.double(), shift_y=mean_y.double(), sums=sums,
+            shift_x=mean_x.double() / scale_x.double(), shift_y=mean_y.double() / scale_y.double(), sums=sums,
         )  # fmt: skip
 
     @property
