@@ -236,10 +236,14 @@ def svcca_kept(variances: np.ndarray, keep: float = 0.99) -> np.ndarray:
     return order[: int((fraction < keep).sum()) + 1]
 
 
-def closed_form(model: dict[str, np.ndarray], eps: float = 1e-8) -> dict[str, float]:
-    """The population values from α², β², c alone (an independent check of :func:`population_values`)."""
+def closed_form(model: dict[str, np.ndarray], eps: float | None = None) -> dict[str, float]:
+    """The population values from α², β², c alone (an independent check of :func:`population_values`).
+
+    ``eps`` None is SAS's scale-free default, 1e-8 times the mean variance of each side (the variances are α², β²).
+    """
     a2, b2, c = model["alpha2"], model["beta2"], model["c"]
     d = a2.size
+    eps = 1e-8 * a2.mean() * b2.mean() if eps is None else eps
     rho = c * np.sqrt(a2 * b2) / np.sqrt(a2 * b2 + eps)
 
     def sas(anchor: np.ndarray) -> float:

@@ -118,12 +118,11 @@ def test_permutation_null_equals_recomputation(data) -> None:
     x, y = data
     result = ts.permutation_test(x, y, n_perm=5, seed=9)
     generator = torch.Generator().manual_seed(9)
-    # permutation_test keeps the absolute ε = 1e-8 for now; ts.spectral_alignment's default ε is scale-free.
     for i in range(5):
         perm = torch.randperm(90, generator=generator)
-        want = float(ts.spectral_alignment(x, y[perm], eps=1e-8).imbalance)
+        want = float(ts.spectral_alignment(x, y[perm]).imbalance)
         assert float(result.null[i]) == pytest.approx(want, rel=1e-9, abs=1e-12)
-    assert result.observed == pytest.approx(float(ts.spectral_alignment(x, y, eps=1e-8).imbalance), rel=1e-12)
+    assert result.observed == pytest.approx(float(ts.spectral_alignment(x, y).imbalance), rel=1e-12)
 
 
 def test_permutation_p_values() -> None:

@@ -159,9 +159,7 @@ def sas_epsilon(
     return eps
 
 
-def rho_denominator(
-    eigenvalues: torch.Tensor, other_variance: torch.Tensor, eps: float | torch.Tensor
-) -> torch.Tensor:
+def rho_denominator(eigenvalues: torch.Tensor, other_variance: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
     """``sqrt(λ_k σ²_k + ε)``, the denominator of ρ_k (SPEC §1), with ε absolute (see :func:`sas_epsilon`).
 
     λ_k and σ²_k are variances, so their product is ≥ 0. Rounding can make the eigenvalue of a (near-)null

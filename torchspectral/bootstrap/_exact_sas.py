@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from torchspectral.spectral import SAS_METRICS, active_masks, sas_score, sas_summaries
+from torchspectral.spectral import SAS_METRICS, active_masks, sas_epsilon, sas_score, sas_summaries
 
 if TYPE_CHECKING:
     from torchspectral.stats.weighted import WeightedRows as _Rows
@@ -76,7 +76,7 @@ def _scores(
     counts: torch.Tensor,
     spectrum: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     sums: dict[str, torch.Tensor],
-    eps: float,
+    eps: float | torch.Tensor,
 ) -> torch.Tensor:
     """SAS with `anchor` as the anchor for each replicate of the block (b,), from its active eigenpairs."""
     values, bases, masks = spectrum  # the active modes are a prefix of the descending order
@@ -103,9 +103,12 @@ def _scores(
 
 
 def exact_sas_replicates(
-    rows: _Rows, counts: torch.Tensor, names: Sequence[str], q: float, eps: float = 1e-8
+    rows: _Rows, counts: torch.Tensor, names: Sequence[str], q: float, eps: float | None = None
 ) -> dict[str, torch.Tensor]:
-    """The requested SAS replicates (B,) from the counts matrix (B, n), exactly (see the module docstring)."""
+    """The requested SAS replicates (B,) from the counts matrix (B, n), exactly (see the module docstring).
+
+    ``eps``: None forms each replicate's scale-free ε from its own mean variances, as ``ts.sas`` does on the
+    resampled rows; a number is an absolute ε."""
     wanted = [name for name in names if name in SAS_METRICS]
     if not wanted:
         return {}
@@ -118,9 +121,10 @@ def exact_sas_replicates(
         covs, sums = {}, {}
         for which in ("x", "y"):
             covs[which], sums[which] = _covariances(centred[which], block, rows.n, which in anchors)
+        block_eps = eps if eps is not None else sas_epsilon(*rows.mean_variances(block), None)[:, None]
         for anchor in anchors:
             spectrum = _active_spectrum(covs[anchor], q, eigh_dtype)
-            parts[anchor].append(_scores(rows, anchor, block, spectrum, sums, eps))
+            parts[anchor].append(_scores(rows, anchor, block, spectrum, sums, block_eps))
     per_anchor = {anchor: torch.cat(values) for anchor, values in parts.items()}
     if len(per_anchor) == 1:  # one direction asked for: the other was never computed
         return {wanted[0]: next(iter(per_anchor.values()))}

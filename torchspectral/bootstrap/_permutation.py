@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from torchspectral.functional.sas import anchor_modes
+from torchspectral.functional.sas import anchor_modes, sas_eps
 from torchspectral.moments import Moments
 from torchspectral.spectral import active_masks, sas_score
 from torchspectral.validation import check_pair, check_q
@@ -30,13 +30,14 @@ def permutation_test(
     n_perm: int = 1000,
     seed: int = 0,
     q: float = 0.1,
-    eps: float = 1e-8,
+    eps: float | None = None,
     *,
     nan_policy: str = "raise",
 ) -> PermutationResult:
     """Permutation null for ΔSAS = SAS_{X→Y} − SAS_{Y→X}: shuffle the pairing, recompute, compare.
 
-    p-value (two-sided) = (1 + #{|ΔSAS_π| ≥ |ΔSAS|}) / (1 + n_perm).
+    p-value (two-sided) = (1 + #{|ΔSAS_π| ≥ |ΔSAS|}) / (1 + n_perm). ``eps`` as in :func:`torchspectral.sas`
+    (None: the scale-free default; shuffling the pairing leaves both variances, and so ε, unchanged).
 
     Example:
         >>> import torch, torchspectral as ts
@@ -51,6 +52,7 @@ def permutation_test(
         raise ValueError(f"permutation_test: n_perm must be a positive integer, got {n_perm!r}")
     with torch.no_grad():
         m = Moments.from_data(x, y, metric="permutation_test")
+        eps = sas_eps(m, eps, "permutation_test")
         observed = float(m.spectral_alignment(q=q, eps=eps).imbalance)
         xc, yc = x.double() - m.mean_x, y.double() - m.mean_y
         directions = []

@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from torchspectral.spectral import SAS_METRICS, active_masks, eigh_descending, sas_score, sas_summaries
+from torchspectral.spectral import (
+    SAS_METRICS,
+    active_masks,
+    eigh_descending,
+    sas_epsilon,
+    sas_score,
+    sas_summaries,
+)
 
 if TYPE_CHECKING:
     from torchspectral.stats.weighted import WeightedRows as _Rows
@@ -80,7 +87,7 @@ def _projected_moments(za: torch.Tensor, zo: torch.Tensor, counts: torch.Tensor)
     return aa, ao, oo
 
 
-def _direction(rows: _Rows, anchor: str, counts: torch.Tensor, q: float, rank: int, eps: float) -> torch.Tensor:
+def _direction(rows: _Rows, anchor: str, counts: torch.Tensor, q: float, rank: int, eps: float | None) -> torch.Tensor:
     """SAS with `anchor` as the anchor for each replicate (b,), by Rayleigh–Ritz in the top-`rank` eigenvectors."""
     d = rows.d_x
     _, vectors = rows.point.spectrum(anchor)
@@ -91,7 +98,9 @@ def _direction(rows: _Rows, anchor: str, counts: torch.Tensor, q: float, rank: i
     per_pass = max(1, ACCUMULATOR_ELEMENTS // (3 * k * (k + 1) // 2))
     scores = []
     for start in range(0, counts.shape[0], per_pass):
-        aa, ao, oo = _projected_moments(za, zo, counts[start : start + per_pass])
+        block = counts[start : start + per_pass]
+        aa, ao, oo = _projected_moments(za, zo, block)
+        block_eps = eps if eps is not None else sas_epsilon(*rows.mean_variances(block), None)[:, None]
         theta, ritz = eigh_descending(aa)
         if k == d:  # complete basis: exact eigenpairs, so the quantile rule of the exact path applies
             masks = torch.stack([active_masks(t, q)[0] for t in theta])
@@ -101,12 +110,12 @@ def _direction(rows: _Rows, anchor: str, counts: torch.Tensor, q: float, rank: i
             masks[:, :top] = True
         cross = torch.einsum("bki,bkl,bli->bi", ritz, ao, ritz)
         other_variance = torch.einsum("bki,bkl,bli->bi", ritz, oo, ritz)
-        scores.append(sas_score(theta, cross, other_variance, eps, masks)[0])
+        scores.append(sas_score(theta, cross, other_variance, block_eps, masks)[0])
     return torch.cat(scores)
 
 
 def ritz_sas_replicates(
-    rows: _Rows, counts: torch.Tensor, names: Sequence[str], q: float, rank: int, eps: float = 1e-8
+    rows: _Rows, counts: torch.Tensor, names: Sequence[str], q: float, rank: int, eps: float | None = None
 ) -> dict[str, torch.Tensor]:
     """The requested SAS replicates (B,) from the counts matrix (B, n); see the module docstring."""
     wanted = [name for name in names if name in SAS_METRICS]

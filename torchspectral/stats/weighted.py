@@ -42,6 +42,16 @@ class WeightedRows:
             shift_x=r.centre_x.double(), shift_y=r.centre_y.double(), sums=sums_of_rows(r, ALL_GROUPS, weights),
         )  # fmt: skip
 
+    def mean_variances(self, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``tr Σ / d`` of x and of y for each resample (float64, (B,)), from its multiplicities ``weights``
+        (B, n), each row summing to n: what SAS's scale-free ε is formed from, without forming Σ."""
+        w = weights.double()
+        out = []
+        for centred, squares, d in ((self.xc, self.a, self.d_x), (self.yc, self.b, self.d_y)):
+            mean = (weights.to(centred.dtype) @ centred).double() / self.n  # the resample's mean, minus the centre
+            out.append(((w @ squares) / self.n - (mean * mean).sum(1)) / d)
+        return out[0], out[1]
+
     def moments(self, weights: torch.Tensor) -> MomentStatistics:
         """The statistics (of class ``kind``) of the resample with these multiplicities (float64, n, summing to n)."""
         return self._statistics(weights)
