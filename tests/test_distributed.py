@@ -34,3 +34,28 @@ def test_all_reduce_needs_an_initialised_group() -> None:
     m = ts.Moments.from_data(torch.randn(10, 3), torch.randn(10, 3))
     with pytest.raises(RuntimeError, match="not initialised"):
         m.all_reduce()
+
+
+def _widths_worker(rank: int, world: int, kind: str) -> str:
+    """Each rank with its own width (7 + rank): the error every rank raises, or "no error"."""
+    d = 7 + rank
+    x, y = torch.randn(20, d, dtype=torch.float64), torch.randn(20, d, dtype=torch.float64)
+    try:
+        if kind == "moments":
+            ts.Moments.from_data(x, y).all_reduce()
+        else:
+            metric = ts.metrics.SpectralAlignment(d)
+            metric.update(x, y)
+            metric.compute()
+    except ValueError as error:
+        return str(error)
+    return "no error"
+
+
+@pytest.mark.parametrize("kind", ["moments", "metric"])
+def test_ranks_with_other_widths_get_one_clear_error_before_any_collective(kind: str) -> None:
+    """Before the check, gloo aborted the process (Moments) or torchmetrics raised a raw stack error (metric)."""
+    results = run_ranks(_widths_worker, 2, kind)
+    for message in results.values():
+        assert "the ranks disagree on (d_x, d_y" in message, message
+        assert "rank 0: (7, 7" in message and "rank 1: (8, 8" in message, message

@@ -312,3 +312,42 @@ def test_sharded_inputs_follow_the_same_range_rule() -> None:
     assert shards.compute_dtype_across("m", 10, 4, facts(0.0, False), facts(1.0, False)) == torch.float32
     with pytest.raises(ValueError, match=r"m: y has values of at most 1e-150, too small for float64"):
         shards.compute_dtype_across("m", 10, 4, facts(1.0, True), facts(1e-150, True))
+
+
+# ----------------------------------------------------------------------------- a constant modality, meta tensors
+@pytest.mark.parametrize("make", ["repeat", "expand"])
+@pytest.mark.parametrize("seed", range(6))
+def test_unbiased_cka_of_a_constant_modality_is_the_zero_variance_error(make: str, seed: int) -> None:
+    """A constant non-zero x gave rounding noise of either sign (e.g. -9.55e-06) instead of the error ones() gets."""
+    g = torch.Generator().manual_seed(seed)
+    row = torch.randn(1, 32, generator=g) * 3 + 1
+    constant = row.repeat(2000, 1) if make == "repeat" else row.expand(2000, 32)
+    other = torch.randn(2000, 32, generator=g)
+    for x, y, which in ((constant, other, "x"), (other, constant, "y")):
+        with pytest.raises(ValueError, match=f"{which} has zero variance"):
+            ts.cka(x, y, unbiased=True)
+
+
+def test_from_flat_with_nan_names_the_nan_not_zero_variance() -> None:
+    m = ts.Moments.from_data(torch.randn(20, 3, dtype=torch.float64), torch.randn(20, 3, dtype=torch.float64))
+    flat = m.to_flat().clone()
+    flat[10] = float("nan")
+    with pytest.raises(ValueError, match="1 of 68 values are NaN or Inf"):
+        ts.Moments.from_flat(flat, 3, 3)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda meta, real: ts.sas(meta, meta),
+        lambda meta, real: ts.cka(meta, meta),
+        lambda meta, real: ts.mmd(real, meta),
+        lambda meta, real: ts.coral(meta, meta),
+        lambda meta, real: ts.Moments().update(meta, meta),
+    ],
+    ids=["sas", "cka", "mmd-cpu-meta-mix", "coral", "Moments.update"],
+)
+def test_meta_tensors_are_refused_by_name(call) -> None:
+    meta, real = torch.empty(50, 4, device="meta"), torch.randn(50, 4)
+    with pytest.raises(ValueError, match="is on the meta device"):
+        call(meta, real)

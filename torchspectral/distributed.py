@@ -37,6 +37,26 @@ def require_initialised(caller: str) -> None:
         )
 
 
+def require_same_across_ranks(
+    caller: str, what: str, values: tuple[int, ...], device: torch.device, group: Any = None
+) -> None:
+    """Raise the same ValueError on every rank of `group` unless all of them hold the same `values` (small ints).
+
+    Run before a collective whose tensors' sizes follow from `values` (widths, which statistics are held): with
+    sizes that differ, gloo aborts the process and NCCL hangs, neither naming the cause. One all_gather of
+    ``len(values)`` integers, on `device` (the device the following collective uses).
+    """
+    import torch.distributed as dist
+
+    local = torch.tensor(values, dtype=torch.int64, device=device)
+    gathered = [torch.empty_like(local) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(gathered, local, group=group)
+    seen = [tuple(int(v) for v in t.tolist()) for t in gathered]
+    if len(set(seen)) > 1:
+        listing = ", ".join(f"rank {rank}: {row}" for rank, row in enumerate(seen))
+        raise ValueError(f"{caller}: the ranks disagree on {what} ({listing}); every rank must use the same")
+
+
 class _SumAcrossRanks(torch.autograd.Function):
     """Forward: all_reduce(SUM) of a copy. Backward: the upstream gradient unchanged (see the module docstring)."""
 

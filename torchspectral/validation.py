@@ -113,6 +113,11 @@ def check_rows_tensor(t: torch.Tensor, name: str, metric: str) -> None:
     """Require a floating-point 2-D tensor (n, d), possibly with no rows (a rank's empty shard)."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{metric}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.is_meta:
+        raise ValueError(
+            f"{metric}: {name} is on the meta device: it has a shape but no values to measure "
+            "(move it to a real device first, e.g. with .to_empty() and loading real weights)"
+        )
     if t.dim() != 2:
         raise ValueError(f"{metric}: {name} must be 2-D (n, d), got shape {tuple(t.shape)}")
     if not t.is_floating_point():
@@ -133,6 +138,8 @@ def check_pair(
 
     `same_dim` is the reason the metric needs d_x = d_y (None when it does not).
     """
+    if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.device != y.device:
+        raise ValueError(f"{metric}: x is on {x.device} but y is on {y.device}")  # before "is on the meta device"
     check_matrix(x, "x", metric)
     check_matrix(y, "y", metric)
     if x.shape[0] != y.shape[0]:
@@ -141,8 +148,6 @@ def check_pair(
         )
     if same_dim is not None and x.shape[1] != y.shape[1]:
         raise ValueError(f"{metric}: needs d_x = d_y ({same_dim}), got d_x={x.shape[1]}, d_y={y.shape[1]}")
-    if x.device != y.device:
-        raise ValueError(f"{metric}: x is on {x.device} but y is on {y.device}")
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"{metric}: nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
     x, y = _usable_values({"x": x, "y": y}, metric, nan_policy, "pairs", "every pair contains")

@@ -83,6 +83,15 @@ def linear_cka_from_moments(m: MomentStatistics, unbiased: bool = False) -> torc
     metric = "cka(unbiased=True)" if unbiased else "cka"
     if unbiased:
         m.require_pairs(metric, 4, "the unbiased HSIC estimator divides by n(n−3)")
+    else:
+        m.require_pairs(metric, 2, "a covariance needs two pairs")
+    # A constant modality has exactly zero centred sums (the statistics are accumulated around a shift taken from
+    # the data), whichever estimator follows: the unbiased terms of such data are rounding noise of either sign.
+    s = m.centred().sums
+    norm_xx, norm_yy = torch.linalg.matrix_norm(s["sum_xx"]), torch.linalg.matrix_norm(s["sum_yy"])
+    if checking_values() and (not bool(norm_xx > 0) or not bool(norm_yy > 0)):
+        raise ValueError(f"{metric}: {'x' if not bool(norm_xx > 0) else 'y'} has zero variance; CKA is undefined")
+    if unbiased:
         kl, kk, ll = _unbiased_hsic_terms(m)
         if checking_values() and (not bool(kk > 0) or not bool(ll > 0)):
             raise ValueError(
@@ -92,11 +101,6 @@ def linear_cka_from_moments(m: MomentStatistics, unbiased: bool = False) -> torc
         # May be negative for unrelated representations; not clamped (SPEC §2). Two roots, not the root of
         # kk·ll: that product is an eighth power of the data and overflows float64 long before kk and ll do.
         return kl / (torch.sqrt(kk) * torch.sqrt(ll))
-    m.require_pairs(metric, 2, "a covariance needs two pairs")
-    s = m.centred().sums
-    norm_xx, norm_yy = torch.linalg.matrix_norm(s["sum_xx"]), torch.linalg.matrix_norm(s["sum_yy"])
-    if checking_values() and (not bool(norm_xx > 0) or not bool(norm_yy > 0)):
-        raise ValueError(f"{metric}: {'x' if not bool(norm_xx > 0) else 'y'} has zero variance; CKA is undefined")
     return (s["sum_xy"] ** 2).sum() / (norm_xx * norm_yy)
 
 

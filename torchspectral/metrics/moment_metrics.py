@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torchmetrics import Metric
 
+from torchspectral.distributed import require_same_across_ranks
 from torchspectral.moments import Moments, merge_flat
 from torchspectral.validation import ValidatesArgs
 
@@ -59,6 +60,16 @@ class MomentMetric(ValidatesArgs, Metric):
         increment = batch.reshifted(shift[: self.d_x], shift[self.d_x :]).to_flat()
         increment[1 : 1 + self.d_x + self.d_y] = 0.0  # the shift is the state's, not a sum
         self.moments += increment  # increment[0] is the batch's pair count
+
+    def _sync_dist(self, dist_sync_fn: Any = None, process_group: Any = None) -> None:
+        # torchmetrics gathers every rank's state with one all_gather: states of different sizes (a metric built
+        # with other widths on another rank) would fail inside it with a message that names no width.
+        group = process_group if process_group is not None else self.process_group
+        require_same_across_ranks(type(self).__name__, "(d_x, d_y)", (self.d_x, self.d_y), self.moments.device, group)
+        if dist_sync_fn is None:
+            super()._sync_dist(process_group=process_group)
+        else:
+            super()._sync_dist(dist_sync_fn, process_group=process_group)
 
     def accumulated(self) -> Moments:
         """The Moments held so far (on this rank, or synced after ``compute``)."""

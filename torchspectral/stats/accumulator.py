@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from torchspectral.stats.rows import CHUNK_ELEMENTS, row_quantities, sums_of_rows  # noqa: F401  (re-exported)
-from torchspectral.validation import check_pair, compute_dtype
+from torchspectral.validation import check_pair, checking_values, compute_dtype
 
 # Sums whose value depends on the shift, and sums over normalised rows (shift-free).
 SHIFTED_STATE = (
@@ -329,11 +329,15 @@ class MomentStatistics:
             torch.Size([64, 4])
             >>> dist.destroy_process_group()
         """
-        from torchspectral.distributed import require_initialised, sum_across_ranks
+        from torchspectral.distributed import require_initialised, require_same_across_ranks, sum_across_ranks
 
         require_initialised("Moments.all_reduce")
         if not self.sums:
             raise ValueError("Moments.all_reduce: this rank has no dimensions; construct Moments(d_x, d_y) here")
+        held_mask = sum(1 << i for i, name in enumerate(STATE) if name in self.sums)
+        require_same_across_ranks(
+            "Moments.all_reduce", "(d_x, d_y, statistics held)", (self.d_x, self.d_y, held_mask), self.device, group
+        )
         if not differentiable and any(t.requires_grad for t in self.sums.values()):
             raise RuntimeError(
                 "Moments.all_reduce: the statistics require grad and differentiable=False would cut them off; "
@@ -377,6 +381,13 @@ class MomentStatistics:
         expected = 1 + d_x + d_y + sum(math.prod(shape) for shape in shapes.values())
         if flat.shape != (expected,):
             raise ValueError(f"Moments.from_flat: expected a vector of {expected} values for d_x={d_x}, d_y={d_y}")
+        if checking_values():  # else NaN statistics surface later as a misleading "zero variance"
+            bad = int((~torch.isfinite(flat)).sum())
+            if bad:
+                raise ValueError(
+                    f"Moments.from_flat: {bad} of {expected} values are NaN or Inf; the statistics were accumulated "
+                    "from non-finite inputs or corrupted (e.g. by an all_reduce of non-finite values)"
+                )
         sums, offset = {}, 1 + d_x + d_y
         for name in STATE:
             size = math.prod(shapes[name])
