@@ -351,3 +351,18 @@ def test_meta_tensors_are_refused_by_name(call) -> None:
     meta, real = torch.empty(50, 4, device="meta"), torch.randn(50, 4)
     with pytest.raises(ValueError, match="is on the meta device"):
         call(meta, real)
+
+
+@pytest.mark.parametrize(("dtype", "tiny"), [(torch.float64, 1e-170), (torch.float32, 1e-25)])
+def test_a_row_whose_squares_underflow_is_normalised_not_called_zero_norm(dtype: torch.dtype, tiny: float) -> None:
+    """The row-normalising metrics are invariant to each row's scale: a tiny (not zero) row changes nothing."""
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(50, 4, generator=g, dtype=dtype), torch.randn(50, 4, generator=g, dtype=dtype)
+    shrunk = x.clone()
+    shrunk[3] *= tiny
+    for metric in (ts.modality_gap, ts.true_pair_cosine):
+        assert float(metric(shrunk, y)) == pytest.approx(float(metric(x, y)), rel=1e-6)
+    zero = x.clone()
+    zero[3] = 0.0
+    with pytest.raises(ValueError, match="zero norm"):
+        ts.modality_gap(zero, y)

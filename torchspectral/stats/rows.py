@@ -50,6 +50,17 @@ class RowQuantities:
     dist: torch.Tensor | None = None
 
 
+def row_norms(t: torch.Tensor) -> torch.Tensor:
+    """‖row‖ of each row, 0 only for a row of zeros: a row whose squares underflow (every |value| below about
+    1e-154 in float64, 1e-19 in float32) is measured after dividing it by its largest |value|, instead of being
+    taken for a zero row. No host synchronisation: both forms are computed and the right one kept per row."""
+    norm = torch.linalg.vector_norm(t, dim=1)
+    peak = t.abs().amax(dim=1) if t.shape[1] else torch.zeros_like(norm)
+    underflowed = (norm == 0) & (peak > 0)
+    rescaled = torch.linalg.vector_norm(t / torch.where(peak > 0, peak, 1.0)[:, None], dim=1) * peak
+    return torch.where(underflowed, rescaled, norm)
+
+
 def _pair_distances(x: torch.Tensor, inv_x: torch.Tensor, y: torch.Tensor, inv_y: torch.Tensor) -> torch.Tensor:
     """‖x̂_i − ŷ_i‖ per row, in row chunks (bounded memory).
 
@@ -78,8 +89,7 @@ def row_quantities(
     q = RowQuantities(n=n, d_x=dx, d_y=dy, centre_x=centre_x, centre_y=centre_y)
     if "cosine" in groups:
         # Normalised rows (shift-free). Zero rows are counted; the metrics that need x̂ refuse them.
-        norm_x = torch.linalg.vector_norm(x, dim=1)
-        norm_y = torch.linalg.vector_norm(y, dim=1)
+        norm_x, norm_y = row_norms(x), row_norms(y)
         ok_x, ok_y = norm_x > 0, norm_y > 0
         q.x, q.y = x, y
         q.inv_x = ok_x / torch.where(ok_x, norm_x, torch.ones_like(norm_x))
