@@ -207,6 +207,9 @@ def test_a_signal_leaves_nothing_behind_and_prints_one_line(tmp_path, signum, st
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A test run started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
+        # keeps ignoring it: give the audit the default disposition a terminal's Ctrl-C meets.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".out.partial-*")):  # the audit is under way once its staging folder exists
