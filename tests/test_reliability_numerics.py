@@ -14,6 +14,7 @@ import pytest
 import reference as R
 import torch
 from conftest import paired
+from metric_table import METRICS, scaled_pairs
 from sas_defaults import default_eps
 
 import torchspectral as ts
@@ -155,29 +156,8 @@ def test_a_bad_eps_is_refused(eps) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- item 1
-# name → (package call, float64 reference on the same values)
-METRICS = {
-    "sas": (ts.sas, lambda x, y: R.sas(x, y, eps=default_eps(x, y))),
-    "cka": (ts.cka, R.cka_linear),
-    "cka_unbiased": (lambda x, y: ts.cka(x, y, unbiased=True), lambda x, y: R.cka_linear(x, y, unbiased=True)),
-    "cka_rbf": (lambda x, y: ts.cka(x, y, kernel="rbf"), R.cka_rbf),
-    "svcca": (ts.svcca, R.svcca),
-    "coral": (ts.coral, R.coral),
-    "mmd": (ts.mmd, R.mmd),
-    "modality_gap": (ts.modality_gap, R.modality_gap),
-    "l2i": (ts.l2i, R.l2i),
-    "true_pair_cosine": (ts.true_pair_cosine, R.true_pair_cosine),
-    "cosine_gap": (ts.cosine_gap, R.cosine_gap),
-    "rmg": (ts.rmg, R.rmg),
-    "retrieval_rsum": (lambda x, y: ts.retrieval(x, y).rsum, lambda x, y: R.retrieval(x, y)["rsum"]),
-}
-
-
 def tiny(scale: float, dtype: torch.dtype, n: int = 64, d: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(25)
-    x = torch.randn(n, d, generator=g, dtype=torch.float64)
-    y = 0.6 * x + torch.randn(n, d, generator=g, dtype=torch.float64)
-    return (x * scale).to(dtype), (y * scale).to(dtype)
+    return scaled_pairs(scale, dtype, seed=25, n=n, d=d)
 
 
 @pytest.mark.parametrize("scale", [1e-12, 1e-22, 1e-26, 1e-30])
