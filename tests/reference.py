@@ -403,3 +403,26 @@ def retrieval(x, y, caption_to_image=None, ks=(1, 5, 10), ties="optimistic"):
     out["i2t_mean_rank"] = float(np.mean(i2t + 1))
     out["t2i_mean_rank"] = float(np.mean(t2i + 1))
     return out
+
+
+def subspace_scores(cov_x, cov_y, cov_xy, q=0.1):
+    """Subspace SAS, both directions (docs/verdict.md): on the anchor's top-q eigensubspace U (the SAS active
+    set), S = tr(Cxx |K|) / tr(Cxx) with Cxx = U^T Sx U, Cyy = U^T Sy U, Cxy = U^T Sxy U,
+    K = sym(Cxx^-1/2 Cxy Cyy^-1/2) and |K| its matrix absolute value."""
+    from scipy.linalg import sqrtm
+
+    def one(anchor, other, cross):
+        evals, evecs = np.linalg.eigh(anchor)
+        order = np.argsort(evals)[::-1]
+        lam, vecs = evals[order], evecs[:, order]
+        active = lam >= np.quantile(lam, 1.0 - q)
+        u = vecs[:, active]
+        cxx, cyy, cxy = u.T @ anchor @ u, u.T @ other @ u, u.T @ cross @ u
+        k = np.linalg.inv(np.real(sqrtm(cxx))) @ cxy @ np.linalg.inv(np.real(sqrtm(cyy)))
+        k = (k + k.T) / 2
+        mu, w = np.linalg.eigh(k)
+        absolute = w @ np.diag(np.abs(mu)) @ w.T
+        return float(np.trace(cxx @ absolute) / np.trace(cxx))
+
+    cov_x, cov_y, cov_xy = _as64(cov_x), _as64(cov_y), _as64(cov_xy)
+    return one(cov_x, cov_y, cov_xy), one(cov_y, cov_x, cov_xy.T)

@@ -13,6 +13,7 @@ from torchspectral.deprecation import renamed_attribute
 from torchspectral.functional import *  # noqa: F403  (every stateless metric, listed once in its __all__)
 from torchspectral.moments import Moments
 from torchspectral.prior import SpectralPrior
+from torchspectral.verdict import Verdict, imbalance_verdict, subspace_scores
 
 __version__ = "0.1.0"
 
@@ -35,8 +36,11 @@ __all__ = [
     "Moments",
     "PermutationResult",
     "SpectralPrior",
+    "Verdict",
     "bootstrap",
+    "imbalance_verdict",
     "metrics",  # noqa: F405  (a lazy attribute: see __getattr__)
     "nn",
     "permutation_test",
+    "subspace_scores",
 ]

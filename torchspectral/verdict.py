@@ -50,10 +50,15 @@ from torchspectral.validation import check_pair, check_q
 STATISTIC = "subspace_sas_imbalance"
 # The verdict needs the quarters' cross-covariances of the k-dimensional projections to be estimable: each quarter
 # must hold at least this many rows per active dimension (measured: see docs/verdict.md).
-MIN_ROWS_PER_DIMENSION = 8
+MIN_ROWS_PER_DIMENSION = 6
 # C_yy (the other tower's covariance inside the anchor's subspace) must be invertible: its smallest eigenvalue above
 # this share of its largest.
 MIN_CONDITION = 1e-10
+# The estimate averages this many random splits: one split's own randomness (which rows set the signs) is as large
+# as the data's sampling sd in some models (measured: docs/verdict.md), and averaging divides its variance.
+SPLITS = 8
+# Rows are dealt to this many groups once (their moment sums computed once); a split deals groups to quarters.
+GROUPS = 64
 
 
 @dataclass(frozen=True)
@@ -142,35 +147,35 @@ def subspace_scores(
     return one(cov_x, cov_y, cov_xy), one(cov_y, cov_x, cov_xy.mT)
 
 
-def _quarter_sums(z: torch.Tensor, weights: torch.Tensor, quarter: torch.Tensor) -> list[tuple]:
-    """Per quarter: (Σw, Σw·z, Σw·zzᵀ), differentiable in the weights."""
-    out = []
-    for j in range(4):
-        zj, wj = z[quarter == j], weights[quarter == j]
-        out.append((wj.sum(), wj @ zj, (zj * wj[:, None]).mT @ zj))
-    return out
+def _group_sums(z: torch.Tensor, weights: torch.Tensor, group: torch.Tensor, groups: int) -> tuple:
+    """Per group: Σw (G,), Σw·z (G, p), Σw·zzᵀ (G, p, p); differentiable in the per-row weights."""
+    w = torch.zeros(groups, dtype=z.dtype, device=z.device).index_add(0, group, weights)
+    first = torch.zeros(groups, z.shape[1], dtype=z.dtype, device=z.device).index_add(0, group, z * weights[:, None])
+    second = torch.stack([(z[group == g] * weights[group == g, None]).mT @ z[group == g] for g in range(groups)])
+    return w, first, second
 
 
-def _covariance(parts: list[tuple]) -> torch.Tensor:
-    total = sum(p[0] for p in parts)
-    mean = sum(p[1] for p in parts) / total
-    return sum(p[2] for p in parts) / total - torch.outer(mean, mean)
+def _covariance(sums: tuple, members: torch.Tensor) -> torch.Tensor:
+    """The covariance of the rows of the groups ``members`` (bool (G,)) from their sums."""
+    w, first, second = (t[members].sum(0) for t in sums)
+    mean = first / w
+    return second / w - torch.outer(mean, mean)
 
 
-def _anchor_score(z: torch.Tensor, k: int, weights: torch.Tensor, quarter: torch.Tensor) -> torch.Tensor:
-    """The sign-cross-fitted, extrapolated S of one anchor (module docstring) from the projections
-    z = [x̃ U, ỹ U] (n × 2k, U the anchor's top-q eigenvectors)."""
-    sums = _quarter_sums(z, weights, quarter)
-    full = _covariance(sums)
+def _anchor_score(sums: tuple, k: int, quarter: torch.Tensor) -> torch.Tensor:
+    """The sign-cross-fitted, extrapolated S of one anchor (module docstring) from the group sums of its
+    projections z = [x̃ U, ỹ U] (n × 2k, U the anchor's top-q eigenvectors); ``quarter`` (G,) deals the groups."""
+    everyone = torch.ones_like(quarter, dtype=torch.bool)
+    full = _covariance(sums, everyone)
     cxx, cyy = full[:k, :k], full[k:, k:]
     white_x, white_y = _SymmetricRoot.apply(cxx, -0.5), _SymmetricRoot.apply(cyy, -0.5)
 
-    def k_of(parts):
-        m = white_x @ _covariance(parts)[:k, k:] @ white_y
+    def k_of(members):
+        m = white_x @ _covariance(sums, members)[:k, k:] @ white_y
         return (m + m.mT) / 2
 
-    half_a, half_b = k_of(sums[:2]), k_of(sums[2:])
-    quarters = [k_of([s]) for s in sums]
+    half_a, half_b = k_of(quarter < 2), k_of(quarter >= 2)
+    quarters = [k_of(quarter == j) for j in range(4)]
     with torch.no_grad():  # the signs are fixed: the score is linear in K given them
         sign_a, sign_b = _matrix_sign(half_a), _matrix_sign(half_b)
         sign_q = [_matrix_sign(m) for m in quarters]
@@ -191,12 +196,15 @@ def imbalance_verdict(
     confidence: float = 0.95,
     seed: int = 0,
     names: tuple[str, str] = ("x", "y"),
+    clusters: torch.Tensor | None = None,
+    splits: int = SPLITS,
 ) -> Verdict:
     """Which of two paired embeddings is the bottleneck, from the subspace imbalance ΔS and its interval.
 
     ΔS > 0 means x's dominant eigensubspace is recovered from y better than y's from x: y (``names[1]``) is the
-    bottleneck, as for ΔSAS > 0; ΔS < 0 names x. The interval excludes 0 → that tower; contains 0 → ``"none"``; too few rows for
-    the subspaces, or a tower without variance in the other's subspace → ``"inconclusive"`` with the reason.
+    bottleneck, as for ΔSAS > 0; ΔS < 0 names x. The interval excludes 0 → that tower; contains 0 → ``"none"``;
+    too few rows for the subspaces, or a tower without variance in the other's subspace → ``"inconclusive"`` with
+    the reason.
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
@@ -212,8 +220,12 @@ def imbalance_verdict(
         x, y: (n, d) paired rows, the same d (the anchor's subspace is read in the other's space).
         q: the active share of eigenvalues, as SAS's.
         confidence: nominal coverage of the interval.
-        seed: the split into halves and quarters (results are exactly reproducible for a seed).
+        seed: the splits into halves and quarters (results are exactly reproducible for a seed).
         names: what to call x and y in ``bottleneck`` and ``reason``.
+        clusters: optional (n,) integer ids of rows that are not independent of each other, e.g. the index of the
+            image of each caption when an image has several captions: a cluster stays in one quarter, and the
+            standard error sums the influence of its rows (a cluster-robust infinitesimal jackknife).
+        splits: how many random splits the estimate averages (≥ 1).
 
     Raises:
         ValueError: not a valid pair (NaN/Inf, different n or d, fewer than 2 rows), q or confidence out of range.
@@ -223,7 +235,13 @@ def imbalance_verdict(
     check_q(q, metric)
     if not 0 < confidence < 1:
         raise ValueError(f"{metric}: confidence must lie in (0, 1), got {confidence}")
-    n, d = x.shape
+    if not isinstance(splits, int) or isinstance(splits, bool) or splits < 1:
+        raise ValueError(f"{metric}: splits must be a positive integer, got {splits!r}")
+    n = x.shape[0]
+    if clusters is not None:
+        if not isinstance(clusters, torch.Tensor) or clusters.shape != (n,) or clusters.is_floating_point():
+            raise ValueError(f"{metric}: clusters must be an integer tensor of shape ({n},), one id per row")
+        clusters = clusters.to(x.device)
     x, y = x.detach().to(torch.float64), y.detach().to(torch.float64)
     xc, yc = x - x.mean(0), y - y.mean(0)
     cov_x, cov_y = xc.mT @ xc / n, yc.mT @ yc / n
@@ -273,17 +291,41 @@ def imbalance_verdict(
             )
         projections.append((z, k))
 
+    # GROUPS groups of rows (whole clusters), their sums computed once; each of SPLITS random splits deals the groups
+    # to four quarters.
+    ids = torch.arange(n) if clusters is None else torch.unique(clusters.cpu(), return_inverse=True)[1]
+    count = int(ids.max()) + 1
+    if count < GROUPS:
+        return inconclusive(
+            f"{count} clusters of rows are too few: the verdict deals whole clusters to {GROUPS} groups",
+            delta_sas=delta_sas,
+        )
     generator = torch.Generator().manual_seed(seed)
-    quarter = torch.empty(n, dtype=torch.long)
-    quarter[torch.randperm(n, generator=generator)] = torch.arange(n) % 4
-    quarter = quarter.to(x.device)
+    group_of = torch.empty(count, dtype=torch.long)
+    group_of[torch.randperm(count, generator=generator)] = torch.arange(count) % GROUPS
+    group = group_of[ids].to(x.device)
     weights = torch.ones(n, dtype=torch.float64, device=x.device, requires_grad=True)
+    per_split = []
     with torch.enable_grad():
-        x_to_y = _anchor_score(*projections[0], weights, quarter)
-        y_to_x = _anchor_score(*projections[1], weights, quarter)
+        sums = [_group_sums(z, weights, group, GROUPS) for z, _ in projections]
+        for _ in range(splits):
+            quarter = torch.empty(GROUPS, dtype=torch.long)
+            quarter[torch.randperm(GROUPS, generator=generator)] = torch.arange(GROUPS) % 4
+            quarter = quarter.to(x.device)
+            scores = [_anchor_score(s, k, quarter) for s, (_, k) in zip(sums, projections, strict=True)]
+            per_split.append(torch.stack(scores))
+        x_to_y, y_to_x = torch.stack(per_split).mean(0)
         delta = x_to_y - y_to_x
         (influence,) = torch.autograd.grad(delta, weights)
-    se = float(influence.square().sum().sqrt())
+    if clusters is not None:
+        influence = torch.zeros(count, dtype=influence.dtype, device=influence.device).index_add_(
+            0, ids.to(influence.device), influence
+        )
+    # se² = the data's share (infinitesimal jackknife at fixed splits and signs) + the splits' own spread over
+    # their number (the estimate averages SPLITS of them).
+    deltas = torch.stack([p[0] - p[1] for p in per_split]).detach()
+    split_variance = float(deltas.var()) / splits if splits > 1 else 0.0
+    se = math.sqrt(float(influence.square().sum()) + split_variance)
     estimate = float(delta.detach())
     z_value = float(stats.norm.ppf(0.5 + confidence / 2))
     low, high = estimate - z_value * se, estimate + z_value * se
@@ -311,7 +353,5 @@ def imbalance_verdict(
             f"; the per-mode ΔSAS ({delta_sas:+.3f}) has the other sign (it reads single eigenmodes, which are not "
             "identified where eigenvalues are close)"
         )
-    return Verdict(
-        bottleneck, STATISTIC, estimate, low, high, reason, float(x_to_y.detach()), float(y_to_x.detach()), se, delta_sas, agrees,
-        confidence, n,
-    )  # fmt: skip
+    scores = float(x_to_y.detach()), float(y_to_x.detach())
+    return Verdict(bottleneck, STATISTIC, estimate, low, high, reason, *scores, se, delta_sas, agrees, confidence, n)

@@ -14,7 +14,9 @@ the N images against the M captions (SPEC §7). Stages, each timed:
    four SAS metrics, with their own replicate count: each exact SAS replicate needs two d×d eigendecompositions,
    which makes it the costliest step. Under the calibrated default SAS gets an interval only where the
    identifiability diagnostic calls its eigenmodes identified, and no replicate is drawn otherwise;
-5. ``instances``: per-pair SAS (decompose mode, image→text) from a prior fitted on the run itself; the
+5. ``verdict``: which tower is the bottleneck, from the subspace imbalance and its interval
+   (:func:`torchspectral.verdict.imbalance_verdict`; the captions of one image count as one cluster);
+6. ``instances``: per-pair SAS (decompose mode, image→text) from a prior fitted on the run itself; the
    best- and worst-aligned pairs are reported.
 """
 
@@ -36,6 +38,7 @@ from torchspectral.functional.retrieval import clean_retrieval_inputs, retrieval
 from torchspectral.moments import Moments
 from torchspectral.prior import SpectralPrior
 from torchspectral.spectral import SAS_METRICS
+from torchspectral.verdict import STATISTIC, imbalance_verdict
 
 
 class _Stopwatch:
@@ -193,6 +196,16 @@ def analyse_run(
                         for which, d in (("x", result.identifiability.x), ("y", result.identifiability.y))
                     }
 
+        with clock.stage("verdict"):
+            if same_dim:
+                verdict = imbalance_verdict(
+                    pairs_x, captions, q=q, seed=seed, names=("image", "text"), clusters=c
+                ).as_dict()
+            else:
+                reason = "image and text live in spaces of different dimension: no subspace imbalance is defined"
+                verdict = {"bottleneck": "inconclusive", "statistic": STATISTIC, "estimate": None, "low": None,
+                           "high": None, "reason": reason}  # fmt: skip
+
         extremes: dict[str, list[dict]] = {}
         if same_dim and top_k:
             with clock.stage("instances"):
@@ -216,6 +229,7 @@ def analyse_run(
         extremes=extremes,
         timings=clock.seconds,
         ties=ties,
+        verdict=verdict,
     )
 
 

@@ -319,6 +319,39 @@ def _bottleneck(run: dict) -> str:
     return f"ΔSAS = {delta:+.3f}, {bounds}: {reading}"
 
 
+VERDICT_HEADLINES = {
+    "image": "image is the bottleneck",
+    "text": "text is the bottleneck",
+    "none": "no bottleneck detected",
+    "inconclusive": "inconclusive",
+}
+
+
+def _verdict(run: dict) -> str:
+    """The run's verdict in one sentence (report.json's ``verdict``), or why there is none."""
+    verdict = run.get("verdict")
+    if not verdict:
+        return "no verdict (a report from a version without one)"
+    return f"**{VERDICT_HEADLINES[verdict['bottleneck']]}** — {_md(verdict['reason'])}"
+
+
+def _markdown_verdicts(runs: Sequence[dict]) -> list[str]:
+    """The section report.md leads with: per run the verdict, then the per-mode ΔSAS's own reading."""
+    lines = [
+        "## Which modality is the bottleneck?",
+        "",
+        "The verdict reads the subspace imbalance ΔS = S img→txt − S txt→img: each tower's top-q eigen*subspace*,",
+        "never single eigenmodes, so it stays defined where eigenvalues are too close to tell modes apart (then",
+        "per-mode SAS is not). It equals ΔSAS when the two covariances share eigenvectors; ΔS > 0 names the text.",
+        "The interval is measured against planted models of known imbalance (docs/verdict.md). The per-mode ΔSAS",
+        "(the paper's metric) follows as a descriptive number.",
+        "",
+    ]
+    for r in runs:
+        lines.append(f"- **{_run_name(r)}** ({_md(r['domain'])}): {_verdict(r)}. Per-mode {_bottleneck(r)}.")
+    return [*lines, ""]
+
+
 def _calibration_note(run: dict, name: str, method: str | None) -> str:
     """The interval's method and what the coverage harness measured for it in the regime most like this run's
     (README: Calibration), e.g. " (normal; in the coverage harness it covered the true value in 99% of 100 planted
@@ -408,9 +441,9 @@ def render_markdown(report: dict) -> str:
         "ahead of the true match. Where ties occur, the pessimistic figure follows in parentheses (a tied wrong",
         "item ranks ahead); the source paper's own code lands between the two.",
         "",
-        "## Runs",
-        "",
     ]
+    lines += _markdown_verdicts(runs)
+    lines += ["## Runs", ""]
     header = ["model", "dataset", "domain", "images", "captions", *(h for _, h in HEADLINE)]
     rows = [
         [_md(r["model"]), _md(r["dataset"]), _md(r["domain"]), r["n_images"], r["n_captions"]]
@@ -423,8 +456,6 @@ def render_markdown(report: dict) -> str:
                   "metrics that compare two spaces (CKA, SVCCA) are computed.", ""]  # fmt: skip
     lines += _markdown_presets(runs, settings.get("presets", ["default"]))
     lines += _markdown_ties(runs)
-    lines += ["## Which modality is the bottleneck?", ""]
-    lines += [f"- **{_run_name(r)}** ({_md(r['domain'])}): {_bottleneck(r)}" for r in runs] + [""]
     lines += _markdown_missing_intervals(runs)
     lines += _markdown_failures(failed)
     if cross.get("note"):

@@ -33,6 +33,10 @@ class RunResult:
             ``k`` the queries (images and captions) whose rank the rule changes, and when ``k > 0``
             ``"pessimistic": {key: value}`` — the retrieval keys under the pessimistic rule (a tied wrong item
             ranks ahead). The metrics' retrieval keys are the optimistic ones. Empty when retrieval was not run.
+        verdict: which tower is the bottleneck (:func:`torchspectral.verdict.imbalance_verdict`, image = x, text =
+            y): ``{"bottleneck": "image" | "text" | "none" | "inconclusive", "statistic": "subspace_sas_imbalance",
+            "estimate", "low", "high", "reason", "x_to_y", "y_to_x", "se", "delta_sas", "agrees", "confidence",
+            "n"}``; estimate/low/high are None when inconclusive.
     """
 
     model: str
@@ -51,6 +55,7 @@ class RunResult:
     extremes: dict[str, list[dict]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     ties: dict = field(default_factory=dict)
+    verdict: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
