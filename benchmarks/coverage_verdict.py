@@ -272,7 +272,7 @@ def one_repeat(regime: Regime, model: dict, repeat: int) -> dict:
     return {
         "repeat": repeat, "seconds": time.perf_counter() - started, "bottleneck": v.bottleneck,
         "estimate": v.estimate, "low": v.low, "high": v.high, "se": v.se, "delta_sas": v.delta_sas,
-        "reason": v.reason if v.bottleneck == "inconclusive" else None,
+        "reason": v.reason if v.bottleneck == "inconclusive" else None, "variance_parts": v.variance_parts,
     }  # fmt: skip
 
 
@@ -369,8 +369,11 @@ def main(argv: list[str] | None = None) -> None:
     print(table(summaries))
     if out:
         report = {
-            "machine": {"cpu_count": __import__("os").cpu_count(), "python": platform.python_version(),
-                        "torch": torch.__version__},  # fmt: skip
+            "machine": {
+                "cpu_count": __import__("os").cpu_count(),
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+            },
             "seconds": time.perf_counter() - started,
             "regimes": summaries,
         }

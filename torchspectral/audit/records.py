@@ -35,8 +35,8 @@ class RunResult:
             ranks ahead). The metrics' retrieval keys are the optimistic ones. Empty when retrieval was not run.
         verdict: which tower is the bottleneck (:func:`torchspectral.verdict.imbalance_verdict`, image = x, text =
             y): ``{"bottleneck": "image" | "text" | "none" | "inconclusive", "statistic": "subspace_sas_imbalance",
-            "estimate", "low", "high", "reason", "x_to_y", "y_to_x", "se", "delta_sas", "agrees", "confidence",
-            "n"}``; estimate/low/high are None when inconclusive.
+            "estimate", "low", "high", "reason", "x_to_y", "y_to_x", "se", "p_value", "delta_sas", "agrees",
+            "confidence", "n"}``; estimate/low/high are None when inconclusive.
     """
 
     model: str

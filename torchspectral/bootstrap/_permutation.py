@@ -1,6 +1,6 @@
-"""Permutation null for ΔSAS: shuffling the pairing leaves Σ_x, Σ_y and so every eigenbasis, active set
-and σ²_k unchanged; only the cross-moments ``v_kᵀΣ_xy v_k`` change, and those are means of products
-of projections computed once. Each permutation therefore costs O(n·|A|), not a new decomposition.
+"""Permutation test of ΔSAS against *independent towers*: shuffling the pairing leaves Σ_x, Σ_y and so every
+eigenbasis, active set and σ²_k unchanged; only the cross-moments ``v_kᵀΣ_xy v_k`` change, and those are means of
+products of projections computed once. Each permutation therefore costs O(n·|A|), not a new decomposition.
 """
 
 from __future__ import annotations
@@ -34,7 +34,12 @@ def permutation_test(
     *,
     nan_policy: str = "raise",
 ) -> PermutationResult:
-    """Permutation null for ΔSAS = SAS_{X→Y} − SAS_{Y→X}: shuffle the pairing, recompute, compare.
+    """ΔSAS = SAS_{X→Y} − SAS_{Y→X} against its distribution under shuffled pairings.
+
+    What it tests: shuffling the pairing makes x and y independent, so the null is "the pairing carries no
+    information" (no alignment at all), not "no imbalance": a small p says the towers are aligned, and nothing about
+    which one is the bottleneck. For that question, with a null of no imbalance, use
+    :func:`torchspectral.imbalance_verdict` (its interval excludes 0 exactly when its test of ΔS = 0 rejects).
 
     p-value (two-sided) = (1 + #{|ΔSAS_π| ≥ |ΔSAS|}) / (1 + n_perm). ``eps`` as in :func:`torchspectral.sas`
     (None: the scale-free default; shuffling the pairing leaves both variances, and so ε, unchanged).
