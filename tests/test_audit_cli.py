@@ -58,6 +58,13 @@ def test_audit_writes_the_full_report(demo_manifest, tmp_path) -> None:
                 "## Where the time went", "![imbalance]")  # fmt: skip
     for section in sections:
         assert section in markdown
+    # The report leads with the verdict; at n = 300, d = 256 every run is too small for it, and says so.
+    assert markdown.index("## Which modality is the bottleneck?") < markdown.index("## Runs")
+    for run in report["runs"]:
+        verdict = run["verdict"]
+        assert {"bottleneck", "statistic", "estimate", "low", "high", "reason"} <= set(verdict)
+        assert verdict["bottleneck"] == "inconclusive" and "too few" in verdict["reason"] and verdict["low"] is None
+        assert f"**{run['model']} / {run['dataset']}** ({run['domain']}): **inconclusive** — n = 300" in markdown
     assert _leftovers(tmp_path) == []
 
 
@@ -220,9 +227,18 @@ def test_a_failed_file_write_is_one_line_and_an_old_report_is_kept(demo_manifest
 
 def test_demo_recovers_the_planted_facts(tmp_path, capsys) -> None:
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--n", "400", "--n-boot", "20", "--quiet"]) == 0
+    # n = 1,000: the verdict needs 6 rows per active dimension in each quarter (d = 256 → 26 dimensions, n ≥ 624).
+    assert main(["demo", "--out", str(out), "--n", "1000", "--n-boot", "20", "--quiet"]) == 0
     stdout = capsys.readouterr().out
     assert "planted direction RECOVERED" in stdout and "## Runs" in stdout
+    runs = json.loads((out / "report.json").read_text())["runs"]
+    for run in runs:
+        verdict = run["verdict"]
+        assert verdict["bottleneck"] == ("text" if run["domain"] == "medical" else "none"), verdict
+        if run["domain"] == "medical":
+            assert verdict["low"] > 0 and verdict["statistic"] == "subspace_sas_imbalance"
+        else:
+            assert verdict["low"] <= 0 <= verdict["high"]
     assert (out / "demo-manifest.toml").exists()
     width, height = struct.unpack(">II", (out / "plots" / "imbalance.png").read_bytes()[16:24])
     assert width > 300 and height > 200

@@ -105,7 +105,7 @@ def test_typed_marker_ships() -> None:
 def test_console_script_demo_recovers_the_planted_direction(tmp_path) -> None:
     script = shutil.which("torchspectral", path=str(Path(sys.executable).parent))
     assert script is not None, "the torchspectral console script is not installed"
-    args = [script, "demo", "--n", "400", "--n-boot", "20", "--quiet", "--out", str(tmp_path / "demo")]
+    args = [script, "demo", "--n", "1000", "--n-boot", "20", "--quiet", "--out", str(tmp_path / "demo")]
     result = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "planted direction RECOVERED" in result.stdout

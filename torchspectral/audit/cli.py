@@ -146,7 +146,7 @@ def _planted_facts(out: Path) -> bool:
     print("see the same factors (no imbalance). Less noise makes a stronger model (higher rSum).")
     print(
         f"Verdicts: medical {', '.join(verdicts['medical'])}; natural {', '.join(verdicts['natural'])} → planted "
-        f"{'RECOVERED' if recovered else 'NOT recovered'} (expected: text everywhere in medical, none in natural)."
+        f"direction {'RECOVERED' if recovered else 'NOT recovered'} (expected: text in medical, none in natural)."
     )
     return recovered
 
