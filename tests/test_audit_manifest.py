@@ -55,7 +55,7 @@ def test_two_runs_with_defaults(folder: Path) -> None:
     assert isinstance(manifest, Manifest)
     assert manifest.path == folder / "audit.toml"
     assert manifest.settings == AuditSettings()
-    assert manifest.settings.n_boot == 1000 and manifest.settings.seed == 0
+    assert manifest.settings.n_boot == 200 and manifest.settings.seed == 0  # the B the harness calibrated at
     assert manifest.settings.presets == ("default",) and manifest.settings.top_k_pairs == 5
     assert 0.1 in manifest.settings.q_grid and manifest.settings.q_grid == DEFAULT_Q_GRID
     assert list(DEFAULT_Q_GRID) == sorted(DEFAULT_Q_GRID) and DEFAULT_Q_GRID[-1] == 1.0

@@ -27,13 +27,22 @@ a bias proportional to 1/(rows used for the sign); with halves A, B and quarters
     T = 2·T_half − T_quarter
 
 removes the leading term of that bias (Richardson extrapolation in the sign's sample size). C_xx, C_yy and the
-subspace come from the whole sample.
+subspace come from the whole sample. Which rows set the signs is itself random, so the estimate averages
+``SPLITS`` random splits (rows, or whole clusters, are dealt to ``GROUPS`` groups once; a split deals the groups).
 
-**Interval.** T is a smooth function of weighted moments once the signs and the subspace are fixed, so its
-standard error is the infinitesimal jackknife: the gradient of ΔT with respect to per-row weights (one backward
-pass), ``se² = Σ_i (∂ΔT/∂w_i)²``. The interval is ΔT ± z·se. How well it covers the population ΔS, how often a
-direction is claimed when there is none and how often the right one is claimed, is measured against planted
-models (``benchmarks/coverage_verdict.py``, results in ``docs/verdict.md``).
+**Interval.** ΔT ± z·se with se² the sum of three parts (``Verdict.variance_parts``):
+
+- ``moments``: given the splits, the signs and the subspace, T is a smooth function of weighted moments; the
+  infinitesimal jackknife Σ_i (∂ΔT/∂w_i)² (the gradient with respect to per-row weights, one backward pass;
+  cluster-robust when clusters are given: a cluster's rows are summed before squaring);
+- ``splits``: the variance of the per-split estimates over their number;
+- ``subspace``: the score re-evaluated on each half's and each quarter's own top-k subspace (within the whole
+  sample's top-2k eigenvectors); the mean squared difference between independent halves, extrapolated from n/2 to
+  n with the exponent the quarters show (:func:`_subspace_variance`).
+
+How well it covers the population ΔS, how often a direction is claimed when there is none and how often the right
+one is claimed is measured against planted models (``benchmarks/coverage_verdict.py``, results in
+``docs/verdict.md``).
 """
 
 from __future__ import annotations
@@ -49,7 +58,8 @@ from torchspectral.validation import check_pair, check_q
 
 STATISTIC = "subspace_sas_imbalance"
 # The verdict needs the quarters' cross-covariances of the k-dimensional projections to be estimable: each quarter
-# must hold at least this many rows per active dimension (measured: see docs/verdict.md).
+# must hold at least this many rows per active dimension. 6 reads d = 768 (|A| = 77) from n = 1,848; the harness's
+# n < d regimes (about 6.5–7.7 rows per dimension in the whole sample) fall below it and are called inconclusive.
 MIN_ROWS_PER_DIMENSION = 6
 # C_yy (the other tower's covariance inside the anchor's subspace) must be invertible: its smallest eigenvalue above
 # this share of its largest.

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 
 import torch
 
-from torchspectral.audit.manifest import DEFAULT_Q_GRID
+from torchspectral.audit.manifest import DEFAULT_N_BOOT, DEFAULT_Q_GRID
 from torchspectral.audit.records import RunResult
 from torchspectral.bootstrap import MOMENT_METRICS, SAME_DIM_METRICS, bootstrap
 from torchspectral.bootstrap._calibrated import CALIBRATED, NO_INTERVAL
@@ -61,7 +61,7 @@ def analyse_run(
     caption_to_image: torch.Tensor | None = None,
     *,
     presets: Sequence[str] = ("default",),
-    n_boot: int = 1000,
+    n_boot: int = DEFAULT_N_BOOT,
     sas_n_boot: int | None = None,
     seed: int = 0,
     q: float = 0.1,
