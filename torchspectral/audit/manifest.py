@@ -134,7 +134,7 @@ def load_manifest(path: str | Path) -> Manifest:
         ...                                      'embeddings = "e.pt"\\n')
         >>> manifest = load_manifest(folder / "audit.toml")
         >>> manifest.runs[0].name, manifest.runs[0].embeddings.name, manifest.settings.n_boot
-        ('m / d', 'e.pt', 1000)
+        ('m / d', 'e.pt', 200)
     """
     path = Path(path).expanduser().absolute()
     if not path.exists():
