@@ -41,7 +41,6 @@ import gzip
 import json
 import math
 import platform
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -106,16 +105,10 @@ ALL = {r.name: r for r in REGIMES + QUICK}
 
 
 def _bootstrap_harness():
-    """``benchmarks/coverage.py`` (its planted lossy/scaled/degenerate models) under its own name."""
-    import importlib.util
+    """``benchmarks/coverage.py`` (its planted lossy/scaled/degenerate models), loaded as coverage_default does."""
+    from coverage_default import _load_harness
 
-    name = "coverage_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("coverage.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return _load_harness()
 
 
 def _diagonal_loadings(alpha2, beta2, c, basis):

@@ -169,6 +169,15 @@ def test_bad_pairs_are_refused_like_every_metric() -> None:
     x, y = _lossy_pair(500, seed=8)
     with pytest.raises(ValueError, match="needs d_x = d_y"):
         imbalance_verdict(x, y[:, :32])
+    with pytest.raises(ValueError, match="same number of paired rows"):
+        imbalance_verdict(x, y[:-1])
+    with pytest.raises((TypeError, ValueError), match=r"2-D|shape"):
+        imbalance_verdict(x[:, 0], y[:, 0])
+    with pytest.raises((TypeError, ValueError), match=r"floating|dtype"):
+        imbalance_verdict(x.long(), y.long())
+    y[3, 3] = float("inf")
+    with pytest.raises(ValueError, match=r"Inf|NaN"):
+        imbalance_verdict(x, y)
     y[3, 3] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         imbalance_verdict(x, y)
