@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
-EXTRAS := test,bench,audit,examples,lint
+EXTRAS := test,bench,audit,examples,lint,docs
 # examples/close_the_gap.py (a test runs it) renders emoji with Noto Color Emoji, a system font package.
 EMOJI_FONTS := /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf /usr/share/fonts/noto/NotoColorEmoji.ttf \
 	/usr/share/fonts/google-noto-emoji/NotoColorEmoji.ttf
