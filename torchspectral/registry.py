@@ -44,6 +44,7 @@ __all__ = [
     "SAME_DIM_METRICS",
     "MetricInfo",
     "compute_moment_metrics",
+    "metrics_table",
 ]
 
 
@@ -127,3 +128,36 @@ def compute_moment_metrics(m: MomentStatistics, names: Sequence[str], q: float =
                 raise ValueError(f"{name} is a {METRICS[name].source} metric, not a function of the moments")
             out[name] = compute(m)
     return {name: out[name] for name in names}
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    def number(value: float) -> str:
+        return f"{value:g}".replace("-", "−")
+
+    left = "(−∞" if low is None else f"[{number(low)}"
+    right = "∞)" if high is None else f"{number(high)}]"
+    return f"{left}, {right}"
+
+
+_DIRECTION = {True: "higher", False: "lower", None: "neither"}
+
+
+def metrics_table() -> str:
+    """Every metric of :data:`METRICS` as a markdown table (the README's and the docs' metric table).
+
+    Columns: the report key, its source, whether it needs d_x = d_y, its range, and which way is better aligned.
+
+        >>> print(metrics_table().splitlines()[2])
+        | `sas_x_to_y` | moments | yes | [0, 1] | higher |
+    """
+    lines = [
+        "| metric | source | needs d_x = d_y | range | better aligned |",
+        "|---|---|---|---|---|",
+    ]
+    for info in _ALL:
+        same_dim = "yes" if info.same_dim else "no"
+        lines.append(
+            f"| `{info.name}` | {info.source} | {same_dim} | {_interval(info.low, info.high)} "
+            f"| {_DIRECTION[info.higher_is_better]} |"
+        )
+    return "\n".join(lines)
