@@ -91,6 +91,33 @@ def test_merge_refuses_other_dimensions() -> None:
         a.merge(ts.Moments.from_data(torch.randn(10, 4), torch.randn(10, 4)))
 
 
+@given(start=st.integers(0, N - 3), size=st.integers(1, 60), about=st.booleans())
+def test_without_takes_out_exactly_the_deleted_rows(data, start: int, size: int, about: bool) -> None:
+    """Statistics minus those of a block of the rows equal the statistics of the rows left, whether the block's
+    sums were formed about its own mean (moved exactly) or about the whole sample's."""
+    x, y, one_shot = data
+    size = min(size, N - start - 2)  # at least two rows remain
+    everything = ts.Moments.from_data(x, y)
+    block = ts.Moments.from_data(x[start : start + size], y[start : start + size], about=everything if about else None)
+    keep = torch.ones(N, dtype=torch.bool)
+    keep[start : start + size] = False
+    rest = everything.without(block)
+    assert rest.n == N - size and everything.n == N
+    assert_same_report(rest.report(), ts.alignment_report(x[keep], y[keep], pairwise=False), rtol=1e-9)
+    assert_same_report(everything.report(), one_shot)  # self is unchanged
+
+
+def test_without_refuses_what_it_cannot_take_out() -> None:
+    x, y = torch.randn(10, 3), torch.randn(10, 3)
+    whole = ts.Moments.from_data(x, y)
+    with pytest.raises(ValueError, match="cannot take 10 pairs out of 10"):
+        whole.without(ts.Moments.from_data(x, y))
+    with pytest.raises(ValueError, match="same dimensions"):
+        whole.without(ts.Moments.from_data(torch.randn(4, 4), torch.randn(4, 4)))
+    with pytest.raises(TypeError, match="expected Moments"):
+        whole.without(x)
+
+
 def test_streaming_gradients_equal_one_shot() -> None:
     x, y = paired(120, 6, seed=14)
     x1 = torch.from_numpy(x).requires_grad_()

@@ -57,8 +57,9 @@ from torchspectral.bootstrap._ritz import ritz_sas_replicates
 from torchspectral.moments import Moments
 
 # The metrics a pair bootstrap resamples are the moment metrics of the registry (re-exported here).
-from torchspectral.registry import MOMENT_METRICS, SAME_DIM_METRICS, compute_moment_metrics
+from torchspectral.registry import METRICS, MOMENT_METRICS, SAME_DIM_METRICS, compute_moment_metrics
 from torchspectral.spectral import SAS_METRICS, eigh_descending
+from torchspectral.stats.accumulator import resolve_groups
 from torchspectral.stats.weighted import WeightedRows
 from torchspectral.validation import check_pair, check_q
 
@@ -150,17 +151,18 @@ def jackknife_values(
 ) -> dict[str, torch.Tensor]:
     """The named metrics with each of ``groups`` random groups of rows deleted in turn: (G,) float64 per metric.
 
-    Each value is the metric of the remaining rows, computed from scratch (G metric evaluations): a deleted group
-    is not a resample of n rows, so the bootstrap's weighted engines (which assume the weights sum to n) do not
-    apply.
+    Each value is the metric of the remaining rows: the statistics of all rows minus those of the deleted group
+    (:meth:`~torchspectral.stats.accumulator.MomentStatistics.without`), so the G deletions cost two passes over
+    the data instead of G. A deleted group is not a resample of n rows, so the bootstrap's weighted engines (which
+    assume the weights sum to n) do not apply.
     """
     out: dict[str, list[torch.Tensor]] = {name: [] for name in names}
-    n = x.shape[0]
-    for group in jackknife_groups(n, groups, seed):
-        keep = torch.ones(n, dtype=torch.bool)
-        keep[group] = False
-        keep = keep.to(x.device)
-        for name, value in evaluate(Moments.from_data(x[keep], y[keep], metric="bootstrap"), names, q).items():
+    needs = resolve_groups({group for name in names for group in METRICS[name].needs})
+    everything = Moments.from_data(x, y, metric="bootstrap", groups=needs)
+    for group in jackknife_groups(x.shape[0], groups, seed):
+        group = group.to(x.device)
+        deleted = Moments.from_data(x[group], y[group], metric="bootstrap", groups=needs, about=everything)
+        for name, value in evaluate(everything.without(deleted), names, q).items():
             out[name].append(value.detach().double())
     return {name: torch.stack(v) for name, v in out.items()}
 

@@ -180,14 +180,18 @@ class MomentStatistics:
         metric: str = "Moments",
         same_dim: str | None = None,
         groups=ALL_GROUPS,
+        about: MomentStatistics | None = None,
     ) -> MomentStatistics:
         """One-shot statistics of (x, y); `metric` and `same_dim` only shape the error messages.
 
         ``groups``: the statistics to form (:data:`GROUPS`; default all). A metric that needs only some — CORAL the
         covariance blocks, the modality gap the normalised-row sums — skips the cost of the others.
+        ``about``: statistics of a larger sample these rows belong to; the sums are then formed about its shift
+        (its mean) rather than this batch's own, so that :meth:`without` and :meth:`merge` need not move them.
         """
         x, y = check_pair(x, y, metric, same_dim=same_dim, nan_policy=nan_policy)
-        return cls._of_batch(x, y, groups)
+        shifts = None if about is None else (about.shift_x, about.shift_y)
+        return cls._of_batch(x, y, groups, shifts)
 
     def update(self, x: torch.Tensor, y: torch.Tensor, nan_policy: str = "raise") -> MomentStatistics:
         """Add a batch of pairs. Returns self."""
@@ -195,9 +199,16 @@ class MomentStatistics:
         return self.merge(type(self)._of_batch(x, y))
 
     @classmethod
-    def _of_batch(cls, x: torch.Tensor, y: torch.Tensor, groups=ALL_GROUPS) -> MomentStatistics:
+    def _of_batch(
+        cls,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        groups=ALL_GROUPS,
+        shifts: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> MomentStatistics:
         """Statistics of one validated batch, in coordinates centred on the batch's own mean (the compute
-        precision centres, so the one GEMM per block does not cancel the common offset).
+        precision centres, so the one GEMM per block does not cancel the common offset), or on ``shifts`` (the mean
+        of a sample the batch belongs to, which removes the common offset just as well).
 
         Each modality is first scaled by a power of two that brings its peak |value| into [0.5, 1) (found on the
         device, no host read), and the float64 sums are scaled back: both steps are exact, and the float32 products
@@ -208,7 +219,10 @@ class MomentStatistics:
         x, y = x.to(cdt), y.to(cdt)
         scale_x, scale_y = _unit_scale(x), _unit_scale(y)
         x, y = x * scale_x, y * scale_y
-        mean_x, mean_y = x.mean(0), y.mean(0)
+        if shifts is None:
+            mean_x, mean_y = x.mean(0), y.mean(0)
+        else:
+            mean_x, mean_y = shifts[0].to(cdt) * scale_x, shifts[1].to(cdt) * scale_y
         sums = _scaled_back(sums_of_rows(row_quantities(x, y, groups, mean_x, mean_y), groups), scale_x, scale_y)
         return cls(
             d_x=x.shape[1], d_y=y.shape[1], device=x.device, n=x.shape[0],
@@ -301,6 +315,27 @@ class MomentStatistics:
         self.n += other.n
         self._cache.clear()
         return self
+
+    def without(self, part: MomentStatistics) -> MomentStatistics:
+        """The statistics of these pairs with ``part`` (statistics of some of them) taken out: the inverse of
+        :meth:`merge`, returned as a new object (self is unchanged).
+
+        ``part`` is moved to this shift exactly and its sums are subtracted in float64. The result carries the
+        rounding of the sums it came from, so it is as accurate as a direct computation when ``part`` is a small
+        share of the pairs (a delete-a-group jackknife); it is not meant for taking out most of them.
+        """
+        if not isinstance(part, MomentStatistics):
+            raise TypeError(f"Moments.without: expected Moments, got {type(part).__name__}")
+        if (self.d_x, self.d_y) != (part.d_x, part.d_y) or set(self.sums) != set(part.sums):
+            raise ValueError("Moments.without: part must hold the same dimensions and statistics groups")
+        if not 0 <= part.n < self.n:
+            raise ValueError(f"Moments.without: cannot take {part.n} pairs out of {self.n} (at least one must remain)")
+        same_shift = torch.equal(part.shift_x, self.shift_x) and torch.equal(part.shift_y, self.shift_y)
+        aligned = part if same_shift or not part.n else part.reshifted(self.shift_x, self.shift_y)
+        sums = Sums({name: self.sums[name] - aligned.sums[name] for name in self.sums})
+        rest = self._about(self.shift_x, self.shift_y, sums)
+        rest.n = self.n - part.n
+        return rest
 
     def all_reduce(self, group: Any = None, differentiable: bool = False) -> MomentStatistics:
         """Sum the statistics of every rank of `group` (torch.distributed) into each rank. Returns self.
