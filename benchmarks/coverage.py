@@ -145,7 +145,7 @@ ALL_REGIMES = {r.name: r for r in REGIMES + HEAVY + QUICK}
 
 
 def active_count(d: int, q: float = Q_ACTIVE) -> int:
-    """|A| for d distinct eigenvalues (the quantile rule of SPEC §1): d = 64 → 7, 256 → 26, 768 → 77."""
+    """|A| for d distinct eigenvalues (the quantile rule of docs/definitions.md#sas): d = 64 → 7, 256 → 26, 768 → 77."""
     return d - math.floor((d - 1) * (1 - q)) - 1
 
 

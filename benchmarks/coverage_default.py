@@ -210,7 +210,8 @@ def digest(results: dict) -> dict:
                             "metrics": metrics})  # fmt: skip
     return {
         "what": "coverage of each metric's calibrated interval (ts.bootstrap's default) on planted models with known "
-        "population values, among the repeats in which it gave one; benchmarks/coverage_default.py, README Calibration",
+        "population values, among the repeats in which it gave one; benchmarks/coverage_default.py, "
+        "docs/uncertainty.md#calibration",
         "confidence": results["settings"]["confidence"],
         "n_boot": results["settings"]["n_boot"],
         "regimes": regimes,

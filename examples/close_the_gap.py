@@ -8,7 +8,7 @@ twice from the same initialisation, on the same batches, with the same optimiser
 
 * with ``ts.nn.CLIPLoss()`` alone (τ = 0.1), and
 * with ``ts.nn.GapClosingLoss(schedule="paper")`` — CLIP + λ1·AlignTruePairs + λ2·CentroidUniformity with the
-  published weight schedule (SPEC §10), fed ``progress`` = fraction of the training steps done.
+  published weight schedule (docs/definitions.md#losses), fed ``progress`` = fraction of the training steps done.
 
 Both are then measured on held-out pairs (emoji never seen in training): the modality gap ‖mean x̂ − mean ŷ‖,
 the true-pair cosine, R@1/R@10 in both directions and SAS image→text and text→image (on the L2-normalised

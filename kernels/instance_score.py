@@ -1,4 +1,4 @@
-"""Instance-level Spectral Alignment Score (SPEC §1.1) as one fused Triton kernel.
+"""Instance-level Spectral Alignment Score (docs/definitions.md#instance-sas) as one fused Triton kernel.
 
 For paired rows ``x_i``, ``y_i`` and frozen population statistics (means ``μ_x``, ``μ_y``, the ``k`` active
 eigenvectors ``V`` and per-mode weights ``w``)::

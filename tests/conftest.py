@@ -20,7 +20,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from hypothesis import settings
 
-# Parity tolerances assume exact float32 matmuls (SPEC: TF32 off).
+# Parity tolerances assume exact float32 matmuls (TF32 off: docs/definitions.md#numerics).
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
 

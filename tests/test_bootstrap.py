@@ -287,7 +287,8 @@ def test_ritz_with_a_complete_basis_equals_exact(n, d, rank) -> None:
 def test_ritz_in_a_truncated_basis_on_a_gapped_spectrum() -> None:
     """k < d is approximate: with |A| = 4 modes well above a flat bulk, k = 8 measured ≤ 5e-5 (tolerance 1e-4).
 
-    On flat spectra the error is far larger (README: up to 1.8e-3 at n = 20,000, d = 768, k = 400), hence opt-in.
+    On flat spectra the error is far larger (docs/performance.md#ritz: up to 1.8e-3 at n = 20,000, d = 768, k = 400),
+    hence opt-in.
     """
     g = torch.Generator().manual_seed(3)
     n, d = 3000, 40

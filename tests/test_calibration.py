@@ -1,8 +1,8 @@
 """Small, seeded versions of the coverage harness (benchmarks/coverage.py): the calibrated default against known truth.
 
-They assert only what the full harness established with margin (README: Calibration; `make coverage`): on a planted
-model whose eigenmodes are well separated the calibrated intervals cover the population values, and on one whose top
-eigenvalues are within 3% SAS gets no interval at all. The planted models, their population values and the samples
+They assert only what the full harness established with margin (docs/uncertainty.md#calibration; `make coverage`): on a
+planted model whose eigenmodes are well separated the calibrated intervals cover the population values, and on one whose
+top eigenvalues are within 3% SAS gets no interval at all. The planted models, their population values and the samples
 are the harness's own functions, so the two cannot drift apart.
 """
 

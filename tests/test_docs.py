@@ -77,6 +77,51 @@ def test_pages_do_not_point_outside_the_repository() -> None:
         assert "../shared" not in text and "SPEC" not in text, f"{path.name} refers to a file outside the repository"
 
 
+# A reference from the code into the docs: docs/<page>.md#<anchor>.
+DOCS_LINK = re.compile(r"docs/([\w-]+\.md)#([\w-]+)")
+HEADING = re.compile(r"^#+\s+(.*?)\s*(?:\{#([\w-]+)\})?\s*$", re.MULTILINE)
+
+
+def heading_anchors(text: str) -> set[str]:
+    """The anchors of a page's headings: an explicit ``{#id}``, else the heading's slug (mkdocs' default toc)."""
+    anchors = set()
+    for title, explicit in HEADING.findall(text):
+        anchors.add(explicit or re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", title).strip().lower()))
+    return anchors
+
+
+def test_heading_anchors() -> None:
+    assert heading_anchors("# A page\n## Exit statuses {#exit}\n### The cost, in s\n") == {
+        "a-page",
+        "exit",
+        "the-cost-in-s",
+    }
+
+
+def test_references_from_the_code_resolve_to_headings_of_the_docs() -> None:
+    """Every ``docs/<page>.md#<anchor>`` in the package, kernels, examples, benchmarks and tests names a heading."""
+    anchors = {page.name: heading_anchors(page.read_text()) for page in PAGES}
+    files = [
+        p
+        for folder in ("torchspectral", "kernels", "examples", "benchmarks", "tests")
+        for p in (ROOT / folder).rglob("*")
+    ]
+    broken, found = [], 0
+    for path in files:
+        if path.suffix not in (".py", ".json", ".md") or not path.is_file():
+            continue
+        text = path.read_text()
+        # The reference is written from the spec and stays untouched; this file names the pattern it looks for.
+        if "SPEC" + " §" in text and path.name not in ("reference.py", "test_docs.py"):
+            broken.append(f"{path.relative_to(ROOT)}: a SPEC § reference (a file users do not have)")
+        for page, anchor in DOCS_LINK.findall(text):
+            found += 1
+            if anchor not in anchors.get(page, set()):
+                broken.append(f"{path.relative_to(ROOT)}: docs/{page}#{anchor}")
+    assert found >= 30, "the code's references into the docs were not found"
+    assert not broken, "references to headings that do not exist:\n" + "\n".join(broken)
+
+
 @pytest.mark.slow
 def test_mkdocs_build_strict(tmp_path: Path) -> None:
     site = tmp_path / "site"

@@ -1,4 +1,4 @@
-"""SPEC §11: no catastrophic cancellation, half-precision inputs, layouts, degenerate features."""
+"""docs/definitions.md#numerics: no catastrophic cancellation, half-precision inputs, layouts, degenerate features."""
 
 from __future__ import annotations
 

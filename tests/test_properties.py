@@ -1,4 +1,5 @@
-"""The invariances and limits of SPEC §1 (and their analogues for the other metrics), with hypothesis."""
+"""The invariances and limits of docs/definitions.md#sas (and their analogues for the other metrics), with
+hypothesis."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def test_joint_orthogonal_invariance(seed: int) -> None:
 
 
 def test_sas_is_not_invariant_to_rotating_one_modality() -> None:
-    """The source paper claims it is; it is not (SPEC §1). CKA, by contrast, is."""
+    """The source paper claims it is; it is not (docs/definitions.md#sas). CKA, by contrast, is."""
     x, y = data(3)
     q = random_orthogonal(x.shape[1], 4)
     assert abs(float(ts.sas(x, y @ q)) - float(ts.sas(x, y))) > 1e-2

@@ -6,7 +6,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-# old name → new name, for the names `torchspectral` and `torchspectral.functional` export (listed in the README).
+# old name → new name, for the names `torchspectral` and `torchspectral.functional` export (listed in docs/api.md).
 RENAMED = {"SpectralAlignment": "SpectralAlignmentResult", "Retrieval": "RetrievalResult"}
 
 

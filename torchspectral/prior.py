@@ -1,4 +1,5 @@
-"""Instance-level SAS (SPEC §1.1): a spectral prior fitted on a population, scoring any number of pairs.
+"""Instance-level SAS (docs/definitions.md#instance-sas): a spectral prior fitted on a population, scoring any number of
+pairs.
 
 Fitting freezes, per direction (anchor x or anchor y), the means μ_x, μ_y, the active eigenvectors
 V_A and eigenvalues λ_A of the anchor's covariance, the other modality's variance σ²_k = v_kᵀΣv_k,

@@ -7,7 +7,7 @@ reads :data:`METRICS` instead of writing the names again, so a new metric is add
 Each :class:`MetricInfo` says where the metric comes from (``"moments"``: a function of the one-pass
 :class:`~torchspectral.stats.MomentStatistics`; ``"pairwise"``: streamed over tiles of pairs; ``"retrieval"``:
 ranks), whether it needs d_x = d_y, its mathematical range, and which way is better aligned. Moment metrics
-carry ``compute``: the metric of a statistics object at the SPEC's default settings (q = 0.1 for SAS).
+carry ``compute``: the metric of a statistics object at the default settings of docs/definitions.md (q = 0.1 for SAS).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Eigendecompositions and active sets for the spectral metrics.
 
 All spectra are computed in float64 and returned in descending order. The active set of SAS is a
-quantile rule on the eigenvalues (SPEC §1): with ``t`` the (1 − q) quantile of all d eigenvalues
+quantile rule on the eigenvalues (docs/definitions.md#sas): with ``t`` the (1 − q) quantile of all d eigenvalues
 under linear interpolation (the ``torch.quantile``/``numpy.quantile`` default), mode k is active
 when ``λ_k ≥ t``. Several q values share one decomposition: only the mask changes.
 """
@@ -135,7 +135,7 @@ def check_sas_eps(eps: object, metric: str) -> float | None:
 def sas_epsilon(
     mean_variance_x: torch.Tensor, mean_variance_y: torch.Tensor, eps: float | None
 ) -> torch.Tensor | float:
-    """ε of ρ's denominator ``sqrt(λ_k σ²_k + ε)`` (SPEC §1).
+    """ε of ρ's denominator ``sqrt(λ_k σ²_k + ε)`` (docs/definitions.md#sas).
 
     ``eps=None`` (the default of every SAS entry point) gives the scale-free regulariser
     ``ε = SAS_EPS_REL · λ̄_x · λ̄_y + tiny`` with ``λ̄ = tr Σ / d`` the mean variance of each modality (the mean
@@ -160,7 +160,8 @@ def sas_epsilon(
 
 
 def rho_denominator(eigenvalues: torch.Tensor, other_variance: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
-    """``sqrt(λ_k σ²_k + ε)``, the denominator of ρ_k (SPEC §1), with ε absolute (see :func:`sas_epsilon`).
+    """``sqrt(λ_k σ²_k + ε)``, the denominator of ρ_k (docs/definitions.md#sas), with ε absolute (see
+    :func:`sas_epsilon`).
 
     λ_k and σ²_k are variances, so their product is ≥ 0. Rounding can make the eigenvalue of a (near-)null
     mode slightly negative (float32, n < d, offset data), and its square root would be NaN. A NaN would
@@ -181,7 +182,8 @@ def sas_score(
     active: torch.Tensor | None = None,
     signed: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The SAS reduction (SPEC §1 step 3), the one every path uses: score ``Σ_A λ_k |ρ_k| / Σ_A λ_k`` and ρ.
+    """The SAS reduction (docs/definitions.md#sas step 3), the one every path uses: score ``Σ_A λ_k |ρ_k| / Σ_A λ_k``
+    and ρ.
 
     ``ρ_k = cross_k / sqrt(λ_k σ²_k + ε)`` with ``cross_k = v_kᵀ Σ_xy v_k`` and ``σ²_k = v_kᵀ Σ_other v_k``; ε is
     absolute here (a number or a scalar tensor: :func:`sas_epsilon` forms the scale-free default). Batched:

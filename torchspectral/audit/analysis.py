@@ -3,7 +3,7 @@
 For a run with N images and M captions (``caption_to_image`` maps caption j to its image), the paired
 metrics use the M pairs ``(image[caption_to_image[j]], caption[j])`` — an image with five captions
 contributes five pairs — while MMD compares the N images with the M captions and retrieval ranks
-the N images against the M captions (SPEC §7). Stages, each timed:
+the N images against the M captions (docs/definitions.md#retrieval). Stages, each timed:
 
 1. ``moments``: one pass over the pairs (:class:`~torchspectral.Moments`), every moment metric per preset;
 2. ``pairwise``: RBF CKA, MMD and retrieval, streamed over tiles (no n×n matrix); retrieval under both tie

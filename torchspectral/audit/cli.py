@@ -35,7 +35,7 @@ from torchspectral.bootstrap._calibrated import CALIBRATED
 
 __all__ = ["AnalysisError", "build_parser", "main", "run_audit"]  # run_audit: re-exported for earlier imports
 
-# Exit statuses (documented in `torchspectral audit --help` and the README).
+# Exit statuses (documented in `torchspectral audit --help` and docs/audit.md#exit-statuses).
 EXIT_OK = 0
 EXIT_ALL_RUNS_FAILED = 1  # no run could be analysed: nothing written
 EXIT_INPUT_ERROR = 2  # bad manifest, file, setting or --out: nothing read past it, nothing touched or written
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval",
         choices=(CALIBRATED, *INTERVAL_METHODS),
         default=None,
-        help="bootstrap interval method (default: calibrated, each metric's own; README: Calibration)",
+        help="bootstrap interval method (default: calibrated, each metric's own; docs/uncertainty.md#calibration)",
     )
     audit.add_argument("--seed", type=int, default=None, help="bootstrap seed, 0 … 2**63 − 1 (default: 0)")
     audit.add_argument("--presets", default=None, help="comma-separated report presets, e.g. default,paper")

@@ -10,7 +10,7 @@ Format::
     q = [0.02, 0.05, 0.1, 0.2, 0.5, 1.0]   # SAS quantile grid of the q-sweep, each in (0, 1]
     top_k_pairs = 5                    # best/worst pairs listed by instance-level SAS
     interval = "calibrated"            # "calibrated" (default): each metric's calibrated interval, none where no
-                                       # method is (README: Calibration); or one method for every metric
+                                       # method is (docs/uncertainty.md#calibration); or one method for every metric
                                        # (torchspectral.bootstrap.INTERVAL_METHODS): "percentile", "basic",
                                        # "normal", "bca", "jackknife" or "iterated_normal"
     sas_bootstrap = 200                # replicates for the SAS intervals (default: `bootstrap`; 0 = none):
@@ -58,7 +58,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 __all__ = ["DEFAULT_Q_GRID", "SEED_MAX", "AuditSettings", "Manifest", "RunSpec", "check_overrides", "load_manifest"]
 
 # Dense at small q, where the paper finds most of the information (its Exp. 3), and includes 0.1, the
-# paper's (and SPEC's) default, so the sweep always contains the headline value.
+# paper's (and the package's) default, so the sweep always contains the headline value.
 # Bootstrap replicates per run: the count at which the calibrated intervals were measured against known truth
 # (benchmarks/coverage_default.py runs ts.bootstrap at B = 200).
 DEFAULT_N_BOOT = 200

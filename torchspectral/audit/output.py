@@ -47,7 +47,7 @@ MIN_CROSS_RUNS = 3
 
 
 def cross_run_analysis(runs: Sequence[RunResult]) -> dict:
-    """The paper's cross-run analyses (SPEC §9) as one JSON-ready dict.
+    """The paper's cross-run analyses (docs/definitions.md#statistics) as one JSON-ready dict.
 
     Each analysis uses the runs that have what it needs (a run with d_x ≠ d_y has no ΔSAS, q-sweep or retrieval)
     and is left empty when fewer than :data:`MIN_CROSS_RUNS` runs qualify; with fewer runs in all, every analysis
@@ -354,8 +354,8 @@ def _markdown_verdicts(runs: Sequence[dict]) -> list[str]:
 
 def _calibration_note(run: dict, name: str, method: str | None) -> str:
     """The interval's method and what the coverage harness measured for it in the regime most like this run's
-    (README: Calibration), e.g. " (normal; in the coverage harness it covered the true value in 99% of 100 planted
-    repeats at n = 5,000, d = 64)"."""
+    (docs/uncertainty.md#calibration), e.g. " (normal; in the coverage harness it covered the true value in 99% of
+    100 planted repeats at n = 5,000, d = 64)"."""
     if method is None:
         return ""
     # The harness scored SAS intervals only where the diagnostic called them identified: quote it only for such runs.
@@ -415,17 +415,17 @@ def render_markdown(report: dict) -> str:
     if interval == "calibrated":
         brackets = [
             "ΔSAS = SAS img→txt − SAS txt→img > 0 means the text side loses image structure. Brackets: 95%",
-            "intervals, each metric by the method that measured calibrated for it against known truth (README:",
-            "Calibration): normal for ΔSAS (where its eigenmodes are identified) and the gap family, basic for CORAL,",
-            'the grouped jackknife for unbiased CKA. A metric without one is listed under "Metrics without an',
-            'interval", with the reason.',
+            "intervals, each metric by the method that measured calibrated for it against known truth",
+            "(docs/uncertainty.md#calibration): normal for ΔSAS (where its eigenmodes are identified) and the gap",
+            "family, basic for CORAL, the grouped jackknife for unbiased CKA. A metric without one is listed under",
+            '"Metrics without an interval", with the reason.',
         ]
     else:
         brackets = [
             "ΔSAS = SAS img→txt − SAS txt→img > 0 means the text side loses image structure. Brackets: bootstrap",
             f"95% intervals ({interval}, for every metric) over resampled pairs. No single method is calibrated",
-            'for every metric and regime (README: Calibration); the default, interval = "calibrated", picks each',
-            "metric's own.",
+            "for every metric and regime (docs/uncertainty.md#calibration); the default, interval =",
+            '"calibrated", picks each metric\'s own.',
         ]
     lines = [
         "# torchspectral audit",
@@ -534,9 +534,9 @@ def _markdown_extremes(runs: Sequence[dict]) -> list[str]:
         "## Best- and worst-aligned pairs (instance-level SAS img→txt)",
         "",
         "Per-pair SAS from a prior fitted on the run (decompose mode: the scores average to the run's SAS).",
-        "Unlike the run's SAS, a per-pair score is not bounded to [0, 1] (SPEC §1.1): it is one pair's term of",
-        "the average, and may be negative or above 1. Each entry is `caption (image): score`; look at the worst",
-        "pairs first.",
+        "Unlike the run's SAS, a per-pair score is not bounded to [0, 1] (docs/definitions.md#instance-sas): it is",
+        "one pair's term of the average, and may be negative or above 1. Each entry is `caption (image): score`;",
+        "look at the worst pairs first.",
         "",
     ]
 
@@ -587,7 +587,8 @@ def _markdown_imbalance(tests: dict) -> list[str]:
 
 
 def _markdown_statistics(cross: dict) -> list[str]:
-    """The cross-run analyses (SPEC §9; the source paper's experiments 1–4) as markdown tables."""
+    """The cross-run analyses (docs/definitions.md#statistics; the source paper's experiments 1–4) as markdown
+    tables."""
     lines = _markdown_imbalance(cross["imbalance_tests"]) if cross["imbalance_tests"] else []
     comparison = cross["domain_comparison"]
     if comparison:

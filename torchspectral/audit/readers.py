@@ -21,7 +21,7 @@ What a manifest run points at (:class:`~torchspectral.audit.manifest.RunSpec`):
     with C ≥ 1 captions per image (C may vary). Images are stacked to (N, D), captions concatenated to
     (M, D) in order, and ``caption_to_image`` records which entry each caption came from. Other keys
     (``label_ids``) are ignored. (The paper's own analysis used only each image's first caption; here
-    every caption counts, as SPEC §7 requires.)
+    every caption counts, as docs/definitions.md#retrieval requires.)
 
 Validation (each failure is an :class:`~torchspectral.audit.errors.AuditInputError` naming the file):
 matrices must be 2-D, non-empty, floating point, finite, and small enough that their sums of squares stay

@@ -1,4 +1,5 @@
-"""Cross-run statistics of the audit (SPEC §9): the analyses of the source paper's experiments 1–4.
+"""Cross-run statistics of the audit (docs/definitions.md#statistics): the analyses of the source paper's experiments
+1–4.
 
 Every function is a pure function of a sequence of :class:`~torchspectral.audit.records.RunResult` and returns
 plain lists/dicts of ``float``/``int``/``str``/``bool``/``None`` (JSON-ready; the report writer renders them).

@@ -18,7 +18,7 @@ and the replicate-centred sums ``S_xy = P_xy − s_x s_yᵀ/n`` follow exactly:
     ⟨S_xx, S_yy⟩ = ⟨P_xx, P_yy⟩ − (1/n) Σ w_i [(xc_i·s_y)² + (yc_i·s_x)²] + (s_x·s_y)²/n².
 
 Biased CKA is ``‖S_xy‖²/(‖S_xx‖‖S_yy‖)`` and CORAL ``‖S_xx − S_yy‖²/(n−1)²`` (over 4d² for "deep"). The
-unbiased HSIC of SPEC §2 evaluated about the replicate mean (where ``Σ w x'_i = 0``) needs, besides
+unbiased HSIC of docs/definitions.md#cka evaluated about the replicate mean (where ``Σ w x'_i = 0``) needs, besides
 these norms, only ``Σ w a'``, ``Σ w a'b'``, ``Σ w a'²`` (and for b) with ``a'_i = ‖xc_i − s_x/n‖²
 = a_i − 2(xc_i·s_x)/n + ‖s_x‖²/n²``: O(n) per replicate once ``xc_i·s_x`` is known (one GEMM for all B).
 

@@ -1,9 +1,9 @@
 """The calibrated default interval of each moment metric: ``method="calibrated"`` (issue 13).
 
 The method per metric was chosen by the coverage each one measured against known truth on planted models whose
-population covariances are exact (``benchmarks/coverage.py``, ``make coverage``; the tables are in the README's
-Calibration section and ``benchmarks/results/coverage-cpu-2core.json``), not by taste. The default alone was then
-scored as ``ts.bootstrap`` returns it (B = 200) with 100–200 repeats in each of 15 regimes
+population covariances are exact (``benchmarks/coverage.py``, ``make coverage``; the tables are in
+docs/uncertainty.md#calibration and ``benchmarks/results/coverage-cpu-2core.json``), not by taste. The default alone was
+then scored as ``ts.bootstrap`` returns it (B = 200) with 100–200 repeats in each of 15 regimes
 (``benchmarks/coverage_default.py``, ``make coverage-default``; 101 of 110 cells in [92, 99]%):
 
 - ΔSAS (``sas_imbalance``, the audit's verdict): ``"iterated_normal"`` (estimate ± z·v*/sqrt(v**), the bootstrap

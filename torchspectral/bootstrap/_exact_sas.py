@@ -8,10 +8,11 @@ GEMMs already; any other input in float64; the decompositions are most of a repl
 the quadratic forms from the projections of the drawn rows onto the active eigenvectors:
 ``v_kᵀΣ_xy v_k = (Σ_i w_i (xc_i·v_k)(yc_i·v_k) − (s_x·v_k)(s_y·v_k)/n) / n`` with ``s = Σ_i w_i xc_i``.
 The replicate values are those of ``engine="moments"`` (which decomposes in float64) up to rounding: to 1e-9 in
-float64; in float32 to the eigensolver's rounding, which the README quantifies against the interval widths.
+float64; in float32 to the eigensolver's rounding, which docs/performance.md#sas-replicate-cost quantifies against the
+interval widths.
 
 This is still O(n·d² + d³) per replicate; what it costs against its floor (two Grams and two decompositions)
-is measured in ``benchmarks/test_sas_replicate_cost.py`` (README, "Instance scores and the bootstrap"). Every
+is measured in ``benchmarks/test_sas_replicate_cost.py`` (docs/performance.md#bootstrap). Every
 replicate has its own eigenvectors and we know no exact shortcut; the Rayleigh–Ritz one of
 :mod:`torchspectral.bootstrap._ritz` was measured off by about a whole interval width on spectra with a noise bulk.
 """
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
 # float32 copies and eigenvectors when the input is float32.
 EIGH_BATCH = 16
 # float32 input: its replicate Grams are float32 GEMMs, so a float64 eigensolve is exact only for a matrix already
-# rounded at float32; a float32 one adds rounding of that order at ≈ 0.6× the cost (README: the replicate cost).
+# rounded at float32; a float32 one adds rounding of that order at ≈ 0.6× the cost
+# (docs/performance.md#sas-replicate-cost).
 FLOAT32_EIGH = True
 # Rows projected at once: ≤ 4 × ROW_CHUNK × EIGH_BATCH × |A| values (≈ 160 MB in float32 at |A| = 77).
 ROW_CHUNK = 8192

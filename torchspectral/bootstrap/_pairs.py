@@ -1,4 +1,5 @@
-"""The pair bootstrap of the moment metrics (SPEC §9): ``bootstrap``, its result, and the replicate loop.
+"""The pair bootstrap of the moment metrics (docs/definitions.md#statistics): ``bootstrap``, its result, and the
+replicate loop.
 
 Bootstrap: resampling n pairs with replacement is a vector of multiplicities w (Σw = n), and every
 sufficient statistic of the resample is a w-weighted sum over the original rows. So each replicate
@@ -257,16 +258,16 @@ def bootstrap(
         confidence: central interval mass; the interval is the (1 ± confidence)/2 quantiles.
         q: SAS active-set fraction.
         method: ``"calibrated"`` (default) or one of ``INTERVAL_METHODS`` (formulas:
-            :mod:`torchspectral.bootstrap._intervals`; measured coverage against known truth: the README's
-            Calibration section, ``make coverage``).
+            :mod:`torchspectral.bootstrap._intervals`; measured coverage against known truth:
+            docs/uncertainty.md#calibration, ``make coverage``).
             "calibrated": each metric by the method that measured calibrated for it
             (:mod:`torchspectral.bootstrap._calibrated`: normal for ΔSAS and the gap family, basic for CORAL,
             the grouped jackknife for unbiased CKA), ΔSAS only where :func:`sas_identifiability` (with
             ``IDENTIFIABILITY_RESAMPLES`` resamples from ``seed``) calls it identified; no interval for SAS in one
             direction or symmetric, biased linear CKA and SVCCA (``no_interval`` says why). Replicates (and the
             jackknife) are computed only for the metrics whose interval reads them.
-            "percentile" (SPEC §9's default, this package's before issue 13): the (1 ± confidence)/2 quantiles of
-            the replicates;
+            "percentile" (docs/definitions.md#statistics's default, this package's before issue 13): the (1 ±
+            confidence)/2 quantiles of the replicates;
             "basic": ``2·estimate −`` those quantiles (the percentile interval reflected about the estimate);
             "normal": estimate ± z·sd(replicates);
             "bca": bias-corrected and accelerated percentile interval, the acceleration from a delete-a-group
@@ -297,8 +298,8 @@ def bootstrap(
             ``ritz_rank`` eigenvectors of each anchor, O(n·k²) per replicate (:mod:`torchspectral.bootstrap._ritz`).
             Exact only when ``ritz_rank ≥ d``. Otherwise the error depends on the spectrum: ≈3e-4 on a
             power-law spectrum at n = 20,000, but endpoints off by up to 1.8e-2 — about one interval width — on
-            planted data with a noise bulk at n = 5,000, d = 768 (measured, README). Compare with the default on
-            a few replicates first.
+            planted data with a noise bulk at n = 5,000, d = 768 (measured: docs/performance.md#ritz). Compare with the
+            default on a few replicates first.
 
     Example:
         >>> import torch, torchspectral as ts

@@ -7,13 +7,13 @@ these coordinates), likewise the symmetric part of ``V_kᵀ Σ_xy,b V_k`` and ``
 replicates are one GEMM of the counts with the row-wise products of the projections, O(n·k²) per replicate
 instead of O(n·d²). A batched k×k eigh gives Ritz values θ and vectors C; the top |A| Ritz pairs stand
 for the replicate's active modes (λ ≈ θ, v ≈ V_k c), and ``a = cᵀ(V_kᵀΣ_xy V_k)c``, ``σ² = cᵀ(V_kᵀΣ_y V_k)c``
-give ρ and SAS as in SPEC §1. The active set is the top |A| modes, |A| the count for distinct
+give ρ and SAS as in docs/definitions.md#sas. The active set is the top |A| modes, |A| the count for distinct
 eigenvalues (77 at d = 768, q = 0.1); with k = d the basis is complete, the Ritz pairs are the exact
 eigenpairs and the quantile rule is applied to them as in the exact path.
 
 This is exact only for k = d. For k < d the replicate's eigenvectors are confined to the full sample's
 top-k span, which they leave in proportion to the resampling noise over the eigengaps: measured at
-n = 20,000, d = 768 (README, benchmarks/test_spectral_depth.py), SAS errors of ≈3e-4 with a systematic
+n = 20,000, d = 768 (docs/performance.md#ritz, benchmarks/test_spectral_depth.py), SAS errors of ≈3e-4 with a systematic
 sign at k = 100 on a power-law spectrum, and up to 5.8e-3 at k = 100–250 and 1.8e-3 at k = 400 on an isotropic
 one (SAS ≈ 0.025 there). On planted data with 48 factors under a noise bulk (the audit benchmark's, n = 5,000,
 d = 768; ``benchmarks/ritz_accuracy.py``), at k = 100 the 95% endpoints of SAS img→txt moved by 1.5–1.8e-2 for

@@ -1,4 +1,5 @@
-"""Centered Kernel Alignment (SPEC §2): linear kernel from feature-space moments, RBF kernel from tiled sums.
+"""Centered Kernel Alignment (docs/definitions.md#cka): linear kernel from feature-space moments, RBF kernel from tiled
+sums.
 
 Biased: ``CKA = ‖XcᵀYc‖²_F / (‖XcᵀXc‖_F ‖YcᵀYc‖_F)``.
 
@@ -98,8 +99,8 @@ def linear_cka_from_moments(m: MomentStatistics, unbiased: bool = False) -> torc
                 f"{metric}: the unbiased self-HSIC of {'x' if not bool(kk > 0) else 'y'} is not positive "
                 f"(HSIC_u(x,x)={float(kk):.3g}, HSIC_u(y,y)={float(ll):.3g}); too few pairs or a constant modality"
             )
-        # May be negative for unrelated representations; not clamped (SPEC §2). Two roots, not the root of
-        # kk·ll: that product is an eighth power of the data and overflows float64 long before kk and ll do.
+        # May be negative for unrelated representations; not clamped (docs/definitions.md#cka). Two roots, not the root
+        # of kk·ll: that product is an eighth power of the data and overflows float64 long before kk and ll do.
         return kl / (torch.sqrt(kk) * torch.sqrt(ll))
     return (s["sum_xy"] ** 2).sum() / (norm_xx * norm_yy)
 
@@ -189,7 +190,7 @@ def rbf_cka_from_sums(n, sums, r_k, r_l, a_x, a_y, estimators, metric) -> list[t
                 f"{metric}: the self-HSIC of {'x' if not bool(kk > 0) else 'y'} is not positive "
                 f"(HSIC(x,x)={float(kk):.3g}, HSIC(y,y)={float(ll):.3g}); too few pairs or a constant modality"
             )
-        # The unbiased value may be negative for unrelated representations; not clamped (SPEC §2).
+        # The unbiased value may be negative for unrelated representations; not clamped (docs/definitions.md#cka).
         values.append(kl / torch.sqrt(kk * ll))
     return values
 

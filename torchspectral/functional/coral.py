@@ -1,4 +1,4 @@
-"""CORAL (SPEC §4): distance between the two covariances, C with 1/(n−1).
+"""CORAL (docs/definitions.md#coral): distance between the two covariances, C with 1/(n−1).
 
 ``scale="deep"`` (Sun & Saenko, the source paper's Eq. 4): ``‖C_x − C_y‖²_F / (4d²)``;
 ``scale="frobenius"`` (what the source paper's code reported): ``‖C_x − C_y‖_F``.

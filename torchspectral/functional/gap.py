@@ -1,4 +1,5 @@
-"""The modality-gap family (SPEC §6), all on L2-normalised rows x̂ = x/‖x‖, ŷ = y/‖y‖, in O(n·d).
+"""The modality-gap family (docs/definitions.md#modality-gap), all on L2-normalised rows x̂ = x/‖x‖, ŷ = y/‖y‖, in
+O(n·d).
 
 - gap (L2M, Liang et al. 2022): ``‖mean x̂ − mean ŷ‖``.
 - L2I: ``mean ‖x̂_i − ŷ_i‖``.

@@ -1,4 +1,4 @@
-"""Maximum Mean Discrepancy with the RBF kernel (SPEC §5), streamed over tiles of pairs (never n×m).
+"""Maximum Mean Discrepancy with the RBF kernel (docs/definitions.md#mmd), streamed over tiles of pairs (never n×m).
 
 With ``k(u, v) = Σ_σ exp(−‖u − v‖²/(2σ²))`` (one σ, or the sum of the kernels of several), samples
 x (n rows) and y (m rows):

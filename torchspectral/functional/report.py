@@ -2,9 +2,9 @@
 
 The moment metrics share one :class:`~torchspectral.Moments` (one GEMM) and its cached eigendecompositions;
 the pairwise metrics (RBF MMD, RBF CKA, retrieval) stream over tiles of pairs (no n×n matrix).
-Presets: "default" (SPEC defaults; SAS with the scale-free ε) and "paper" (the source paper's settings: SAS with
-its absolute ε = 1e-8, SVCCA on the top-10 standardised directions, CORAL as the plain Frobenius distance, MMD with
-σ = 10, biased, ×100).
+Presets: "default" (the definitions' defaults, docs/definitions.md; SAS with the scale-free ε) and "paper" (the source
+paper's settings: SAS with its absolute ε = 1e-8, SVCCA on the top-10 standardised directions, CORAL as the plain
+Frobenius distance, MMD with σ = 10, biased, ×100).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Cross-modal retrieval (SPEC §7): recall@K both ways, ranks, median/mean rank and rSum, by counting.
+"""Cross-modal retrieval (docs/definitions.md#retrieval): recall@K both ways, ranks, median/mean rank and rSum, by
+counting.
 
 Scores are cosines ``S_ij = x̂_iᵀŷ_j`` between N images and M captions; ``c(j)`` = caption_to_image[j] is the
 image of caption j (default: the identity, M = N). Several captions per image are first-class.

@@ -1,4 +1,5 @@
-"""Spectral Alignment Score (SPEC §1): how much of the anchor's dominant eigenspace the other modality shares.
+"""Spectral Alignment Score (docs/definitions.md#sas): how much of the anchor's dominant eigenspace the other modality
+shares.
 
 For anchor X: eigendecompose Σ_x = V diag(λ) Vᵀ (descending); per mode k,
 ``ρ_k = v_kᵀ Σ_xy v_k / sqrt(λ_k · v_kᵀ Σ_y v_k + ε)``; over the active set A (top-q quantile of λ),
@@ -99,8 +100,8 @@ def sas_eps(m: MomentStatistics, eps: Eps, metric: str = "sas") -> float | torch
 
 
 def anchor_modes(m: MomentStatistics, anchor: str, eps: Eps = None, count: int | None = None) -> AnchorModes:
-    """Per-mode statistics with `anchor` ("x" or "y") as the anchor (SPEC §1 steps 1–2): every mode, or the
-    ``count`` leading ones (the projections cost d²·count instead of d³). ``eps`` as in :func:`sas_eps`."""
+    """Per-mode statistics with `anchor` ("x" or "y") as the anchor (docs/definitions.md#sas steps 1–2): every mode, or
+    the ``count`` leading ones (the projections cost d²·count instead of d³). ``eps`` as in :func:`sas_eps`."""
     eps = sas_eps(m, eps)
     eigenvalues, eigenvectors = m.spectrum(anchor)
     if count is not None:

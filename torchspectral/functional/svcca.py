@@ -1,4 +1,4 @@
-"""SVCCA (SPEC §3; Raghu et al. 2017): CCA between the top principal subspaces of each modality.
+"""SVCCA (docs/definitions.md#svcca; Raghu et al. 2017): CCA between the top principal subspaces of each modality.
 
 Closed form from covariances: keep the top-k eigenvectors P_x of Σ_x (k = fewest explaining ≥ keep
 of the variance, or an int), likewise P_y; whiten with the kept eigenvalues; the canonical
@@ -17,7 +17,7 @@ from torchspectral.stats import MomentStatistics
 from torchspectral.validation import with_validate_args
 
 # Whitening a direction whose variance is below this fraction of the largest would amplify noise by up to
-# 1/sqrt(RANK_RTOL) (the near-singular guard of SPEC §3).
+# 1/sqrt(RANK_RTOL) (the near-singular guard of docs/definitions.md#svcca).
 RANK_RTOL = 1e-10
 
 # The statistics groups it reads (torchspectral.stats.GROUPS): the covariance blocks only.

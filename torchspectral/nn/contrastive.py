@@ -1,4 +1,5 @@
-"""Contrastive losses on paired embeddings (SPEC §10): CLIP (InfoNCE both ways) and SigLIP (pairwise sigmoid)."""
+"""Contrastive losses on paired embeddings (docs/definitions.md#losses): CLIP (InfoNCE both ways) and SigLIP (pairwise
+sigmoid)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Losses that close the modality gap (SPEC §10; Grassucci, Cicchetti, Comminiello).
+"""Losses that close the modality gap (docs/definitions.md#losses; Grassucci, Cicchetti, Comminiello).
 
 * AlignTruePairs: ``L_ATP = mean_i ‖x̂_i − ŷ_i‖^α`` (α = 2) pulls each true pair together.
 * CentroidUniformity: ``c_i = normalize((x̂_i + ŷ_i)/2)``, ``L_CU = log mean_{i<j} exp(−t‖c_i − c_j‖²)``
@@ -66,7 +66,7 @@ class CentroidUniformityLoss(Loss):
 
 
 def paper_schedule(progress: float) -> tuple[float, float]:
-    """The public code's weights (λ1, λ2) at training progress ∈ [0, 1] (SPEC §10).
+    """The public code's weights (λ1, λ2) at training progress ∈ [0, 1] (docs/definitions.md#losses).
 
     λ1 = 1 until 50%, then linear to 2 at 100%; λ2 = 1 until 20%, then linear to 0 at 70%, then 0.
 

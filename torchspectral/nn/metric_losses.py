@@ -1,4 +1,4 @@
-"""Alignment metrics as losses (SPEC §10): 1 − SAS (+ γ|ΔSAS|), 1 − CKA, MMD², deep CORAL.
+"""Alignment metrics as losses (docs/definitions.md#losses): 1 − SAS (+ γ|ΔSAS|), 1 − CKA, MMD², deep CORAL.
 
 Each is the functional metric with a sign, so gradients are exactly the metric's: the spectral ones go
 through the degeneracy-safe eigendecomposition backward and stay finite on repeated eigenvalues.
@@ -30,8 +30,8 @@ _BASIS_BUFFERS = ("mean_x", "mean_y", "basis_x", "basis_y", "ema_cov_x", "ema_co
 class SASLoss(Loss):
     r"""``1 − SAS_sym`` (+ ``γ·|ΔSAS|`` to penalise a one-sided alignment), optionally without a per-step eigh.
 
-    ``SAS_sym = ½(SAS_{X→Y} + SAS_{Y→X})`` and ``ΔSAS = SAS_{X→Y} − SAS_{Y→X}`` (SPEC §1); each direction
-    is ``Σ_{k∈A} λ_k |ρ_k| / Σ_{k∈A} λ_k`` over the anchor's top-q eigenmodes v_k.
+    ``SAS_sym = ½(SAS_{X→Y} + SAS_{Y→X})`` and ``ΔSAS = SAS_{X→Y} − SAS_{Y→X}`` (docs/definitions.md#sas); each
+    direction is ``Σ_{k∈A} λ_k |ρ_k| / Σ_{k∈A} λ_k`` over the anchor's top-q eigenmodes v_k.
 
     **Where the eigenbasis comes from** (``basis``):
 

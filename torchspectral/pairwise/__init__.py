@@ -1,4 +1,5 @@
-"""The pairwise engine (SPEC §8): RBF kernel sums and retrieval ranks over all n·m pairs, never n×m.
+"""The pairwise engine (docs/definitions.md#pairwise): RBF kernel sums and retrieval ranks over all n·m pairs, never
+n×m.
 
 Three quantities need every pair of rows, and each reduces to sums over tiles of the pair grid:
 

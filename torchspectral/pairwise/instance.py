@@ -1,4 +1,5 @@
-"""The spectral prior's per-pair scores on the chunked torch path (SPEC §1.1), forward and backward.
+"""The spectral prior's per-pair scores on the chunked torch path (docs/definitions.md#instance-sas), forward and
+backward.
 
 ``score_i = Σ_k w_k · f(zx_ik · zy_ik)`` with ``z = (row − mean) V`` and f the identity or |·|. The
 projections are formed ``rows_per_chunk`` rows at a time, in the dtype of ``vectors``, and recomputed in the
