@@ -120,6 +120,6 @@ coverage-verdict: $(STAMP)
 # The calibrated default alone, as ts.bootstrap returns it (B = 200), with 100–200 repeats per regime (d = 768
 # included; about 55 minutes on 2 cores, 13 of them the Monte-Carlo population values), then the verdict's pass
 # (coverage-verdict). Writes benchmarks/results/coverage-default-cpu-2core.json (+ raw .gz) and the digest the
-# audit quotes (torchspectral/bootstrap/calibration.json).
+# audit quotes (torchspectral/uncertainty/calibration.json).
 coverage-default: coverage-verdict $(STAMP)
 	$(PY) benchmarks/coverage_default.py --workers 2 --budget-min 50

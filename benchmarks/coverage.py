@@ -29,14 +29,14 @@ closed form are checked against it (``closed_form``, agreement to 1e-9 is assert
 
 All eigenvalues are distinct (the bulk is spread ±10%), so every population value is well defined.
 
-**The calibrated default** (``method="calibrated"``, :mod:`torchspectral.bootstrap._calibrated`) is scored as a
+**The calibrated default** (``method="calibrated"``, :mod:`torchspectral.uncertainty.calibrated`) is scored as a
 user gets it: each metric's method, SAS only in the repeats the identifiability diagnostic calls identified (with
 the default's resample count). The digest the audit quotes comes from the default-only pass with more repeats,
 ``benchmarks/coverage_default.py``.
 
 **Per repeat** fresh data (float64, seeded by regime and repeat), then one ``ts.bootstrap(..., method="bca")``
 (engine default): its B replicates and G group-deleted values give every interval method on the same resamples
-(:func:`torchspectral.bootstrap._intervals.interval`, the function ``ts.bootstrap`` itself uses; tests check they
+(:func:`torchspectral.uncertainty.intervals.interval`, the function ``ts.bootstrap`` itself uses; tests check they
 agree). Per metric × method × regime: coverage of the nominal 95% interval, misses below/above, mean width over
 the estimator's true sd (the sd of the estimates over the repeats), and per metric the estimator's bias and RMSE,
 and the RMSE of the bootstrap- and jackknife-bias-corrected estimates (is a correction worth reporting?).
@@ -65,7 +65,7 @@ import torch
 
 # The calibrated default's resample count for the identifiability diagnostic, and which anchors each SAS metric
 # reads: the harness scores the default exactly as a user gets it.
-from torchspectral.bootstrap._calibrated import IDENTIFIABILITY_RESAMPLES, SAS_ANCHORS
+from torchspectral.uncertainty.calibrated import IDENTIFIABILITY_RESAMPLES, SAS_ANCHORS
 
 METRICS = (
     "sas_x_to_y",
@@ -282,13 +282,14 @@ def sample(regime: Regime, model: dict[str, np.ndarray], repeat: int) -> tuple[t
 def one_repeat(regime: Regime, model: dict[str, np.ndarray], repeat: int, n_boot: int, groups: int) -> dict:
     """Estimates, every method's interval and both bias estimates per metric for one fresh sample."""
     import torchspectral as ts
-    from torchspectral.bootstrap import _intervals, sas_identifiability
-    from torchspectral.bootstrap._pairs import jackknife_values
+    from torchspectral.uncertainty import intervals as interval_methods
+    from torchspectral.uncertainty import sas_identifiability
+    from torchspectral.uncertainty.pairs import jackknife_values
 
     x, y = sample(regime, model, repeat)
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", _intervals.IntervalWarning)
+        warnings.simplefilter("always", interval_methods.IntervalWarning)
         names = list(regime.metrics)
         # One run gives every method's inputs: the replicates with their second level (iterated_normal, at
         # ts.bootstrap's default M and C; it draws the same first-level resamples as the others) and the
@@ -300,7 +301,7 @@ def one_repeat(regime: Regime, model: dict[str, np.ndarray], repeat: int, n_boot
             estimate, boot, jack = result.estimate[name], result.replicates[name], jackknife[name]
             intervals = {
                 method: list(
-                    _intervals.interval(
+                    interval_methods.interval(
                         method, estimate, CONFIDENCE, boot, jack, name=name, second_level=result.second_level[name]
                     )
                 )
@@ -308,11 +309,11 @@ def one_repeat(regime: Regime, model: dict[str, np.ndarray], repeat: int, n_boot
             }
             out["metrics"][name] = {
                 "estimate": estimate,
-                "bias_bootstrap": _intervals.bootstrap_bias(estimate, boot),
-                "bias_jackknife": _intervals.jackknife_bias(estimate, jack),
+                "bias_bootstrap": interval_methods.bootstrap_bias(estimate, boot),
+                "bias_jackknife": interval_methods.jackknife_bias(estimate, jack),
                 "intervals": intervals,
             }
-    out["bca_clipped"] = sum(issubclass(w.category, _intervals.IntervalWarning) for w in caught)
+    out["bca_clipped"] = sum(issubclass(w.category, interval_methods.IntervalWarning) for w in caught)
     # The identifiability diagnostic on the same sample (not part of the timed bootstrap).
     diagnostic = sas_identifiability(x, y, q=Q_ACTIVE, n_resamples=IDENTIFIABILITY_RESAMPLES, seed=repeat)
     out["identifiability"] = {
@@ -447,7 +448,7 @@ def summarise(regime: Regime, truth: dict[str, float], runs: list[dict]) -> dict
 def calibrated_default(name: str, theta: float, sd: float, runs: list[dict]) -> dict:
     """The calibrated default as a user gets it: its method's coverage over the repeats in which it gives an
     interval (for SAS, those the identifiability diagnostic calls identified)."""
-    from torchspectral.bootstrap._calibrated import DEFAULT_METHODS
+    from torchspectral.uncertainty.calibrated import DEFAULT_METHODS
 
     method = DEFAULT_METHODS[name]
     if method is None or method not in methods_run(runs):  # none, or a method newer than these repeats

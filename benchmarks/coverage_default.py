@@ -12,7 +12,7 @@ interval (is an observed 100% or 91% distinguishable from 95% at this R?), misse
 estimator's true sd, bias over sd; per regime the seconds of the ``ts.bootstrap`` call (its cost to a user).
 
 It writes ``benchmarks/results/coverage-default-cpu-2core.json``, every repeat's numbers gzipped beside it, and the
-digest the audit quotes (``torchspectral/bootstrap/calibration.json``). Run: ``make coverage-default``.
+digest the audit quotes (``torchspectral/uncertainty/calibration.json``). Run: ``make coverage-default``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from torchspectral.bootstrap import CALIBRATED_METHODS
+from torchspectral.uncertainty import CALIBRATED_METHODS
 
 
 def _load_harness():

@@ -25,8 +25,8 @@ import torch
 
 import torchspectral as ts
 from torchspectral.audit.output import _bottleneck
-from torchspectral.bootstrap import INTERVAL_METHODS, sas_identifiability
-from torchspectral.bootstrap._calibrated import IDENTIFIABILITY_RESAMPLES
+from torchspectral.uncertainty import INTERVAL_METHODS, sas_identifiability
+from torchspectral.uncertainty.calibrated import IDENTIFIABILITY_RESAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
 SAS = ["sas_x_to_y", "sas_y_to_x", "sas_imbalance"]

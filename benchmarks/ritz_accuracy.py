@@ -20,7 +20,7 @@ from pathlib import Path
 
 from torchspectral.demo import DEMO_DATASETS, planted_pairs
 
-bootstrap_module = importlib.import_module("torchspectral.bootstrap")  # the package exports a function of that name
+bootstrap_module = importlib.import_module("torchspectral.uncertainty")
 
 N, D, B, SEED = 5_000, 768, 200, 0
 RANKS = (77, 100, 120, 200)  # |A| = 77 at d = 768, q = 0.1

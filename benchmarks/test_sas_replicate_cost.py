@@ -1,10 +1,10 @@
 """The cost of one exact SAS bootstrap replicate (issue 13, item 4) against its floor, in the same run.
 
 n = 5,000 pairs (the audit's size) and 20,000, d = 768, float32 embeddings (what encoders give). Per replicate
-the exact engine (:mod:`torchspectral.bootstrap._exact_sas`) forms two weighted Grams (float32 GEMMs) and
+the exact engine (:mod:`torchspectral.uncertainty.exact_sas`) forms two weighted Grams (float32 GEMMs) and
 decomposes them; the decomposition is timed both ways:
 
-* ``float32``: the default for float32 input (``_exact_sas.FLOAT32_EIGH``);
+* ``float32``: the default for float32 input (``exact_sas.FLOAT32_EIGH``);
 * ``float64``: what the engine did before (and still does for float64 input).
 
 The floor, timed alone on the same data: one weighted 768×768 Gram of the drawn rows and one decomposition, in
@@ -30,7 +30,7 @@ import torch
 from scipy.linalg import eigh as scipy_eigh
 
 import torchspectral as ts
-from torchspectral.bootstrap import _exact_sas
+from torchspectral.uncertainty import exact_sas
 
 D, B, ROUNDS = 768, 32, 3
 SAS = ["sas_x_to_y", "sas_y_to_x", "sas_symmetric", "sas_imbalance"]
@@ -86,7 +86,7 @@ def _summary(benchmark, n: int) -> None:
 def test_replicates(benchmark, monkeypatch, pairs, way) -> None:
     """B exact SAS replicates, both anchors, of float32 input; the seconds per replicate."""
     n, x, y = pairs
-    monkeypatch.setattr(_exact_sas, "FLOAT32_EIGH", way == "float32")
+    monkeypatch.setattr(exact_sas, "FLOAT32_EIGH", way == "float32")
 
     def run():
         return ts.bootstrap(x, y, SAS, n_boot=B, seed=0, method="percentile")
@@ -130,7 +130,7 @@ def test_float32_accuracy_on_the_planted_model(benchmark, monkeypatch) -> None:
     x, y = (t.float() for t in harness.sample(regime, harness.planted(regime), 0))
     values = {}
     for way in ("float32", "float64"):
-        monkeypatch.setattr(_exact_sas, "FLOAT32_EIGH", way == "float32")
+        monkeypatch.setattr(exact_sas, "FLOAT32_EIGH", way == "float32")
         values[way] = ts.bootstrap(x, y, SAS, n_boot=2 * B, seed=0, method="percentile").replicates
     info = _accuracy(values["float32"], values["float64"])
     benchmark.extra_info.update(n=regime.n, d=regime.d, n_boot=2 * B, data="planted d768-n5000-lossy", **info)

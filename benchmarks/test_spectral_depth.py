@@ -25,8 +25,8 @@ import reference as R
 import torch
 
 import torchspectral as ts
-from torchspectral.bootstrap import resample_indices
-from torchspectral.bootstrap._algebra import ALGEBRA_METRICS
+from torchspectral.uncertainty import resample_indices
+from torchspectral.uncertainty.algebra import ALGEBRA_METRICS
 
 N_PAIRS, D = 1_000_000, 768
 

@@ -8,7 +8,7 @@ import torch
 from conftest import paired
 
 import torchspectral as ts
-from torchspectral.bootstrap import MOMENT_METRICS, resample_indices
+from torchspectral.uncertainty import MOMENT_METRICS, resample_indices
 
 
 @pytest.fixture(scope="module")
@@ -175,15 +175,14 @@ def test_fast_engine_equals_exact_engine(monkeypatch, n, d, d_y, dtype, small_bl
     """Same seed ⇒ same resamples; the algebraic replicates equal the weighted-moment ones to rounding."""
     import importlib
 
-    from torchspectral.bootstrap import _algebra as algebra
-
-    bootstrap_module = importlib.import_module("torchspectral.bootstrap")  # the package exports a function of that name
+    from torchspectral import uncertainty as bootstrap_module
+    from torchspectral.uncertainty import algebra
 
     monkeypatch.setattr(algebra, "quadratic_forms_pay_off", lambda *shape: True)  # the algebra even where d ≪ n
     if small_blocks:
         monkeypatch.setattr(algebra, "ROW_BLOCK", 16)
         monkeypatch.setattr(algebra, "REPLICATE_BLOCK", 3)
-        monkeypatch.setattr(importlib.import_module("torchspectral.bootstrap._resampling"), "COUNTS_BLOCK", 7)
+        monkeypatch.setattr(importlib.import_module("torchspectral.uncertainty.resampling"), "COUNTS_BLOCK", 7)
     x, y = (torch.from_numpy(t).to(dtype) for t in paired(n, d, seed=73, d_y=d_y, offset=2.0))
     names = [name for name in algebra.ALGEBRA_METRICS if d_y is None or name not in bootstrap_module.SAME_DIM_METRICS]
     fast = ts.bootstrap(x, y, names, n_boot=17, seed=11, method="percentile")
@@ -209,9 +208,9 @@ def test_fast_sas_replicates_equal_the_exact_engine(monkeypatch, n, d, names, q,
     """SAS from two weighted Grams per replicate (bootstrap_sas) equals the full weighted-moment path."""
     import importlib
 
-    from torchspectral.bootstrap import _exact_sas as fast_sas
+    from torchspectral.uncertainty import exact_sas as fast_sas
 
-    bootstrap_module = importlib.import_module("torchspectral.bootstrap._pairs")
+    bootstrap_module = importlib.import_module("torchspectral.uncertainty.pairs")
     calls = []
     real = bootstrap_module.exact_sas_replicates
     monkeypatch.setattr(bootstrap_module, "exact_sas_replicates", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -231,7 +230,7 @@ def test_sas_shares_the_weighted_moments_when_they_are_formed_anyway(monkeypatch
     """d ≪ n: CKA goes through the weighted moments, whose spectra then serve SAS (no second pair of Grams)."""
     import importlib
 
-    bootstrap_module = importlib.import_module("torchspectral.bootstrap._pairs")
+    bootstrap_module = importlib.import_module("torchspectral.uncertainty.pairs")
 
     def fail(*args, **kwargs):
         raise AssertionError("exact_sas_replicates called although the moments were formed")
@@ -321,7 +320,7 @@ def test_ritz_bad_input(data) -> None:
 
 
 def test_fast_engine_picks_the_cheaper_exact_path_when_d_is_small(monkeypatch, data) -> None:
-    from torchspectral.bootstrap import _algebra as algebra
+    from torchspectral.uncertainty import algebra as algebra
 
     assert algebra.quadratic_forms_pay_off(20_000, 768, 768) and not algebra.quadratic_forms_pay_off(90, 6, 6)
     x, y = data

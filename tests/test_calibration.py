@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import torchspectral as ts
-from torchspectral.bootstrap import CALIBRATED_METHODS
+from torchspectral.uncertainty import CALIBRATED_METHODS
 
 _PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "coverage.py"
 

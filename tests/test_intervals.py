@@ -1,4 +1,4 @@
-"""Interval methods of the bootstrap (torchspectral/bootstrap/_intervals.py) against direct formulas; bad input."""
+"""Interval methods of the bootstrap (torchspectral/uncertainty/intervals.py) against direct formulas; bad input."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import torch
 from scipy import stats
 
 import torchspectral as ts
-from torchspectral.bootstrap import INTERVAL_METHODS, IntervalWarning, evaluate, sas_identifiability
-from torchspectral.bootstrap import _intervals as iv
-from torchspectral.bootstrap._identifiability import gap_ratios
-from torchspectral.bootstrap._resampling import resample_indices, second_level_indices
 from torchspectral.moments import Moments
+from torchspectral.uncertainty import INTERVAL_METHODS, IntervalWarning, evaluate, sas_identifiability
+from torchspectral.uncertainty import intervals as iv
+from torchspectral.uncertainty.identifiability import gap_ratios
+from torchspectral.uncertainty.resampling import resample_indices, second_level_indices
 
 
 @pytest.fixture(scope="module")

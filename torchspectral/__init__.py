@@ -8,17 +8,13 @@
 """
 
 from torchspectral import functional, nn
-from torchspectral.bootstrap import BootstrapResult, PermutationResult, bootstrap, permutation_test
-from torchspectral.deprecation import renamed_attribute
 from torchspectral.functional import *  # noqa: F403  (every stateless metric, listed once in its __all__)
 from torchspectral.moments import Moments
 from torchspectral.prior import SpectralPrior
+from torchspectral.uncertainty import BootstrapResult, PermutationResult, bootstrap, permutation_test
 from torchspectral.verdict import Verdict, imbalance_verdict, subspace_scores
 
 __version__ = "0.1.0"
-
-
-_renamed = renamed_attribute(__name__, globals())
 
 
 def __getattr__(name: str):
@@ -27,7 +23,7 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module("torchspectral.metrics")
-    return _renamed(name)  # the names before a rename, with a DeprecationWarning; else AttributeError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -30,14 +30,14 @@ import torch
 
 from torchspectral.audit.manifest import DEFAULT_N_BOOT, DEFAULT_Q_GRID
 from torchspectral.audit.records import RunResult
-from torchspectral.bootstrap import MOMENT_METRICS, SAME_DIM_METRICS, bootstrap
-from torchspectral.bootstrap._calibrated import CALIBRATED, NO_INTERVAL
 from torchspectral.functional.mmd import mmd
 from torchspectral.functional.report import PRESETS, pairwise_report, report_from_moments
 from torchspectral.functional.retrieval import clean_retrieval_inputs, retrieval_under_both_ties
 from torchspectral.moments import Moments
 from torchspectral.prior import SpectralPrior
 from torchspectral.spectral import SAS_METRICS
+from torchspectral.uncertainty import MOMENT_METRICS, SAME_DIM_METRICS, bootstrap
+from torchspectral.uncertainty.calibrated import CALIBRATED, NO_INTERVAL
 from torchspectral.verdict import STATISTIC, imbalance_verdict
 
 
@@ -85,12 +85,12 @@ def analyse_run(
         q_grid: the q values of the sweep.
         top_k: how many best- and worst-aligned pairs to keep.
         interval: ``"calibrated"`` (default: each metric's calibrated method, see
-            :mod:`torchspectral.bootstrap._calibrated`) or one of ``torchspectral.bootstrap.INTERVAL_METHODS``
+            :mod:`torchspectral.uncertainty.calibrated`) or one of ``torchspectral.uncertainty.INTERVAL_METHODS``
             for every metric (see :func:`torchspectral.bootstrap`).
         ritz_rank: > 0 approximates the SAS replicates by Rayleigh–Ritz in the run's top-``ritz_rank`` eigenvectors
             per anchor (O(n·k²) per replicate instead of two d×d eigendecompositions). Measured at n = 5,000,
             d = 768 on planted data with a noise bulk: endpoints off by up to 1.8e-2, about one interval width
-            (:mod:`torchspectral.bootstrap._ritz`). 0 (default) = exact replicates.
+            (:mod:`torchspectral.uncertainty.ritz`). 0 (default) = exact replicates.
 
     Raises:
         ValueError: on inputs the metrics reject (too few pairs, zero variance, non-finite values, …),

@@ -30,8 +30,8 @@ import torchspectral as ts
 from torchspectral.audit.destination import AuditInterrupted, check_replaceable, terminate_as_exception
 from torchspectral.audit.errors import AuditInputError, AuditWriteError
 from torchspectral.audit.run import AnalysisError, run_audit
-from torchspectral.bootstrap import INTERVAL_METHODS
-from torchspectral.bootstrap._calibrated import CALIBRATED
+from torchspectral.uncertainty import INTERVAL_METHODS
+from torchspectral.uncertainty.calibrated import CALIBRATED
 
 __all__ = ["AnalysisError", "build_parser", "main", "run_audit"]  # run_audit: re-exported for earlier imports
 

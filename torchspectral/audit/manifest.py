@@ -11,7 +11,7 @@ Format::
     top_k_pairs = 5                    # best/worst pairs listed by instance-level SAS
     interval = "calibrated"            # "calibrated" (default): each metric's calibrated interval, none where no
                                        # method is (docs/uncertainty.md#calibration); or one method for every metric
-                                       # (torchspectral.bootstrap.INTERVAL_METHODS): "percentile", "basic",
+                                       # (torchspectral.uncertainty.INTERVAL_METHODS): "percentile", "basic",
                                        # "normal", "bca", "jackknife" or "iterated_normal"
     sas_bootstrap = 200                # replicates for the SAS intervals (default: `bootstrap`; 0 = none):
                                        # exact SAS replicates cost ≈0.3 s each at n = 5,000, d = 768 on a CPU
@@ -46,9 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from torchspectral.audit.errors import AuditInputError
-from torchspectral.bootstrap import INTERVAL_METHODS
-from torchspectral.bootstrap._calibrated import CALIBRATED
 from torchspectral.functional.report import PRESETS
+from torchspectral.uncertainty import INTERVAL_METHODS
+from torchspectral.uncertainty.calibrated import CALIBRATED
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -252,7 +252,7 @@ def check_overrides(
         seed: an integer in [0, :data:`SEED_MAX`]; None: not given.
         presets: a non-empty list of known presets (:data:`torchspectral.functional.report.PRESETS`), repeats
             dropped; None: not given.
-        interval: ``"calibrated"`` or one of :data:`torchspectral.bootstrap.INTERVAL_METHODS`; None: not given.
+        interval: ``"calibrated"`` or one of :data:`torchspectral.uncertainty.INTERVAL_METHODS`; None: not given.
 
     Returns:
         The given settings, checked (presets as a tuple), under the keys above; those not given are absent.

@@ -20,8 +20,8 @@ from torchspectral.audit import plots, statistics
 from torchspectral.audit.destination import ReportDestination
 from torchspectral.audit.errors import AuditWriteError, os_reason
 from torchspectral.audit.records import RunFailure, RunResult
-from torchspectral.bootstrap._calibrated import harness_coverage
 from torchspectral.functional.report import PRESETS
+from torchspectral.uncertainty.calibrated import harness_coverage
 
 # The columns of the headline table: (metric key, header).
 HEADLINE = (

@@ -1,6 +1,5 @@
 """Stateless, differentiable alignment metrics; each takes tensors and returns tensors."""
 
-from torchspectral.deprecation import renamed_attribute
 from torchspectral.functional.cka import cka
 from torchspectral.functional.coral import coral
 from torchspectral.functional.gap import cosine_gap, l2i, modality_gap, rmg, true_pair_cosine
@@ -27,5 +26,3 @@ __all__ = [
     "svcca",
     "true_pair_cosine",
 ]
-
-__getattr__ = renamed_attribute(__name__, globals())  # SpectralAlignment, Retrieval: the names before

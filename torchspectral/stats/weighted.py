@@ -16,7 +16,7 @@ class WeightedRows:
 
     ``kind`` is the class of the statistics returned (:class:`torchspectral.Moments` gives them their metrics).
     The rows are centred once on their mean; ``point`` is the statistics of the rows themselves (weights all one).
-    The engines of :mod:`torchspectral.bootstrap` read the per-row quantities directly: ``xc``, ``yc`` (centred
+    The engines of :mod:`torchspectral.uncertainty` read the per-row quantities directly: ``xc``, ``yc`` (centred
     rows), ``a``, ``b`` (their squared norms, float64), ``x_hat``, ``y_hat``, ``cos``, ``l2i`` (float64).
     """
 

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 import torch
 
-from torchspectral.bootstrap._resampling import resample_indices
 from torchspectral.spectral import active_masks, eigh_descending
+from torchspectral.uncertainty.resampling import resample_indices
 from torchspectral.validation import check_pair, check_q
 
 RATIO_THRESHOLD = 6.0
@@ -174,7 +174,7 @@ def sas_identifiability(
 
     Example:
         >>> import torch
-        >>> from torchspectral.bootstrap import sas_identifiability
+        >>> from torchspectral.uncertainty import sas_identifiability
         >>> g = torch.Generator().manual_seed(0)
         >>> scales = torch.tensor([4.0, 2.0, 1.0, 0.5] + [0.05] * 36, dtype=torch.float64)
         >>> x = torch.randn(2000, 40, generator=g, dtype=torch.float64) * scales.sqrt()

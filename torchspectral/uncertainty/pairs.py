@@ -11,34 +11,40 @@ decomposed in batches of B×d×d. Same seed ⇒ the same resamples as the naive 
 That is ``engine="moments"``; it costs O(n·d²) per replicate, like the naive loop.
 
 The default ``engine="algebraic"`` computes the metrics that are not spectral without any d×d matrix per
-replicate, still exactly (:mod:`torchspectral.bootstrap._algebra`): the gap family is linear in the
+replicate, still exactly (:mod:`torchspectral.uncertainty.algebra`): the gap family is linear in the
 multiplicities (one GEMM for all B), linear CKA (biased, unbiased) and CORAL are quadratic forms in them
 (O(n²) per replicate). SAS needs each replicate's eigenvectors; it gets them exactly from two weighted
-Grams per replicate and nothing else of the moments (:mod:`torchspectral.bootstrap._exact_sas`), unless
-``ritz_rank`` opts it into a Rayleigh–Ritz approximation (:mod:`torchspectral.bootstrap._ritz`). SVCCA keeps
+Grams per replicate and nothing else of the moments (:mod:`torchspectral.uncertainty.exact_sas`), unless
+``ritz_rank`` opts it into a Rayleigh–Ritz approximation (:mod:`torchspectral.uncertainty.ritz`). SVCCA keeps
 the weighted-moment path.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
-from torchspectral.bootstrap import _algebra
-from torchspectral.bootstrap._algebra import LINEAR_METRICS, QUADRATIC_METRICS, linear_replicates
-from torchspectral.bootstrap._calibrated import (
+from torchspectral.moments import Moments
+
+# The metrics a pair bootstrap resamples are the moment metrics of the registry (re-exported here).
+from torchspectral.registry import METRICS, MOMENT_METRICS, SAME_DIM_METRICS, compute_moment_metrics
+from torchspectral.spectral import SAS_METRICS, eigh_descending
+from torchspectral.stats.accumulator import resolve_groups
+from torchspectral.stats.weighted import WeightedRows
+from torchspectral.uncertainty import algebra as algebraic
+from torchspectral.uncertainty.algebra import LINEAR_METRICS, QUADRATIC_METRICS, linear_replicates
+from torchspectral.uncertainty.calibrated import (
     CALIBRATED,
     IDENTIFIABILITY_RESAMPLES,
     NO_INTERVAL,
     default_method,
     unidentified_reason,
 )
-from torchspectral.bootstrap._exact_sas import exact_sas_replicates
-from torchspectral.bootstrap._identifiability import Identifiability, sas_identifiability
-from torchspectral.bootstrap._intervals import (
+from torchspectral.uncertainty.exact_sas import exact_sas_replicates
+from torchspectral.uncertainty.identifiability import Identifiability, sas_identifiability
+from torchspectral.uncertainty.intervals import (
     DEFAULT_GROUPS,
     DEFAULT_ITERATED,
     INTERVAL_METHODS,  # noqa: F401  (re-exported by the package)
@@ -53,21 +59,12 @@ from torchspectral.bootstrap._intervals import (
     jackknife_bias,
     jackknife_groups,
 )
-from torchspectral.bootstrap._resampling import resample_counts, second_level_counts
-from torchspectral.bootstrap._ritz import ritz_sas_replicates
-from torchspectral.moments import Moments
-
-# The metrics a pair bootstrap resamples are the moment metrics of the registry (re-exported here).
-from torchspectral.registry import METRICS, MOMENT_METRICS, SAME_DIM_METRICS, compute_moment_metrics
-from torchspectral.spectral import SAS_METRICS, eigh_descending
-from torchspectral.stats.accumulator import resolve_groups
-from torchspectral.stats.weighted import WeightedRows
+from torchspectral.uncertainty.resampling import resample_counts, second_level_counts
+from torchspectral.uncertainty.ritz import ritz_sas_replicates
 from torchspectral.validation import check_pair, check_q
 
 # "algebraic": each metric by its own cheapest exact route; "moments": every replicate's full weighted moments.
 ENGINES = ("algebraic", "moments")
-# The engine names of the previous release: one more release, with a DeprecationWarning.
-DEPRECATED_ENGINES = {"fast": "algebraic", "exact": "moments"}
 # Replicates whose covariances are decomposed together: B×d×d float64 at d=768 is 4.7 MB per matrix.
 EIGH_BATCH = 32
 
@@ -217,7 +214,7 @@ def _replicate_values(
             if any(name in SAS_METRICS for name in algebra):
                 _require_replicate_variance(rows, counts, start=done, label=label)
             values_now = linear_replicates(rows, counts, algebra)
-            values_now.update(_algebra.quadratic_replicates(rows, counts, algebra))
+            values_now.update(algebraic.quadratic_replicates(rows, counts, algebra))
             if ritz_rank:
                 values_now.update(ritz_sas_replicates(rows, counts, algebra, q, ritz_rank))
             else:
@@ -258,15 +255,15 @@ def bootstrap(
         confidence: central interval mass; the interval is the (1 ± confidence)/2 quantiles.
         q: SAS active-set fraction.
         method: ``"calibrated"`` (default) or one of ``INTERVAL_METHODS`` (formulas:
-            :mod:`torchspectral.bootstrap._intervals`; measured coverage against known truth:
+            :mod:`torchspectral.uncertainty.intervals`; measured coverage against known truth:
             docs/uncertainty.md#calibration, ``make coverage``).
             "calibrated": each metric by the method that measured calibrated for it
-            (:mod:`torchspectral.bootstrap._calibrated`: normal for ΔSAS and the gap family, basic for CORAL,
+            (:mod:`torchspectral.uncertainty.calibrated`: normal for ΔSAS and the gap family, basic for CORAL,
             the grouped jackknife for unbiased CKA), ΔSAS only where :func:`sas_identifiability` (with
             ``IDENTIFIABILITY_RESAMPLES`` resamples from ``seed``) calls it identified; no interval for SAS in one
             direction or symmetric, biased linear CKA and SVCCA (``no_interval`` says why). Replicates (and the
             jackknife) are computed only for the metrics whose interval reads them.
-            "percentile" (docs/definitions.md#statistics's default, this package's before issue 13): the (1 ±
+            "percentile" (the source paper's default, docs/definitions.md#statistics): the (1 ±
             confidence)/2 quantiles of the replicates;
             "basic": ``2·estimate −`` those quantiles (the percentile interval reflected about the estimate);
             "normal": estimate ± z·sd(replicates);
@@ -284,18 +281,18 @@ def bootstrap(
             None (default): M = min(20, B), C = 20, the M = C = 20 measured in the harness.
         engine: how replicates are computed; both give the same replicate values (up to rounding) on the
             same resamples as the naive loop ``alignment_report(x[idx], y[idx])``.
-            "algebraic" (default; "fast" before, still accepted with a DeprecationWarning): each metric by its
+            "algebraic" (default): each metric by its
             cheapest exact route — the gap family (O(n) per replicate, one GEMM for all B) and linear CKA
             biased, unbiased and CORAL (quadratic forms in the counts, O(n²) per replicate instead of O(n·d²);
-            see :mod:`torchspectral.bootstrap._algebra`); SAS, which needs each replicate's eigenvectors, from
-            two weighted Grams per replicate (:mod:`torchspectral.bootstrap._exact_sas`); SVCCA through weighted
+            see :mod:`torchspectral.uncertainty.algebra`); SAS, which needs each replicate's eigenvectors, from
+            two weighted Grams per replicate (:mod:`torchspectral.uncertainty.exact_sas`); SVCCA through weighted
             moments as in "moments" — and then CKA and CORAL too, since they come free with those moments,
-            as they do when d is small against n (:func:`~torchspectral._algebra.quadratic_forms_pay_off`).
-            "moments" ("exact" before, still accepted with a DeprecationWarning): every metric from the
+            as they do when d is small against n (:func:`~torchspectral.uncertainty.algebra.quadratic_forms_pay_off`).
+            "moments": every metric from the
             replicate's weighted moments (one weighted d×d Gram per replicate, spectra decomposed in batches).
         ritz_rank: 0 (default) = off, exact SAS replicates. k > 0 opts SAS into an approximation with
             engine="algebraic": Rayleigh–Ritz in the full sample's top
-            ``ritz_rank`` eigenvectors of each anchor, O(n·k²) per replicate (:mod:`torchspectral.bootstrap._ritz`).
+            ``ritz_rank`` eigenvectors of each anchor, O(n·k²) per replicate (:mod:`torchspectral.uncertainty.ritz`).
             Exact only when ``ritz_rank ≥ d``. Otherwise the error depends on the spectrum: ≈3e-4 on a
             power-law spectrum at n = 20,000, but endpoints off by up to 1.8e-2 — about one interval width — on
             planted data with a noise bulk at n = 5,000, d = 768 (measured: docs/performance.md#ritz). Compare with the
@@ -313,6 +310,68 @@ def bootstrap(
         True
     """
     x, y = check_pair(x, y, "bootstrap", nan_policy=nan_policy)
+    plan = plan_bootstrap(x, y, metrics, n_boot, seed, confidence, q, method, groups, iterated, engine, ritz_rank)
+    draws = draw_replicates(x, y, plan, n_boot, seed, q, groups, ritz_rank)
+    bounds, bias = interval_bounds(plan, draws, confidence)
+    return BootstrapResult(
+        estimate=draws.estimate,
+        low={name: b[0] for name, b in bounds.items()},
+        high={name: b[1] for name, b in bounds.items()},
+        replicates=draws.replicates,
+        confidence=confidence,
+        n_boot=draws.n_boot,
+        seed=seed,
+        method=method,
+        bias=bias,
+        jackknife=draws.jackknife,
+        groups=groups if plan.jackknifed else 0,
+        methods={name: m for name, m in plan.methods.items() if m is not None},
+        no_interval=plan.no_interval,
+        identifiability=plan.identifiability,
+        second_level=draws.second_level,
+        iterated=plan.iterations,
+    )
+
+
+@dataclass(frozen=True)
+class BootstrapPlan:
+    """What one :func:`bootstrap` call computes, decided before any replicate is drawn.
+
+    ``methods``: each metric's interval method (None: no interval, for the reason in ``no_interval``);
+    ``resampled``, ``jackknifed``, ``iterated``: the metrics whose interval reads bootstrap replicates,
+    group-deleted values, or second-level replicates ((M, C) = ``iterations``); ``algebra``: the resampled metrics the
+    algebraic engine computes (the others come from each replicate's weighted moments).
+    """
+
+    names: list[str]
+    methods: dict[str, str | None]
+    no_interval: dict[str, str]
+    identifiability: Identifiability | None
+    resampled: list[str]
+    jackknifed: list[str]
+    iterated: list[str]
+    iterations: tuple[int, int] | None
+    algebra: list[str]
+
+
+def plan_bootstrap(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    metrics: Sequence[str] | None,
+    n_boot: int,
+    seed: int,
+    confidence: float,
+    q: float,
+    method: str,
+    groups: int,
+    iterated: tuple[int, int] | None,
+    engine: str,
+    ritz_rank: int,
+) -> BootstrapPlan:
+    """Check the settings of :func:`bootstrap` (validated x, y) and decide each metric's method and engine.
+
+    Under ``method="calibrated"`` this runs the identifiability diagnostic of ΔSAS (its own few resamples).
+    """
     check_q(q, "bootstrap")
     if not isinstance(n_boot, int) or n_boot < 2:
         raise ValueError(f"bootstrap: n_boot must be an integer ≥ 2, got {n_boot!r}")
@@ -320,18 +379,8 @@ def bootstrap(
         raise ValueError(f"bootstrap: confidence must lie in (0, 1), got {confidence}")
     if method != CALIBRATED:
         check_method(method, "bootstrap")
-    if engine in DEPRECATED_ENGINES:
-        warnings.warn(
-            f"bootstrap: engine={engine!r} is now engine={DEPRECATED_ENGINES[engine]!r} (both engines are exact)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        engine = DEPRECATED_ENGINES[engine]
     if engine not in ENGINES:
         raise ValueError(f"bootstrap: engine must be one of {ENGINES}, got {engine!r}")
-    if ritz_rank is None:  # the previous release's "off"
-        warnings.warn("bootstrap: ritz_rank=None is now ritz_rank=0 (off)", DeprecationWarning, stacklevel=2)
-        ritz_rank = 0
     if isinstance(ritz_rank, bool) or not isinstance(ritz_rank, int) or ritz_rank < 0:
         raise ValueError(f"bootstrap: ritz_rank must be 0 (off) or a positive integer, got {ritz_rank!r}")
     if ritz_rank and engine != "algebraic":
@@ -347,7 +396,6 @@ def bootstrap(
         raise ValueError(f"bootstrap: unknown metrics {unknown}; choose from {MOMENT_METRICS}")
     if not same_dim and any(n in SAME_DIM_METRICS for n in names):
         raise ValueError(f"bootstrap: {sorted(set(names) & SAME_DIM_METRICS)} need d_x = d_y")
-    # The interval method of every metric (None: no interval, for the reason in no_interval).
     methods: dict[str, str | None] = dict.fromkeys(names, method)
     no_interval: dict[str, str] = {}
     identifiability = None
@@ -363,10 +411,10 @@ def bootstrap(
                     methods[name], no_interval[name] = None, reason
     if any(m in JACKKNIFE_METHODS for m in methods.values()):
         check_groups(groups, x.shape[0], "bootstrap")
-    # The metrics whose interval reads bootstrap replicates, and those that read group-deleted values.
     resampled = [name for name in names if methods[name] in RESAMPLING_METHODS]
     jackknifed = [name for name in names if methods[name] in JACKKNIFE_METHODS]
     iterated_names = [name for name in names if methods[name] in ITERATED_METHODS]
+    iterations = None
     if iterated_names:
         if iterated is None:
             iterated = (min(DEFAULT_ITERATED[0], n_boot), DEFAULT_ITERATED[1])
@@ -374,59 +422,71 @@ def bootstrap(
     # SVCCA needs the full weighted moments of each replicate; then CKA and CORAL come free with them. The
     # weighted Gram is also cheaper than the O(n²) forms of CKA and CORAL when d is small against n.
     needs_svcca = "svcca" in resampled
-    forms = not needs_svcca and _algebra.quadratic_forms_pay_off(x.shape[0], x.shape[1], y.shape[1])
+    forms = not needs_svcca and algebraic.quadratic_forms_pay_off(x.shape[0], x.shape[1], y.shape[1])
     moments_formed = needs_svcca or (not forms and any(name in QUADRATIC_METRICS for name in resampled))
     # Where the moments are formed anyway, their spectra serve SAS too (unless Ritz is asked for).
     fast_names = list(LINEAR_METRICS) + list(SAS_METRICS if ritz_rank or not moments_formed else ())
     fast_names += list(QUADRATIC_METRICS if forms else ())
     algebra = [name for name in resampled if name in fast_names] if engine == "algebraic" else []
+    return BootstrapPlan(
+        names, methods, no_interval, identifiability, resampled, jackknifed, iterated_names, iterations, algebra
+    )
+
+
+@dataclass(frozen=True)
+class Draws:
+    """The values a plan's intervals read: the point ``estimate``, ``n_boot`` bootstrap ``replicates`` (B,),
+    ``second_level`` replicates (M, C) and group-deleted ``jackknife`` values (G,), each per metric that needs them."""
+
+    estimate: dict[str, float]
+    replicates: dict[str, torch.Tensor]
+    second_level: dict[str, torch.Tensor]
+    jackknife: dict[str, torch.Tensor]
+    n_boot: int
+
+
+def draw_replicates(
+    x: torch.Tensor, y: torch.Tensor, plan: BootstrapPlan, n_boot: int, seed: int, q: float, groups: int, ritz_rank: int
+) -> Draws:
+    """Every replicate the plan's intervals read, from resamples drawn from ``seed`` (no gradient)."""
     with torch.no_grad():
         rows = WeightedRows(x, y, Moments)
         # The point estimate also validates what every replicate needs (variance, non-zero rows, n).
-        estimate = {k: float(v) for k, v in evaluate(rows.point, names, q).items()}
-        draws = n_boot if resampled else 0  # "jackknife" draws no resample
+        estimate = {k: float(v) for k, v in evaluate(rows.point, plan.names, q).items()}
+        draws = n_boot if plan.resampled else 0  # "jackknife" draws no resample
         replicates = _replicate_values(
-            rows, resample_counts(rows.n, draws, seed, x.device), resampled, algebra, q, ritz_rank, "resample"
+            rows, resample_counts(rows.n, draws, seed, x.device), plan.resampled, plan.algebra, q, ritz_rank, "resample"
         )
         second_level = {}
-        if iterated_names:
-            first, inner = iterations
+        if plan.iterated:
+            first, inner = plan.iterations
             counts = second_level_counts(rows.n, first, inner, seed, x.device)
-            values = _replicate_values(rows, counts, iterated_names, algebra, q, ritz_rank, "second-level resample")
+            values = _replicate_values(rows, counts, plan.iterated, plan.algebra, q, ritz_rank, "second-level resample")
             second_level = {name: v.view(first, inner) for name, v in values.items()}
-        jackknife = jackknife_values(x, y, jackknifed, q, groups, seed) if jackknifed else {}
+        jackknife = jackknife_values(x, y, plan.jackknifed, q, groups, seed) if plan.jackknifed else {}
+    return Draws(estimate, replicates, second_level, jackknife, draws)
+
+
+def interval_bounds(
+    plan: BootstrapPlan, draws: Draws, confidence: float
+) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
+    """Each planned interval (low, high) and the bias estimate beside it, from the draws."""
     bounds, bias = {}, {}
-    for name in names:
-        if methods[name] is None:
+    for name in plan.names:
+        method = plan.methods[name]
+        if method is None:
             continue
         bounds[name] = interval(
-            methods[name],
-            estimate[name],
+            method,
+            draws.estimate[name],
             confidence,
-            replicates.get(name),
-            jackknife.get(name),
+            draws.replicates.get(name),
+            draws.jackknife.get(name),
             name=name,
-            second_level=second_level.get(name),
+            second_level=draws.second_level.get(name),
         )
-        if name in replicates:
-            bias[name] = bootstrap_bias(estimate[name], replicates[name])
+        if name in draws.replicates:
+            bias[name] = bootstrap_bias(draws.estimate[name], draws.replicates[name])
         else:
-            bias[name] = jackknife_bias(estimate[name], jackknife[name])
-    return BootstrapResult(
-        estimate=estimate,
-        low={name: b[0] for name, b in bounds.items()},
-        high={name: b[1] for name, b in bounds.items()},
-        replicates=replicates,
-        confidence=confidence,
-        n_boot=draws,
-        seed=seed,
-        method=method,
-        bias=bias,
-        jackknife=jackknife,
-        groups=groups if jackknifed else 0,
-        methods={name: m for name, m in methods.items() if m is not None},
-        no_interval=no_interval,
-        identifiability=identifiability,
-        second_level=second_level,
-        iterated=iterations if iterated_names else None,
-    )
+            bias[name] = jackknife_bias(draws.estimate[name], draws.jackknife[name])
+    return bounds, bias
