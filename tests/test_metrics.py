@@ -115,3 +115,37 @@ def test_two_process_sync_equals_single_process() -> None:
     assert sorted(reports) == [0, 1]
     for report in reports.values():
         assert report == pytest.approx(want, rel=1e-10, abs=1e-13)
+
+
+def test_direction_bounds_and_info_come_from_the_registry() -> None:
+    """One-output metrics carry the registry's direction and range; dict-valued ones an entry per output key."""
+    from torchspectral.registry import METRICS
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(40, 4, generator=g, dtype=torch.float64)
+    y = x + torch.randn(40, 4, generator=g, dtype=torch.float64)
+    for metric, name in (
+        (ts.metrics.CKA(4), "cka_linear"),
+        (ts.metrics.CKA(4, unbiased=True), "cka_linear_unbiased"),
+        (ts.metrics.MMD(), "mmd"),
+        (ts.metrics.KernelCKA(unbiased=True), "cka_rbf_unbiased"),
+    ):
+        info = METRICS[name]
+        assert metric.metric_info is info
+        assert metric.higher_is_better == info.higher_is_better
+        assert metric.plot_lower_bound in (info.low, None) and metric.plot_upper_bound in (info.high, None)
+    assert ts.metrics.CKA(4).plot_lower_bound is None  # the unbiased estimator can leave [0, 1]: no shared bound
+    assert ts.metrics.MMD.higher_is_better is False and ts.metrics.KernelCKA.higher_is_better is True
+    for metric in (
+        ts.metrics.SpectralAlignment(4),
+        ts.metrics.ModalityGap(4),
+        ts.metrics.AlignmentMetrics(4),
+        ts.metrics.Retrieval(ks=(1, 3)),
+    ):
+        metric.update(x, y)
+        assert metric.higher_is_better is None  # several outputs, no single direction
+        out = metric.compute()
+        assert set(metric.metric_info) == set(out) - {"n_pairs"}, type(metric).__name__
+        for key, info in metric.metric_info.items():
+            value = float(out[key])
+            assert (info.low is None or value >= info.low - 1e-12) and (info.high is None or value <= info.high + 1e-12)

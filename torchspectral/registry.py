@@ -97,7 +97,7 @@ _ALL = (
     MetricInfo("l2i", "moments", True, 0.0, 2.0, False, l2i_from_moments, L2I_NEEDS),
     MetricInfo("true_pair_cosine", "moments", True, -1.0, 1.0, True, true_pair_cosine_from_moments, GAP_NEEDS),
     MetricInfo("cosine_gap", "moments", True, -2.0, 2.0, None, cosine_gap_from_moments, GAP_NEEDS),
-    MetricInfo("rmg", "moments", True, 0.0, None, False, rmg_from_moments, GAP_NEEDS),
+    MetricInfo("rmg", "moments", True, 0.0, 1.0, False, rmg_from_moments, GAP_NEEDS),
     *(MetricInfo(f"{side}_r{k}", "retrieval", True, 0.0, 1.0, True) for side in ("i2t", "t2i") for k in (1, 5, 10)),
     MetricInfo("rsum", "retrieval", True, 0.0, 600.0, True),
     *(MetricInfo(f"{side}_{kind}_rank", "retrieval", True, 1.0, None, False)

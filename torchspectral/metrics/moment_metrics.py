@@ -16,7 +16,9 @@ import torch
 from torchmetrics import Metric
 
 from torchspectral.distributed import require_same_across_ranks
+from torchspectral.metrics.registry_facts import class_facts, set_dict_facts
 from torchspectral.moments import Moments, merge_flat
+from torchspectral.registry import METRICS, MOMENT_METRICS, SAME_DIM_METRICS
 from torchspectral.validation import ValidatesArgs
 
 
@@ -26,6 +28,9 @@ class MomentMetric(ValidatesArgs, Metric):
     ``validate_args``: ``"first"`` (default) checks the values of the first batch (finite, within range; a host
     synchronisation each on CUDA), True every batch, False none. ``compute`` always refuses a state that is not
     finite — a later batch held NaN or Inf — and says so, so nothing unchecked comes out as a silent NaN.
+
+    ``metric_info``: the registry entry (:class:`~torchspectral.registry.MetricInfo`) of the output, or of each
+    output keyed like ``compute()``'s dict; ``higher_is_better`` and the plot bounds come from it.
     """
 
     is_differentiable = True
@@ -103,6 +108,7 @@ class SpectralAlignment(MomentMetric):
     def __init__(self, d: int, q: float = 0.1, **kwargs: Any) -> None:
         super().__init__(d, d, **kwargs)
         self.q = q
+        set_dict_facts(self, {key: f"sas_{key}" for key in ("x_to_y", "y_to_x", "symmetric", "imbalance")})
 
     def compute(self) -> dict[str, torch.Tensor]:
         r = self._finite_statistics().spectral_alignment(q=self.q)
@@ -112,9 +118,12 @@ class SpectralAlignment(MomentMetric):
 class CKA(MomentMetric):
     """Streaming linear CKA (biased or unbiased); works for d_x ≠ d_y."""
 
+    higher_is_better, plot_lower_bound, plot_upper_bound = class_facts("cka_linear", "cka_linear_unbiased")
+
     def __init__(self, d_x: int, d_y: int | None = None, unbiased: bool = False, **kwargs: Any) -> None:
         super().__init__(d_x, d_y, **kwargs)
         self.unbiased = unbiased
+        self.metric_info = METRICS["cka_linear_unbiased" if unbiased else "cka_linear"]
 
     def compute(self) -> torch.Tensor:
         return self._finite_statistics().cka(unbiased=self.unbiased)
@@ -126,6 +135,7 @@ class ModalityGap(MomentMetric):
 
     def __init__(self, d: int, **kwargs: Any) -> None:
         super().__init__(d, d, **kwargs)
+        set_dict_facts(self, {name: name for name in ("modality_gap", "l2i", "true_pair_cosine", "cosine_gap", "rmg")})
 
     def compute(self) -> dict[str, torch.Tensor]:
         m = self._finite_statistics()
@@ -144,6 +154,8 @@ class AlignmentMetrics(MomentMetric):
     def __init__(self, d_x: int, d_y: int | None = None, preset: str = "default", **kwargs: Any) -> None:
         super().__init__(d_x, d_y, **kwargs)
         self.preset = preset
+        same_dim = self.d_x == self.d_y
+        set_dict_facts(self, {name: name for name in MOMENT_METRICS if same_dim or name not in SAME_DIM_METRICS})
 
     def compute(self) -> dict[str, torch.Tensor]:
         report = self._finite_statistics().report(preset=self.preset)

@@ -27,7 +27,9 @@ from torchspectral.functional.cka import cka
 from torchspectral.functional.mmd import mmd
 from torchspectral.functional.retrieval import RetrievalResult, retrieval_of_shards
 from torchspectral.functional.shards import agree, parts
+from torchspectral.metrics.registry_facts import class_facts, set_dict_facts
 from torchspectral.pairwise import sharded
+from torchspectral.registry import METRICS
 
 
 def _rows(t: Any, name: str, metric: str) -> torch.Tensor:
@@ -236,11 +238,13 @@ class Retrieval(_RowMetric):
         ([0, 0, 1], [0, 1, 0, 1])
     """
 
-    higher_is_better = True
-
     def __init__(self, ks: Sequence[int] = (1, 5, 10), ties: str = "optimistic", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ks, self.ties = tuple(ks), ties
+        # Recall at any K has the range and direction of the registry's R@1; the ranks and rSum their own entries.
+        recalls = {f"{side}_r{k}": f"{side}_r1" for side in ("i2t", "t2i") for k in self.ks}
+        ranks = {f"{side}_{kind}_rank": f"{side}_{kind}_rank" for kind in ("median", "mean") for side in ("i2t", "t2i")}
+        set_dict_facts(self, {**recalls, "rsum": "rsum", **ranks})
         self.add_state("images", default=[], dist_reduce_fx="cat")
         self.add_state("captions", default=[], dist_reduce_fx="cat")
         self.add_state("image_ids", default=[], dist_reduce_fx="cat")
@@ -342,7 +346,7 @@ class MMD(_TwoSamples):
         True
     """
 
-    higher_is_better = False
+    higher_is_better, plot_lower_bound, plot_upper_bound = class_facts("mmd")
 
     def __init__(
         self,
@@ -353,6 +357,7 @@ class MMD(_TwoSamples):
     ) -> None:
         super().__init__(**kwargs)
         self.sigma, self.estimator, self.scale = sigma, estimator, scale
+        self.metric_info = METRICS["mmd"]
 
     def compute(self) -> torch.Tensor:
         x, y, kwargs = self._samples()
@@ -377,12 +382,13 @@ class KernelCKA(_TwoSamples):
         1.0
     """
 
-    higher_is_better = True
+    higher_is_better, plot_lower_bound, plot_upper_bound = class_facts("cka_rbf", "cka_rbf_unbiased")
     paired = True
 
     def __init__(self, unbiased: bool = False, sigma: float | None = None, threshold: float = 1.0, **kwargs: Any):
         super().__init__(**kwargs)
         self.unbiased, self.sigma, self.threshold = unbiased, sigma, threshold
+        self.metric_info = METRICS["cka_rbf_unbiased" if unbiased else "cka_rbf"]
 
     def compute(self) -> torch.Tensor:
         x, y, kwargs = self._samples()
