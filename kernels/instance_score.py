@@ -20,8 +20,9 @@ larger than their difference and fp32 keeps only ~4 significant digits of it.
 
 Half-precision inputs (float16, bfloat16) are upcast to fp32 right after loading; the means, vectors and
 weights are used as contiguous float32. float64 is not supported here (use the torch path).
-:func:`instance_score` is forward only; :class:`InstanceScore` runs it as the forward of the chunked torch
-path's autograd Function (:class:`torchspectral.pairwise.instance.InstanceScore`), whose backward it keeps.
+:func:`instance_score` is the launcher, forward only;
+:class:`torchspectral.pairwise.instance.FusedInstanceScore` runs it as the forward of the chunked torch path's
+autograd Function, whose backward it keeps.
 
 Shape:
     - x, y: ``(n, d)``, float32 / float16 / bfloat16, any strides (the same dtype is not required).
@@ -46,12 +47,11 @@ import torch
 import triton
 import triton.language as tl
 
+from torchspectral.kernels.operands import default_precision, round_operand
 from torchspectral.kernels.tiles import bf16_dot, check_precision, on_device, round_bf16, round_tf32
 from torchspectral.kernels.tuning import autotune_options, bucket, instance_score_configs, prune_instance_score
-from torchspectral.pairwise import instance
-from torchspectral.pairwise.precision import default_precision, round_operand
 
-__all__ = ["InstanceScore", "instance_score"]
+__all__ = ["instance_score"]
 
 _SUPPORTED = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -242,15 +242,3 @@ def instance_score(
             PRECISION=precision,
         )
     return out
-
-
-class InstanceScore(instance.InstanceScore):
-    """``apply(x, y, mean_x, mean_y, vectors, weights, absolute, rows_per_chunk, precision)``: the fused forward;
-    the chunked torch backward (``rows_per_chunk`` rows of projections at a time, in the same precision) is
-    inherited."""
-
-    @staticmethod
-    def forward(ctx, x, y, mean_x, mean_y, vectors, weights, absolute: bool, rows_per_chunk: int, precision="ieee"):  # type: ignore[override]
-        tensors = (x, y, mean_x, mean_y, vectors, weights)
-        instance.InstanceScore.remember(ctx, tensors, absolute, rows_per_chunk, precision)
-        return instance_score(x, y, mean_x, mean_y, vectors, weights, absolute=absolute, precision=precision)

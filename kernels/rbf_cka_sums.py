@@ -9,8 +9,8 @@ complete when it stores them (no atomics, deterministic); each program writes it
 sums and the launcher adds them in float64. Every HSIC estimator (biased, unbiased) is a function of these
 sums (see :mod:`torchspectral.functional.cka`). Nothing of size n×n exists.
 
-:class:`RBFCKASums` runs this forward and inherits the chunked torch backward of
-:class:`torchspectral.pairwise.tiles.RBFCKASums` (tiles recomputed).
+:func:`rbf_cka_sums_triton` is the launcher. The autograd Function that runs it as the forward of the chunked
+torch path's backward (tiles recomputed) is :class:`torchspectral.pairwise.chunked.FusedRBFCKASums`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ import triton
 import triton.language as tl
 
 from torchspectral.kernels import tiles
+from torchspectral.kernels.operands import default_precision, expm1_form, round_operand
 from torchspectral.kernels.tiles import dot_tile, rbf_term, squared_distances  # jit functions, called by name
 from torchspectral.kernels.tuning import BLOCK_K, autotune_options, bucket, pairwise_configs, prune_pairwise
-from torchspectral.pairwise import tiles as torch_tiles
-from torchspectral.pairwise.precision import default_precision, round_operand
 
 
 @triton.jit
@@ -131,7 +130,7 @@ def rbf_cka_sums_triton(
         return (triton.cdiv(n, meta["BLOCK"]),)
 
     # The same choice of form (expm1 near K ≈ 1) as the torch path.
-    (expm1_x, offset_x), (expm1_y, offset_y) = torch_tiles.expm1_form(shift_x, 1), torch_tiles.expm1_form(shift_y, 1)
+    (expm1_x, offset_x), (expm1_y, offset_y) = expm1_form(shift_x, 1), expm1_form(shift_y, 1)
     with tiles.on_device(x):
         _rbf_cka_sums_kernel[grid](
             x, y, (x * x).sum(1), (y * y).sum(1), part, row_k, row_l, n, x.shape[1], y.shape[1],
@@ -140,13 +139,3 @@ def rbf_cka_sums_triton(
             PRECISION=precision, BLOCK_K=BLOCK_K,
         )  # fmt: skip
     return part.sum(0, dtype=torch.float64), row_k.double(), row_l.double()
-
-
-class RBFCKASums(torch_tiles.RBFCKASums):
-    """``apply(x, y, cx, cy, ax, ay, precision)``: the fused forward; the tile-recomputing torch backward is
-    inherited and runs in the matching torch precision."""
-
-    @staticmethod
-    def forward(ctx, x, y, cx, cy, ax, ay, precision="ieee"):  # type: ignore[override]
-        torch_tiles.RBFCKASums.remember(ctx, x, y, (cx, cy, ax, ay), precision)
-        return rbf_cka_sums_triton(x, y, cx, cy, ax, ay, precision)

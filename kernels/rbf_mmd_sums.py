@@ -3,7 +3,7 @@
 ``k' = k − a`` with ``k = Σ_σ exp(−c_σ‖u−v‖²)``, ``c_σ = 1/(2σ²)``, and ``a`` a constant (the typical kernel
 value, chosen by the caller): MMD does not depend on it, and the shifted values are small, so their
 fp32 sums do not cancel. Near k ≈ len(σ) the shifted value is formed as ``Σ expm1(·) + (len(σ) − a)``
-(:func:`torchspectral.pairwise.torch_tiles.expm1_form`), elsewhere as ``Σ exp(·) − a``. The two samples are stacked into
+(:func:`torchspectral.kernels.operands.expm1_form`), elsewhere as ``Σ exp(·) − a``. The two samples are stacked into
 Z = [X; Y] (N = n + m rows) and k' is evaluated tile by tile over the upper triangle of the N×N block grid:
 program (I, S) takes row block I of Z and walks the S-th run of ``ceil(#blocks / num_programs(1))`` column
 blocks J ≥ I (the split keeps the longest program short when there are few row blocks: at N = 10,000 a
@@ -15,8 +15,8 @@ to the xx, yy or mixed total by whether its row and column fall in X; the mixed 
 pair twice. Each program writes its three partial sums to its own slot; the launcher adds them in float64
 (a fixed order: the result is deterministic for a given config). Nothing of size N×N exists.
 
-:class:`RBFMMDSums` runs this forward and inherits the chunked torch backward of
-:class:`torchspectral.pairwise.tiles.RBFMMDSums`, which recomputes the tiles.
+:func:`rbf_mmd_sums_triton` is the launcher. The autograd Function that runs it as the forward of the chunked
+torch path's backward is :class:`torchspectral.pairwise.chunked.FusedRBFMMDSums`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import triton
 import triton.language as tl
 
 from torchspectral.kernels import tuning
+from torchspectral.kernels.operands import default_precision, expm1_form, round_operand
 from torchspectral.kernels.tiles import (
     check_float32_pair,
     check_precision,
@@ -37,8 +38,6 @@ from torchspectral.kernels.tiles import (
     squared_distances,
 )
 from torchspectral.kernels.tuning import target_programs  # by name: tests patch the grid size per module
-from torchspectral.pairwise import tiles as torch_tiles
-from torchspectral.pairwise.precision import default_precision, round_operand
 
 
 @triton.autotune(
@@ -130,7 +129,7 @@ def rbf_mmd_sums_triton(
         blocks = triton.cdiv(n_total, meta["BLOCK"])
         return (blocks, max(1, min(blocks, triton.cdiv(target, blocks))))
 
-    use_expm1, offset = torch_tiles.expm1_form(shift, len(coefs))  # the same choice as the torch path
+    use_expm1, offset = expm1_form(shift, len(coefs))  # the same choice as the torch path
     with on_device(z):
         _rbf_mmd_sums_kernel[grid](
             z, z_sq, coef, out, n_total, x.shape[0], d, z.stride(0), float(offset),
@@ -139,14 +138,3 @@ def rbf_mmd_sums_triton(
         )  # fmt: skip
     totals = out.sum(0, dtype=torch.float64)
     return torch.stack([totals[0], totals[1], totals[2] / 2.0])
-
-
-class RBFMMDSums(torch_tiles.RBFMMDSums):
-    """``apply(x, y, coefs, shift, precision)``: the fused forward; the tile-recomputing torch backward is
-    inherited and runs in the same precision (operands rounded by
-    :func:`~torchspectral.pairwise.precision.round_operand`, GEMMs under ``exact_matmuls``)."""
-
-    @staticmethod
-    def forward(ctx, x, y, coefs, shift, precision="ieee"):  # type: ignore[override]
-        torch_tiles.RBFMMDSums.remember(ctx, x, y, coefs, precision)
-        return rbf_mmd_sums_triton(x, y, coefs, shift, precision)

@@ -13,6 +13,9 @@ On L2-normalised images X̂ (N×d) and captions Ŷ (M×d) with ``c(j)`` the imag
   Both counts are integer ``atomic_add``s (exact and order-free, so the ranks do not depend on the split or
   the schedule). The split fills the GPU when there are few images: 1,000 images are 16 row blocks of 64,
   against 132 SMs on an H100; the launcher asks for about 4 programs per SM.
+
+:func:`retrieval_ranks_triton` is the launcher (ranks carry no gradient: there is no autograd Function); the
+chunked torch twin it is tested against is :mod:`torchspectral.pairwise.retrieval_counts`.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ import triton
 import triton.language as tl
 
 from torchspectral.kernels import tuning
+from torchspectral.kernels.operands import default_precision, round_operand
 from torchspectral.kernels.tiles import check_float32_pair, check_precision, dot_tile, on_device
 from torchspectral.kernels.tuning import target_programs  # by name: tests patch the grid size per module
-from torchspectral.pairwise.precision import default_precision, round_operand
 
 
 @triton.autotune(

@@ -6,7 +6,10 @@ chunks of d in the same order (``BLOCK_K`` is fixed, see :mod:`torchspectral.ker
 equal in exact arithmetic is equal across kernels too (the retrieval kernels rely on it for ties).
 
 The RBF kernels sum ``k − a`` for a constant ``a`` (the typical kernel value, see
-:func:`torchspectral.pairwise.tiles.expm1_form`); near k ≈ 1 the term is formed with :func:`expm1`.
+:func:`torchspectral.kernels.operands.expm1_form`); near k ≈ 1 the term is formed with :func:`expm1`.
+
+This is device code and the launchers' checks; what the launchers do to their operands on the host (precision
+names, default, rounding) is :mod:`torchspectral.kernels.operands`, which imports no Triton.
 """
 
 from __future__ import annotations
@@ -18,10 +21,7 @@ import triton
 import triton.language as tl
 
 from torchspectral.kernels import interpreting
-
-# The ``input_precision`` of ``tl.dot`` for fp32 operands, plus "bf16": operands rounded to bfloat16 after loading,
-# products and accumulation in fp32. The accuracy of each is derived in :mod:`torchspectral.pairwise.precision`.
-PRECISIONS = ("ieee", "tf32x3", "tf32", "bf16")
+from torchspectral.kernels.operands import PRECISIONS  # the accuracy of each: torchspectral.pairwise.precision
 
 # Triton's interpreter multiplies bfloat16 tiles as their uint16 bit patterns (Triton 3.9: create_dot handles fp8
 # only) and truncates fp32 → bf16 casts; interpreted, "bf16" dots therefore run in fp32 on operands rounded by
@@ -64,7 +64,7 @@ def dot_tile(
     32-bit product would wrap silently). ``PRECISION`` is "ieee" (exact fp32 products on the FMA units),
     "tf32x3" (three TF32 tensor-core products, ≈ fp32), "tf32" (one TF32 product) or "bf16" (bfloat16
     tensor-core products); accumulation is fp32 in every case. For "tf32" and "bf16" the launchers pass
-    operands already rounded (:func:`torchspectral.pairwise.precision.round_operand`, the rounding the torch
+    operands already rounded (:func:`torchspectral.kernels.operands.round_operand`, the rounding the torch
     path applies and the row norms are taken of), so the tensor cores read them exactly: the hardware would
     otherwise truncate fp32 to TF32, and the norms would not be those of the rows multiplied. Padding rows
     are masked on load (as 0, which adds nothing to the dots).
@@ -89,7 +89,7 @@ def dot_tile(
 @triton.jit
 def round_tf32(x):
     """fp32 → TF32 to nearest, ties away from zero (``cvt.rna.tf32.f32``; bit for bit
-    :func:`torchspectral.pairwise.precision.round_tf32`), for operands formed inside a kernel."""
+    :func:`torchspectral.kernels.operands.round_tf32`), for operands formed inside a kernel."""
     bits = x.to(tl.int32, bitcast=True)
     return ((bits + 0x1000) & -0x2000).to(tl.float32, bitcast=True)
 

@@ -116,8 +116,9 @@ def test_the_graph_sees_the_package() -> None:
     graph = import_graph()
     assert "torchspectral.moments" in graph and "torchspectral.kernels.instance_score" in graph
     assert "torchspectral.stats" in graph["torchspectral.functional.cka"]
-    # The kernels folder is mapped onto torchspectral.kernels; dispatch imports its ops by computed name.
-    assert "torchspectral.kernels.rbf_mmd_sums" in graph["torchspectral.pairwise.dispatch"]
+    # The kernels folder is mapped onto torchspectral.kernels; the fused Functions import their launchers.
+    assert "torchspectral.kernels.rbf_mmd_sums" in graph["torchspectral.pairwise.chunked"]
+    assert "torchspectral.kernels.operands" in graph["torchspectral.pairwise.precision"]
 
 
 def test_a_cycle_would_be_found() -> None:
@@ -127,3 +128,13 @@ def test_a_cycle_would_be_found() -> None:
 def test_no_import_cycles() -> None:
     cycles = _cycles(import_graph())
     assert not cycles, "import cycles: " + "; ".join(" ↔ ".join(c) for c in cycles)
+
+
+def test_the_kernels_import_nothing_of_the_package_but_themselves() -> None:
+    """kernels/ holds device code and launchers; the torch twins and the autograd Functions that pair a fused
+    forward with the torch backward (torchspectral.pairwise) import the kernels, never the reverse."""
+    graph = import_graph()
+    kernels = {m for m in graph if m == "torchspectral.kernels" or m.startswith("torchspectral.kernels.")}
+    assert "torchspectral.kernels.tiles" in kernels and "torchspectral.kernels.aot" in kernels
+    outside = {m: sorted(t for t in graph[m] if t not in kernels) for m in kernels}
+    assert not any(outside.values()), f"kernels importing the rest of torchspectral: {outside}"

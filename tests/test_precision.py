@@ -15,7 +15,7 @@ import torch
 import torchspectral as ts
 from torchspectral import kernels, pairwise
 from torchspectral.pairwise import precision as prec
-from torchspectral.pairwise.tiles import squared_distances
+from torchspectral.pairwise.chunked import squared_distances
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 UNIT_ROUNDOFF = {"tf32": 2.0**-11, "bf16": 2.0**-8}

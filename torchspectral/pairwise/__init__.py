@@ -34,10 +34,15 @@ squared distance slightly negative is cut at 0 (a distance is never negative), a
 diagonal are set to exactly 0. Tile sums are added into float64 totals.
 
 Modules, one job each: :mod:`~torchspectral.pairwise.dispatch` (backend resolver, routine table, entry
-points), :mod:`~torchspectral.pairwise.tiles` (the chunked tile path, forward, backward and its autograd
-Functions), :mod:`~torchspectral.pairwise.bandwidth` (medians and kernel levels),
-:mod:`~torchspectral.pairwise.ranks` (retrieval counting) and :mod:`~torchspectral.pairwise.instance` (the
-spectral prior's per-pair scores).
+points), :mod:`~torchspectral.pairwise.chunked` (the chunked RBF sums, forward and backward, with the autograd
+Functions of both backends), :mod:`~torchspectral.pairwise.retrieval_counts` (retrieval ranks by counting),
+:mod:`~torchspectral.pairwise.instance` (the spectral prior's per-pair scores, both Functions),
+:mod:`~torchspectral.pairwise.bandwidth` (medians and kernel levels) and
+:mod:`~torchspectral.pairwise.precision` (the precision choice and its accuracy).
+
+Dependencies run one way: this package imports :mod:`torchspectral.kernels` (each fused Function imports its
+launcher when it first runs, and the operand rounding is the launchers' own), never the reverse. The same
+sums and ranks across torch.distributed ranks are :mod:`torchspectral.distributed.pairwise_engine`.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from __future__ import annotations
 import sys
 import types
 
-from torchspectral.pairwise import tiles
+from torchspectral.pairwise import chunked
 from torchspectral.pairwise.bandwidth import (
     LEVEL_SUBSAMPLE,
     MEDIAN_SUBSAMPLE,
@@ -55,6 +60,7 @@ from torchspectral.pairwise.bandwidth import (
     median_subsample,
     pooled_subsample,
 )
+from torchspectral.pairwise.chunked import tile_side
 from torchspectral.pairwise.dispatch import (
     BACKENDS,
     rbf_cka_sums,
@@ -64,8 +70,7 @@ from torchspectral.pairwise.dispatch import (
     retrieval_ranks_both,
 )
 from torchspectral.pairwise.precision import PRECISIONS, resolve_precision
-from torchspectral.pairwise.ranks import GROUND_TRUTH_CHUNK, ground_truth_scores
-from torchspectral.pairwise.tiles import tile_side
+from torchspectral.pairwise.retrieval_counts import GROUND_TRUTH_CHUNK, ground_truth_scores
 
 __all__ = [
     "BACKENDS",
@@ -92,15 +97,15 @@ __all__ = [
 
 class _Pairwise(types.ModuleType):
     """``torchspectral.pairwise.TILE_BUDGET_BYTES`` reads and sets the budget the tiles use (it lives in
-    :mod:`~torchspectral.pairwise.tiles`), so ``pairwise.TILE_BUDGET_BYTES = …`` keeps working as before."""
+    :mod:`~torchspectral.pairwise.chunked`), so ``pairwise.TILE_BUDGET_BYTES = …`` keeps working as before."""
 
     @property
     def TILE_BUDGET_BYTES(self) -> int:
-        return tiles.TILE_BUDGET_BYTES
+        return chunked.TILE_BUDGET_BYTES
 
     @TILE_BUDGET_BYTES.setter
     def TILE_BUDGET_BYTES(self, value: int) -> None:
-        tiles.TILE_BUDGET_BYTES = value
+        chunked.TILE_BUDGET_BYTES = value
 
 
 sys.modules[__name__].__class__ = _Pairwise

@@ -12,8 +12,8 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from torchspectral.pairwise.chunked import squared_distances, tile_side
 from torchspectral.pairwise.precision import exact_matmuls
-from torchspectral.pairwise.tiles import squared_distances, tile_side
 from torchspectral.validation import compute_dtype
 
 MEDIAN_SUBSAMPLE = 4096

@@ -1,10 +1,10 @@
 """What runs where: the one backend resolver (pairwise metrics and the spectral prior), the routine table,
 and the pairwise entry points that prepare their inputs once and run the chosen routine.
 
-``ROUTINES[op] = (torch routine, fused routine)``, as geomloss's ``routines[loss][backend]``: the torch
-routine is the chunked path of :mod:`~torchspectral.pairwise.tiles`, :mod:`~torchspectral.pairwise.ranks`
-or :mod:`~torchspectral.pairwise.instance`; the fused one is named inside ``torchspectral.kernels.<op>`` and
-imported only when ``backend="triton"`` runs (Triton stays optional). ``backend="auto"`` picks Triton for
+``ROUTINES[op] = (torch routine, fused routine)``, as geomloss's ``routines[loss][backend]``: both live in
+:mod:`~torchspectral.pairwise.chunked`, :mod:`~torchspectral.pairwise.retrieval_counts` or
+:mod:`~torchspectral.pairwise.instance`, side by side; the fused one imports its launcher from
+``torchspectral.kernels.<op>`` only when it runs (Triton stays optional). ``backend="auto"`` picks Triton for
 CUDA tensors when it is installed, the device can run it (:func:`torchspectral.kernels.cuda_unsupported`:
 a driver Triton can load, compute capability ≥ 8.0; otherwise the torch path, with one warning per reason)
 and the input is not float64, the chunked torch path otherwise; nothing is probed at import. Every
@@ -17,8 +17,6 @@ torch path honours an explicit choice by rounding its operands, forward and back
 
 from __future__ import annotations
 
-import importlib
-import operator
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -26,20 +24,24 @@ import torch
 
 from torchspectral import kernels
 from torchspectral.pairwise.bandwidth import LEVEL_SUBSAMPLE, kernel_level, pooled_subsample
-from torchspectral.pairwise.instance import InstanceScore
+from torchspectral.pairwise.chunked import FusedRBFCKASums, FusedRBFMMDSums, RBFCKASums, RBFMMDSums
+from torchspectral.pairwise.instance import FusedInstanceScore, InstanceScore
 from torchspectral.pairwise.precision import resolve_precision
-from torchspectral.pairwise.ranks import retrieval_ranks_both_torch, retrieval_ranks_torch
-from torchspectral.pairwise.tiles import RBFCKASums, RBFMMDSums
+from torchspectral.pairwise.retrieval_counts import (
+    retrieval_ranks_both_torch,
+    retrieval_ranks_fused,
+    retrieval_ranks_torch,
+)
 from torchspectral.validation import compute_dtype
 
 BACKENDS = ("auto", "torch", "triton")
 _WARNED: set[str] = set()
 
-ROUTINES: dict[str, tuple[Callable, str]] = {
-    "rbf_mmd_sums": (RBFMMDSums.apply, "RBFMMDSums.apply"),
-    "rbf_cka_sums": (RBFCKASums.apply, "RBFCKASums.apply"),
-    "retrieval_ranks": (retrieval_ranks_torch, "retrieval_ranks_triton"),
-    "instance_score": (InstanceScore.apply, "InstanceScore.apply"),
+ROUTINES: dict[str, tuple[Callable, Callable]] = {
+    "rbf_mmd_sums": (RBFMMDSums.apply, FusedRBFMMDSums.apply),
+    "rbf_cka_sums": (RBFCKASums.apply, FusedRBFCKASums.apply),
+    "retrieval_ranks": (retrieval_ranks_torch, retrieval_ranks_fused),
+    "instance_score": (InstanceScore.apply, FusedInstanceScore.apply),
 }
 
 
@@ -83,9 +85,7 @@ def resolve_backend(backend: str, metric: str, *tensors: torch.Tensor) -> str:
 def routine(op: str, backend: str) -> Callable:
     """The routine of ``op`` for a resolved backend (``"torch"`` or ``"triton"``)."""
     torch_routine, fused = ROUTINES[op]
-    if backend == "torch":
-        return torch_routine
-    return operator.attrgetter(fused)(importlib.import_module(f"torchspectral.kernels.{op}"))
+    return torch_routine if backend == "torch" else fused
 
 
 def _shift(t: torch.Tensor, mean: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -3,8 +3,9 @@ backward.
 
 ``score_i = Σ_k w_k · f(zx_ik · zy_ik)`` with ``z = (row − mean) V`` and f the identity or |·|. The
 projections are formed ``rows_per_chunk`` rows at a time, in the dtype of ``vectors``, and recomputed in the
-backward instead of stored. The fused kernel's Function (:mod:`torchspectral.kernels.instance_score`)
-replaces the forward and keeps this backward.
+backward instead of stored. :class:`FusedInstanceScore` replaces the forward by the fused kernel
+(:func:`torchspectral.kernels.instance_score.instance_score`, imported when it first runs) and keeps this
+backward.
 """
 
 from __future__ import annotations
@@ -82,3 +83,16 @@ class InstanceScore(torch.autograd.Function):
             if grad_y is not None:
                 grad_y[rows] = (round_operand(coefficient * zx, p) @ vectors_t).to(y.dtype)
         return grad_x, grad_y, None, None, None, None, None, None, None
+
+
+class FusedInstanceScore(InstanceScore):
+    """``apply(x, y, mean_x, mean_y, vectors, weights, absolute, rows_per_chunk, precision)``: the fused forward
+    (:func:`torchspectral.kernels.instance_score.instance_score`); the chunked torch backward (``rows_per_chunk``
+    rows of projections at a time, in the same precision) is inherited."""
+
+    @staticmethod
+    def forward(ctx, x, y, mean_x, mean_y, vectors, weights, absolute: bool, rows_per_chunk: int, precision="ieee"):  # type: ignore[override]
+        from torchspectral.kernels.instance_score import instance_score  # imports Triton
+
+        InstanceScore.remember(ctx, (x, y, mean_x, mean_y, vectors, weights), absolute, rows_per_chunk, precision)
+        return instance_score(x, y, mean_x, mean_y, vectors, weights, absolute=absolute, precision=precision)

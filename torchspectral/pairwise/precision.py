@@ -12,12 +12,12 @@ instance-score dots) are formed; accumulation is fp32 in every case:
 * ``"bf16"``: operands rounded to bfloat16 (7 mantissa bits, u = 2⁻⁸), products exact in fp32.
 
 The torch path makes the same choice explicitly, not through ``torch.backends.cuda.matmul.allow_tf32``: the
-operands are rounded (:func:`round_operand`) and the matmuls run with TF32 off (:func:`exact_matmuls`), on every
-device and in the backward too. "tf32x3" runs as "ieee" there (it approximates exact fp32). On CUDA the
-kernels round TF32 operands in hardware (``cvt.rna.tf32.f32``: to nearest, ties away from zero), which
-:func:`round_tf32` reproduces bit for bit; under ``TRITON_INTERPRET=1`` Triton's interpreter ignores
-``input_precision`` (``np.matmul`` in fp32), so "tf32" and "tf32x3" run as "ieee" there; "bf16" rounds its
-operands in the interpreter too (an explicit cast in the kernel).
+operands are rounded (:func:`round_operand`, the launchers' own, from :mod:`torchspectral.kernels.operands`)
+and the matmuls run with TF32 off (:func:`exact_matmuls`), on every device and in the backward too. "tf32x3"
+runs as "ieee" there (it approximates exact fp32). On CUDA the kernels round TF32 operands in hardware
+(``cvt.rna.tf32.f32``: to nearest, ties away from zero), which :func:`round_tf32` reproduces bit for bit; under
+``TRITON_INTERPRET=1`` Triton's interpreter ignores ``input_precision`` (``np.matmul`` in fp32), so "tf32" and
+"tf32x3" run as "ieee" there; "bf16" rounds its operands in the interpreter too (an explicit cast in the kernel).
 
 **Accuracy of a squared distance** (rows of norm ≤ 1, d features). With rounded operands ``x̃ = x + δx``,
 ``|δx_k| ≤ u|x_k|`` (so ‖δx‖ ≤ u‖x‖), and the norms taken of the *same* rounded rows (the launchers and the
@@ -60,13 +60,11 @@ from collections.abc import Iterator
 
 import torch
 
-PRECISIONS = ("ieee", "tf32x3", "tf32", "bf16")
+# The names, the kernels' default and the operand rounding are the launchers' (kernels/operands.py): one
+# definition for both backends, re-exported here.
+from torchspectral.kernels.operands import PRECISIONS, default_precision, round_operand, round_tf32
 
-
-def default_precision(t: torch.Tensor) -> str:
-    """The kernels' default: "tf32x3" on CUDA (tensor cores at ≈ fp32 accuracy; the kernels compute in fp32
-    whatever the input float type), "ieee" elsewhere (the interpreter) and for float64."""
-    return "tf32x3" if t.is_cuda and t.dtype != torch.float64 else "ieee"
+__all__ = ["PRECISIONS", "default_precision", "exact_matmuls", "resolve_precision", "round_operand", "round_tf32"]
 
 
 def resolve_precision(precision: str | None, backend: str, metric: str, *tensors: torch.Tensor) -> str:
@@ -83,39 +81,6 @@ def resolve_precision(precision: str | None, backend: str, metric: str, *tensors
             "float64 (use precision=None or 'ieee')"
         )
     return precision
-
-
-def round_tf32(t: torch.Tensor) -> torch.Tensor:
-    """fp32 → TF32 (10 explicit mantissa bits) as ``cvt.rna.tf32.f32`` does: to nearest, ties away from zero.
-
-    Adding half an ulp of TF32 (bit 12) to the magnitude bits and clearing the 13 low bits rounds the
-    magnitude to nearest with ties away (the sign bit is untouched; a carry into the exponent is the correct
-    rounding up to the next binade). Inputs are finite here (checked upstream).
-
-    Example:
-        >>> x = torch.tensor([1.0 + 2**-11, 1.0 + 2**-12, -(1.0 + 3 * 2**-11)])
-        >>> round_tf32(x).tolist() == [1.0 + 2**-10, 1.0, -(1.0 + 2 * 2**-10)]
-        True
-    """
-    bits = t.contiguous().view(torch.int32)
-    rounded = (bits + 0x1000) & ~0x1FFF
-    return rounded.view(torch.float32).reshape(t.shape)
-
-
-def round_operand(t: torch.Tensor, precision: str) -> torch.Tensor:
-    """``t`` as the matmuls of ``precision`` read it: rounded to TF32 ("tf32") or bfloat16 ("bf16"), else itself.
-
-    Example:
-        >>> round_operand(torch.tensor([1.0 + 2**-9]), "bf16").item(), round_operand(torch.tensor([0.1]), "ieee").item()
-        (1.0, 0.10000000149011612)
-    """
-    if t.dtype != torch.float32 or precision in ("ieee", "tf32x3"):
-        return t
-    if precision == "bf16":
-        return t.to(torch.bfloat16).to(torch.float32)
-    if precision == "tf32":
-        return round_tf32(t)
-    raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
 
 @contextlib.contextmanager

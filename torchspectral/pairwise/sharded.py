@@ -40,9 +40,7 @@ from typing import Any
 import torch
 
 from torchspectral.pairwise.bandwidth import median_subsample
-from torchspectral.pairwise.ranks import GROUND_TRUTH_CHUNK
-from torchspectral.pairwise.ranks import _count as count_ahead  # the single-process counting of one tile
-from torchspectral.pairwise.tiles import (
+from torchspectral.pairwise.chunked import (
     cka_sums,
     mmd_sums,
     rbf_sum_grads,
@@ -51,6 +49,7 @@ from torchspectral.pairwise.tiles import (
     tile_side,
     tiles,
 )
+from torchspectral.pairwise.retrieval_counts import GROUND_TRUTH_CHUNK, count_ahead  # one tile, as one process
 
 
 def _dist():
@@ -250,7 +249,7 @@ def retrieval_ranks_across(
     group: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Global 0-based ranks, image→text (N,) and text→image (M,) int64, on every rank; bitwise those of
-    :func:`~torchspectral.pairwise.ranks.retrieval_ranks_torch` on the concatenated, normalised shards.
+    :func:`~torchspectral.pairwise.retrieval_counts.retrieval_ranks_torch` on the concatenated, normalised shards.
 
     ``x`` (n_r, d) and ``y`` (m_r, d): this rank's images and captions, as tensors or lists of segments (never
     concatenated; rows are normalised in ``dtype`` tile by tile, so no normalised copy is held);
@@ -357,7 +356,7 @@ def mmd_sums_across(
     group: Any,
 ) -> torch.Tensor:
     """Global ``[S_xx, S_yy, S_xy]`` (float64, on every rank) of ``k − shift`` over the off-diagonal pairs, as
-    :func:`~torchspectral.pairwise.tiles.mmd_sums` on the concatenated (already shifted) shards."""
+    :func:`~torchspectral.pairwise.chunked.mmd_sums` on the concatenated (already shifted) shards."""
     rank, world = group_rank_world(group)
     side = tile_side(x0.dtype)
     sums = mmd_sums(x0, y0, coefs, shift, side)  # every pair within this rank's rows, and its x against its y
@@ -383,7 +382,7 @@ def mmd_sum_grads_across(
     ``∂S_yy/∂y_r``, ``∂S_xy/∂y_r`` (each of this rank's rows against every row of every rank, chunk by chunk).
 
     Within a sample both orders of a pair hold the row, so a chunk of another rank counts twice
-    (:func:`~torchspectral.pairwise.tiles.rbf_sum_grads` of the rank's own rows already includes the factor).
+    (:func:`~torchspectral.pairwise.chunked.rbf_sum_grads` of the rank's own rows already includes the factor).
     """
     side = tile_side(x0.dtype)
     g_xx = rbf_sum_grads(x0, None, coefs, side)[0]
@@ -410,7 +409,7 @@ def cka_sums_across(
     group: Any,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Global ``([Σ K'∘L', Σ K'∘K', Σ L'∘L'], K'1, L'1)`` (float64, (3,), (n,), (n,) on every rank), as
-    :func:`~torchspectral.pairwise.tiles.cka_sums` on the concatenated (already shifted) paired shards."""
+    :func:`~torchspectral.pairwise.chunked.cka_sums` on the concatenated (already shifted) paired shards."""
     rank, world = group_rank_world(group)
     side = tile_side(x0.dtype)
     n = sum(counts)

@@ -1,10 +1,14 @@
-"""The chunked torch tile path: the pair grid in square tiles, forward and backward, and its autograd Functions.
+"""The chunked torch path of the RBF sums: the pair grid in square tiles, forward and backward, and the autograd
+Functions of both backends.
 
 This is the CPU implementation and the one reference the Triton kernels are tested against. Tiles are
 square with a side chosen from :data:`TILE_BUDGET_BYTES`, so memory beyond the inputs is O((n + m)·d) plus a
 fixed tile budget, whatever n. float64 inputs are computed in float64; tile sums are added into float64
-totals. Gradients always come from the tile-recomputing backward here (the fused kernels' Functions inherit
-it): each tile is recomputed instead of stored.
+totals. Gradients always come from the tile-recomputing backward here: each tile is recomputed instead of
+stored. :class:`RBFMMDSums` and :class:`RBFCKASums` run the chunked forward; :class:`FusedRBFMMDSums` and
+:class:`FusedRBFCKASums` subclass them and replace the forward only, by the launchers of
+:mod:`torchspectral.kernels.rbf_mmd_sums` and :mod:`torchspectral.kernels.rbf_cka_sums` (imported when a fused
+forward first runs: Triton stays optional).
 
 Squared distances are formed as ``‖a‖² + ‖b‖² − 2aᵀb`` (one GEMM per tile); the callers shift every sample
 by a mean first (distances are translation invariant, the expansion is not), rounding below 0 is cut at 0
@@ -23,6 +27,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from torchspectral.kernels.operands import expm1_form  # the launchers choose the form of k − a the same way
 from torchspectral.pairwise.precision import exact_matmuls, round_operand
 
 # Bytes of temporaries per tile of the chunked torch path (distances, kernel values, their product).
@@ -56,21 +61,6 @@ def squared_distances(a: torch.Tensor, a_sq: torch.Tensor, b: torch.Tensor, b_sq
     if diagonal:
         d2.diagonal().zero_()
     return d2
-
-
-def expm1_form(shift: float, count: int) -> tuple[bool, float]:
-    """How ``k − shift`` is formed, for ``k = Σ_σ exp(−c_σ d²)`` over ``count`` bandwidths: ``(use expm1, constant)``.
-
-    Near k ≈ count (wide bandwidths, ``shift ≥ count/2``) as ``Σ expm1(−c_σ d²) + (count − shift)``, which keeps
-    the relative precision of the small differences; elsewhere as ``Σ exp(−c_σ d²) − shift``. The torch path
-    and the kernels make the same choice.
-
-    Example:
-        >>> expm1_form(0.9, 1), expm1_form(0.2, 1)
-        ((True, 0.09999999999999998), (False, -0.2))
-    """
-    use_expm1 = shift >= count / 2
-    return use_expm1, (count - shift) if use_expm1 else -shift
 
 
 def shifted_rbf(d2: torch.Tensor, coefs: Sequence[float], shift: float, diagonal: bool) -> torch.Tensor:
@@ -159,7 +149,7 @@ class RBFMMDSums(torch.autograd.Function):
     """``apply(x, y, coefs, shift, precision)`` → [S_xx, S_yy, S_xy] (float64) by chunked torch; tile-recomputing
     backward in the same precision ("tf32x3" runs as "ieee" here: it approximates exact fp32).
 
-    The fused kernel's Function (:mod:`torchspectral.kernels.rbf_mmd_sums`) replaces the forward only.
+    :class:`FusedRBFMMDSums` replaces the forward only.
     """
 
     @staticmethod
@@ -189,6 +179,20 @@ class RBFMMDSums(torch.autograd.Function):
                 grad_x = None if grad_x is None else grad_x + g_xy * cross_x
                 grad_y = None if grad_y is None else grad_y + g_xy * cross_y
         return grad_x, grad_y, None, None, None
+
+
+class FusedRBFMMDSums(RBFMMDSums):
+    """``apply(x, y, coefs, shift, precision)``: the fused forward
+    (:func:`~torchspectral.kernels.rbf_mmd_sums.rbf_mmd_sums_triton`); the tile-recomputing torch backward is
+    inherited and runs in the same precision (operands rounded by
+    :func:`~torchspectral.pairwise.precision.round_operand`, GEMMs under ``exact_matmuls``)."""
+
+    @staticmethod
+    def forward(ctx, x, y, coefs, shift, precision="ieee"):  # type: ignore[override]
+        from torchspectral.kernels.rbf_mmd_sums import rbf_mmd_sums_triton  # imports Triton
+
+        RBFMMDSums.remember(ctx, x, y, coefs, precision)
+        return rbf_mmd_sums_triton(x, y, coefs, shift, precision)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -245,7 +249,7 @@ class RBFCKASums(torch.autograd.Function):
     """``apply(x, y, cx, cy, ax, ay, precision)`` → ``(sums, K'1, L'1)`` by chunked torch; tile-recomputing
     backward in the same precision.
 
-    The fused kernel's Function (:mod:`torchspectral.kernels.rbf_cka_sums`) replaces the forward only.
+    :class:`FusedRBFCKASums` replaces the forward only.
     """
 
     @staticmethod
@@ -277,3 +281,16 @@ class RBFCKASums(torch.autograd.Function):
             if ctx.needs_input_grad[1]:
                 grad_y = cka_grad(y, cy, ay, x, cx, ax, g_kl, g_ll, g_row_l.to(y.dtype), side, p)
         return grad_x, grad_y, None, None, None, None, None
+
+
+class FusedRBFCKASums(RBFCKASums):
+    """``apply(x, y, cx, cy, ax, ay, precision)``: the fused forward
+    (:func:`~torchspectral.kernels.rbf_cka_sums.rbf_cka_sums_triton`); the tile-recomputing torch backward is
+    inherited and runs in the matching torch precision."""
+
+    @staticmethod
+    def forward(ctx, x, y, cx, cy, ax, ay, precision="ieee"):  # type: ignore[override]
+        from torchspectral.kernels.rbf_cka_sums import rbf_cka_sums_triton  # imports Triton
+
+        RBFCKASums.remember(ctx, x, y, (cx, cy, ax, ay), precision)
+        return rbf_cka_sums_triton(x, y, cx, cy, ax, ay, precision)

@@ -3,7 +3,9 @@
 On L2-normalised images X̂ (N×d) and captions Ŷ (M×d) with ``c(j)`` the image of caption j: image i's rank
 counts the captions of other images whose score beats its best caption's score; caption j's rank counts
 the other images whose score beats its image's. "Beats" is ``>`` (optimistic ties) or ``≥`` (pessimistic).
-The fused kernels (:mod:`torchspectral.kernels.retrieval_ranks`) give the same counts.
+The fused kernels (:mod:`torchspectral.kernels.retrieval_ranks`, run by :func:`retrieval_ranks_fused`) give the
+same counts. These are the ranks of retrieval results; the ranks of processes (torch.distributed) are in
+:mod:`torchspectral.distributed`.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import math
 
 import torch
 
+from torchspectral.pairwise.chunked import tile_side, tiles
 from torchspectral.pairwise.precision import exact_matmuls, round_operand
-from torchspectral.pairwise.tiles import tile_side, tiles
 
 # Captions per ground-truth block: its x̂[c(J)] ŷ_Jᵀ product costs |J|/N of the score GEMM.
 GROUND_TRUTH_CHUNK = 256
@@ -30,7 +32,7 @@ def ground_truth_scores(x_hat: torch.Tensor, y_hat: torch.Tensor, caption_to_ima
     return out
 
 
-def _count(x_hat, y_hat, caption_to_image, gt, best, rules, side):
+def count_ahead(x_hat, y_hat, caption_to_image, gt, best, rules, side):
     """Ranks under each rule of ``rules`` (False: optimistic ``>``, True: pessimistic ``≥``), one GEMM per tile."""
     n_img, n_cap = x_hat.shape[0], y_hat.shape[0]
     counts = [
@@ -91,4 +93,19 @@ def _ranks(x_hat, y_hat, caption_to_image, rules, precision):
         gt = ground_truth_scores(x_hat, y_hat, caption_to_image, GROUND_TRUTH_CHUNK)
         best = torch.full((x_hat.shape[0],), -math.inf, dtype=gt.dtype, device=gt.device)
         best.scatter_reduce_(0, caption_to_image, gt, reduce="amax")
-        return _count(x_hat, y_hat, caption_to_image, gt, best, rules, side)
+        return count_ahead(x_hat, y_hat, caption_to_image, gt, best, rules, side)
+
+
+def retrieval_ranks_fused(
+    x_hat: torch.Tensor,
+    y_hat: torch.Tensor,
+    caption_to_image: torch.Tensor,
+    pessimistic: bool,
+    precision: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`retrieval_ranks_torch` by the fused kernels
+    (:func:`torchspectral.kernels.retrieval_ranks.retrieval_ranks_triton`, imported when first run: Triton stays
+    optional)."""
+    from torchspectral.kernels.retrieval_ranks import retrieval_ranks_triton
+
+    return retrieval_ranks_triton(x_hat, y_hat, caption_to_image, pessimistic, precision)
