@@ -426,3 +426,67 @@ def subspace_scores(cov_x, cov_y, cov_xy, q=0.1):
 
     cov_x, cov_y, cov_xy = _as64(cov_x), _as64(cov_y), _as64(cov_xy)
     return one(cov_x, cov_y, cov_xy), one(cov_y, cov_x, cov_xy.T)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Neighbourhood measures (Huh et al. 2024, "The Platonic Representation Hypothesis"): neighbours by inner product
+# on the given rows, the row itself excluded; among equal inner products the lower row index is the nearer.
+
+
+def knn_lists(z, k):
+    """(n, k) indices of the k nearest rows of each row by inner product (self excluded, ties: lower index)."""
+    z = _as64(z)
+    n = z.shape[0]
+    sims = z @ z.T
+    out = np.empty((n, k), dtype=np.int64)
+    for i in range(n):
+        order = [j for j in np.argsort(-sims[i], kind="stable") if j != i]
+        out[i] = order[:k]
+    return out
+
+
+def mutual_knn(x, y, k):
+    """Mean over rows of |N_x(i) ∩ N_y(i)| / k."""
+    _check_pairs(_as64(x), _as64(y))
+    nx, ny = knn_lists(x, k), knn_lists(y, k)
+    return float(np.mean([len(set(nx[i]) & set(ny[i])) / k for i in range(nx.shape[0])]))
+
+
+def cycle_knn(x, y, k):
+    """Fraction of rows i found among the x-neighbours of their own y-neighbours."""
+    nx, ny = knn_lists(x, k), knn_lists(y, k)
+    return float(np.mean([any(i in nx[j] for j in ny[i]) for i in range(nx.shape[0])]))
+
+
+def _hsic_unbiased_dense(K, L):
+    """Song et al.'s unbiased HSIC of two (not necessarily symmetric) n x n kernels, diagonals zeroed."""
+    m = K.shape[0]
+    K, L = K.copy(), L.copy()
+    np.fill_diagonal(K, 0.0)
+    np.fill_diagonal(L, 0.0)
+    value = (K * L.T).sum() + K.sum() * L.sum() / ((m - 1) * (m - 2)) - 2 * (K @ L).sum() / (m - 2)
+    return value / (m * (m - 3))
+
+
+def cknna(x, y, k):
+    """CKNNA: unbiased HSIC of the linear kernels masked to the pairs (i, j) where j is among the k nearest
+    neighbours of i in both spaces being compared, normalised by the same quantity of each space with itself."""
+    x, y = _as64(x), _as64(y)
+    _check_pairs(x, y)
+    n = x.shape[0]
+
+    def mask(a, b):
+        na, nb = knn_lists(a, k), knn_lists(b, k)
+        m = np.zeros((n, n))
+        for i in range(n):
+            for j in set(na[i]) & set(nb[i]):
+                m[i, j] = 1.0
+        return m
+
+    K, L = x @ x.T, y @ y.T
+
+    def sim(a, b, Ka, Kb):
+        m = mask(a, b)
+        return _hsic_unbiased_dense(m * Ka, m * Kb)
+
+    return float(sim(x, y, K, L) / np.sqrt(sim(x, x, K, K) * sim(y, y, L, L)))

@@ -4,6 +4,7 @@ from torchspectral.functional.cka import cka
 from torchspectral.functional.coral import coral
 from torchspectral.functional.gap import cosine_gap, l2i, modality_gap, rmg, true_pair_cosine
 from torchspectral.functional.mmd import mmd
+from torchspectral.functional.neighbours import cknna, cycle_knn, mutual_knn
 from torchspectral.functional.report import alignment_report
 from torchspectral.functional.retrieval import RetrievalResult, retrieval
 from torchspectral.functional.sas import SpectralAlignmentResult, sas, spectral_alignment
@@ -14,11 +15,14 @@ __all__ = [
     "SpectralAlignmentResult",
     "alignment_report",
     "cka",
+    "cknna",
     "coral",
     "cosine_gap",
+    "cycle_knn",
     "l2i",
     "mmd",
     "modality_gap",
+    "mutual_knn",
     "retrieval",
     "rmg",
     "sas",
