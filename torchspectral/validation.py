@@ -336,6 +336,11 @@ def within_range(tensors: dict[str, torch.Tensor], metric: str, n: int, d: int) 
     return [t.to(torch.float64) for t in values]
 
 
+def is_finite_number(value: object) -> bool:
+    """A finite real int or float (bool is not a number here)."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
 def check_bandwidth(sigma: object, metric: str, name: str = "sigma") -> float:
     """A bandwidth must be a positive, finite real number (bool is not a number here)."""
     if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):

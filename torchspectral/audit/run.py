@@ -25,7 +25,7 @@ import torch
 
 from torchspectral.audit.destination import ReportDestination, terminate_as_exception
 from torchspectral.audit.errors import AuditInputError, AuditWriteError, os_reason
-from torchspectral.audit.ranks import RankSplit
+from torchspectral.audit.process_ranks import RankSplit
 from torchspectral.audit.records import RunFailure
 
 __all__ = ["AnalysisError", "AuditOutcome", "run_audit"]
@@ -71,7 +71,7 @@ def run_audit(
 
     ``distributed=True`` (call it on every rank of an initialised torch.distributed group, e.g. under torchrun):
     rank r reads and analyses the runs r, r + W, …, on its own device (``cuda:LOCAL_RANK`` when CUDA is
-    there), and rank 0 writes the one report, the same as one process writes (:mod:`torchspectral.audit.ranks`;
+    there), and rank 0 writes the one report, the same as one process writes (:mod:`torchspectral.audit.process_ranks`;
     the timings are rank 0's). Every rank returns the same outcome and raises the same errors.
 
     ``attach`` maps a file name in the report to a file copied there (the demo attaches the manifest it

@@ -34,8 +34,7 @@ from typing import Any
 import torch
 
 from torchspectral import pairwise
-from torchspectral.functional import shards
-from torchspectral.pairwise import sharded
+from torchspectral.distributed import agreement, pairwise_engine
 from torchspectral.stats import MomentStatistics
 from torchspectral.validation import check_bandwidth, check_min_rows, check_pair, checking_values, with_validate_args
 
@@ -114,6 +113,23 @@ def _kornblith_sigma(z: torch.Tensor, threshold: float, name: str, metric: str) 
     return threshold * median**0.5
 
 
+def check_rbf_settings(sigma: float | None, threshold: float, metric: str) -> None:
+    """The bandwidth settings of RBF CKA, checked without the data: the same checks and messages for one process
+    and for ``group=`` (where each rank checks them before the ranks agree)."""
+    if sigma is None:
+        check_bandwidth(threshold, metric, "threshold")
+    else:
+        check_bandwidth(sigma, metric)
+
+
+def check_rbf_pairs(n: int, unbiased: bool, metric: str) -> None:
+    """The number of pairs RBF CKA needs (on every rank, of the concatenated shards)."""
+    if unbiased:
+        check_min_rows(n, 4, metric, "the unbiased HSIC estimator divides by n(n−3)")
+    else:
+        check_min_rows(n, 2, metric, "a centred kernel needs two pairs")
+
+
 def rbf_cka(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -148,10 +164,8 @@ def rbf_cka_both(
 def _rbf_cka(x, y, estimators, sigma, threshold, metric, nan_policy, backend, precision=None) -> list[torch.Tensor]:
     x, y = check_pair(x, y, metric, nan_policy=nan_policy)
     n = x.shape[0]
-    if any(estimators):
-        check_min_rows(n, 4, metric, "the unbiased HSIC estimator divides by n(n−3)")
-    else:
-        check_min_rows(n, 2, metric, "a centred kernel needs two pairs")
+    check_rbf_pairs(n, any(estimators), metric)
+    check_rbf_settings(sigma, threshold, metric)
     if sigma is None:
         threshold = check_bandwidth(threshold, metric, "threshold")
         sigma_x = _kornblith_sigma(x, threshold, "x", metric)
@@ -222,7 +236,7 @@ def cka(
         group: kernel="rbf" only: a ``torch.distributed`` process group; x and y are this rank's shard of the
             pairs (the data is their concatenation in rank order; a shard may be empty) and every rank gets the
             global value, equal to one process to float64 rounding, with the same bandwidths
-            (:mod:`torchspectral.pairwise.sharded`; a collective; not differentiable). For linear CKA across
+            (:mod:`torchspectral.distributed.pairwise_engine`; a collective; not differentiable). For linear CKA across
             ranks, all-reduce a :class:`~torchspectral.Moments` instead. None (default): one process.
         precision: of the RBF distance GEMMs on float32 data, for kernel="rbf": None (default: "tf32x3" for the
             kernels on CUDA, "ieee" otherwise), "ieee", "tf32x3", "tf32" or "bf16"
@@ -240,8 +254,7 @@ def cka(
     """
     if kernel == "rbf":
         if group is not None:
-            if precision is not None:
-                raise ValueError("cka: precision applies to one process; the sharded engine (group=) computes in ieee")
+            agreement.refuse_precision("cka", precision)
             return _rbf_cka_across(x, y, unbiased, sigma, threshold, nan_policy, backend, group)
         return rbf_cka(x, y, unbiased, sigma, threshold, nan_policy=nan_policy, backend=backend, precision=precision)
     if group is not None:
@@ -264,35 +277,28 @@ def _rbf_cka_across(x, y, unbiased, sigma, threshold, nan_policy, backend, group
     metric = "cka(kernel='rbf', unbiased=True)" if unbiased else "cka(kernel='rbf')"
 
     def local() -> dict:
-        shards.check_no_omit(nan_policy, metric)
-        shards.check_backend(backend, metric)
-        facts = {"x": shards.describe_shard(x, "x", metric), "y": shards.describe_shard(y, "y", metric)}
+        agreement.check_group_options(metric, nan_policy, backend)
+        facts = {"x": agreement.describe_shard(x, "x", metric), "y": agreement.describe_shard(y, "y", metric)}
         if facts["x"]["n"] != facts["y"]["n"]:
             raise ValueError(
                 f"{metric}: x and y must hold the same number of paired rows, got {facts['x']['n']} and "
                 f"{facts['y']['n']} on this rank"
             )
-        shards.reject_grad(metric, x, y)
-        if sigma is None:
-            check_bandwidth(threshold, metric, "threshold")
-        else:
-            check_bandwidth(sigma, metric)
+        agreement.reject_grad(metric, x, y)
+        check_rbf_settings(sigma, threshold, metric)
         # A pair is bad when either side is: count the rows of the pair, not of each side.
         facts["bad"] = int((~(torch.isfinite(x).all(1) & torch.isfinite(y).all(1))).sum()) if x.shape[0] else 0
         return facts
 
-    facts = shards.agree(local, group)
+    facts = agreement.agree(local, group)
     fx, fy = [f["x"] for f in facts], [f["y"] for f in facts]
     n = sum(f["n"] for f in fx)
-    d_x, d_y = shards.width(fx, "x", metric), shards.width(fy, "y", metric)
+    d_x, d_y = agreement.width(fx, "x", metric), agreement.width(fy, "y", metric)
     bad = sum(f["bad"] for f in facts)
     if bad:
         raise ValueError(f"{metric}: {bad} of {n} pairs contain NaN or Inf (across the ranks)")
-    if unbiased:
-        check_min_rows(n, 4, metric, "the unbiased HSIC estimator divides by n(n−3)")
-    else:
-        check_min_rows(n, 2, metric, "a centred kernel needs two pairs")
-    dtype = shards.compute_dtype_across(metric, n, max(d_x, d_y), fx, fy)
+    check_rbf_pairs(n, unbiased, metric)
+    dtype = agreement.compute_dtype_across(metric, n, max(d_x, d_y), fx, fy)
     counts = [f["n"] for f in fx]
     if sigma is None:
         threshold = check_bandwidth(threshold, metric, "threshold")
@@ -304,17 +310,18 @@ def _rbf_cka_across(x, y, unbiased, sigma, threshold, nan_policy, backend, group
             for name, parts in (("x", fx), ("y", fy))
         }
         size = pairwise.MEDIAN_SUBSAMPLE
-        xs = sharded.sample_rows_at(shards.as_rows(x, d_x, own["x"]), counts, size, own["x"], group)
-        ys = sharded.sample_rows_at(shards.as_rows(y, d_y, own["y"]), counts, size, own["y"], group)
+        xs = pairwise_engine.sample_rows_at(agreement.as_rows(x, d_x, own["x"]), counts, size, own["x"], group)
+        ys = pairwise_engine.sample_rows_at(agreement.as_rows(y, d_y, own["y"]), counts, size, own["y"], group)
         sigma_x = _kornblith_sigma(xs, threshold, "x", metric)
         sigma_y = _kornblith_sigma(ys, threshold, "y", metric)
     else:
         sigma_x = sigma_y = check_bandwidth(sigma, metric)
-    x, y = shards.as_rows(x, d_x, dtype), shards.as_rows(y, d_y, dtype)
-    x0 = x - shards.global_mean((x,), n, group).to(dtype)
-    y0 = y - shards.global_mean((y,), n, group).to(dtype)
+    x, y = agreement.as_rows(x, d_x, dtype), agreement.as_rows(y, d_y, dtype)
+    x0 = x - agreement.global_mean((x,), n, group).to(dtype)
+    y0 = y - agreement.global_mean((y,), n, group).to(dtype)
     cx, cy = 1.0 / (2.0 * float(sigma_x) ** 2), 1.0 / (2.0 * float(sigma_y) ** 2)
-    ax = pairwise.kernel_level(sharded.sample_rows_at(x0, counts, pairwise.LEVEL_SUBSAMPLE, dtype, group), (cx,))
-    ay = pairwise.kernel_level(sharded.sample_rows_at(y0, counts, pairwise.LEVEL_SUBSAMPLE, dtype, group), (cy,))
-    sums, r_k, r_l = sharded.cka_sums_across(x0, y0, cx, cy, ax, ay, counts, group)
+    level_rows = pairwise.LEVEL_SUBSAMPLE
+    ax = pairwise.kernel_level(pairwise_engine.sample_rows_at(x0, counts, level_rows, dtype, group), (cx,))
+    ay = pairwise.kernel_level(pairwise_engine.sample_rows_at(y0, counts, level_rows, dtype, group), (cy,))
+    sums, r_k, r_l = pairwise_engine.cka_sums_across(x0, y0, cx, cy, ax, ay, counts, group)
     return rbf_cka_from_sums(n, sums, r_k, r_l, ax, ay, (unbiased,), metric)[0]

@@ -32,18 +32,48 @@ from typing import Any
 import torch
 
 from torchspectral import pairwise
-from torchspectral.functional import shards
-from torchspectral.pairwise import sharded
-from torchspectral.validation import check_bandwidth, check_sample, with_validate_args
+from torchspectral.distributed import agreement, pairwise_engine
+from torchspectral.validation import check_bandwidth, check_sample, is_finite_number, with_validate_args
 
 ESTIMATORS = ("biased", "unbiased")
 
 
-def resolve_sigmas(sigma: float | Sequence[float] | str, x: torch.Tensor, y: torch.Tensor, metric: str) -> list[float]:
-    """The list of bandwidths: one float, several floats (sum of kernels) or the pooled-sample median."""
+def check_settings(sigma: float | Sequence[float] | str, estimator: str, scale: float, metric: str) -> None:
+    """The settings of :func:`mmd`, checked without the data: the same checks and messages for one process and
+    for ``group=`` (where each rank checks them before the ranks agree)."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"{metric}: estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if not is_finite_number(scale):
+        raise ValueError(f"{metric}: scale must be a finite number, got {scale!r}")
     if isinstance(sigma, str):
         if sigma != "median":
             raise ValueError(f"{metric}: sigma must be a positive number, a list of them, or 'median', got {sigma!r}")
+    elif isinstance(sigma, Sequence):
+        if len(sigma) == 0:
+            raise ValueError(f"{metric}: sigma is an empty list; give at least one bandwidth")
+        for s in sigma:
+            check_bandwidth(s, metric)
+    else:
+        check_bandwidth(sigma, metric)
+
+
+def check_sizes(n: int, m: int, d_x: int, d_y: int, estimator: str, metric: str) -> None:
+    """The checks of :func:`mmd` on the sizes of the samples (on every rank, of the concatenated shards)."""
+    if d_x != d_y:
+        raise ValueError(
+            f"{metric}: needs d_x = d_y (the kernel compares rows of x with rows of y), got d_x={d_x}, d_y={d_y}"
+        )
+    if estimator == "unbiased" and min(n, m) < 2:
+        raise ValueError(
+            f"{metric}: the unbiased estimator needs at least 2 rows in each sample (it divides by n(n−1)), "
+            f"got n={n}, m={m}"
+        )
+
+
+def resolve_sigmas(sigma: float | Sequence[float] | str, x: torch.Tensor, y: torch.Tensor, metric: str) -> list[float]:
+    """The list of bandwidths: one float, several floats (sum of kernels) or the pooled-sample median (of the
+    rows of x and y). The form of ``sigma`` is checked by :func:`check_settings`."""
+    if isinstance(sigma, str):
         median = float(pairwise.median_pairwise_distance(pairwise.pooled_subsample(x.detach(), y.detach())))
         if not median > 0:
             raise ValueError(
@@ -52,8 +82,6 @@ def resolve_sigmas(sigma: float | Sequence[float] | str, x: torch.Tensor, y: tor
             )
         return [median]
     if isinstance(sigma, Sequence):
-        if len(sigma) == 0:
-            raise ValueError(f"{metric}: sigma is an empty list; give at least one bandwidth")
         return [check_bandwidth(s, metric) for s in sigma]
     return [check_bandwidth(sigma, metric)]
 
@@ -83,9 +111,9 @@ def mmd(
         group: a ``torch.distributed`` process group: x and y are this rank's shards of the two samples (the
             samples are their concatenations in rank order; a shard may be empty) and every rank gets the
             global value, equal to one process on the concatenated samples to float64 rounding, with the
-            same median bandwidth (:mod:`torchspectral.pairwise.sharded`; a collective). Differentiable: each
-            rank gets the gradient of its own rows, the backward needs no communication (the convention of
-            :mod:`torchspectral.distributed`). None (default): one process.
+            same median bandwidth (:mod:`torchspectral.distributed.pairwise_engine`; a collective).
+            Differentiable: each rank gets the gradient of its own rows, the backward needs no communication
+            (the convention of :mod:`torchspectral.distributed.reduction`). None (default): one process.
         precision: of the distance GEMMs on float32 data: None (default: ``"tf32x3"`` for the kernels on CUDA,
             ``"ieee"`` otherwise), ``"ieee"``, ``"tf32x3"``, ``"tf32"`` or ``"bf16"``; the accuracy of each is
             derived in :mod:`torchspectral.pairwise.precision` (worst case, tf32/bf16 cannot resolve an MMD²
@@ -106,28 +134,15 @@ def mmd(
     """
     metric = "mmd"
     if group is not None:
-        if precision is not None:
-            raise ValueError("mmd: precision applies to one process; the sharded engine (group=) computes in ieee")
+        agreement.refuse_precision(metric, precision)
         return _mmd_across(x, y, sigma, estimator, scale, nan_policy, backend, group)
     x = check_sample(x, "x", metric, nan_policy)
     y = check_sample(y, "y", metric, nan_policy)
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(
-            f"{metric}: needs d_x = d_y (the kernel compares rows of x with rows of y), "
-            f"got d_x={x.shape[1]}, d_y={y.shape[1]}"
-        )
     if x.device != y.device:
         raise ValueError(f"{metric}: x is on {x.device} but y is on {y.device}")
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"{metric}: estimator must be one of {ESTIMATORS}, got {estimator!r}")
     n, m = x.shape[0], y.shape[0]
-    if estimator == "unbiased" and min(n, m) < 2:
-        raise ValueError(
-            f"{metric}: the unbiased estimator needs at least 2 rows in each sample (it divides by n(n−1)), "
-            f"got n={n}, m={m}"
-        )
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or not torch.isfinite(torch.tensor(scale)):
-        raise ValueError(f"{metric}: scale must be a finite number, got {scale!r}")
+    check_sizes(n, m, x.shape[1], y.shape[1], estimator, metric)
+    check_settings(sigma, estimator, scale, metric)
     sigmas = resolve_sigmas(sigma, x, y, metric)
     chosen = pairwise.resolve_backend(backend, metric, x, y)
     precision = pairwise.resolve_precision(precision, chosen, metric, x, y)
@@ -158,65 +173,48 @@ def _mmd_across(x, y, sigma, estimator, scale, nan_policy, backend, group) -> to
     metric = "mmd"
 
     def local() -> dict:
-        shards.check_no_omit(nan_policy, metric)
-        shards.check_backend(backend, metric)
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"{metric}: estimator must be one of {ESTIMATORS}, got {estimator!r}")
-        if not shards.is_finite_number(scale):
-            raise ValueError(f"{metric}: scale must be a finite number, got {scale!r}")
-        facts = {"x": shards.describe_shard(x, "x", metric), "y": shards.describe_shard(y, "y", metric)}
-        if not isinstance(sigma, str):
-            resolve_sigmas(sigma, x, y, metric)  # a number or a list: checked without the data
-        elif sigma != "median":
-            raise ValueError(f"{metric}: sigma must be a positive number, a list of them, or 'median', got {sigma!r}")
-        return facts
+        agreement.check_group_options(metric, nan_policy, backend)
+        check_settings(sigma, estimator, scale, metric)
+        return {"x": agreement.describe_shard(x, "x", metric), "y": agreement.describe_shard(y, "y", metric)}
 
-    facts = shards.agree(local, group)
+    facts = agreement.agree(local, group)
     fx, fy = [f["x"] for f in facts], [f["y"] for f in facts]
     n, m = sum(f["n"] for f in fx), sum(f["n"] for f in fy)
-    d_x, d_y = shards.width(fx, "x", metric), shards.width(fy, "y", metric)
+    d_x, d_y = agreement.width(fx, "x", metric), agreement.width(fy, "y", metric)
     for name, parts, total in (("x", fx, n), ("y", fy, m)):
         bad = sum(f["bad"] for f in parts)
         if bad:
             raise ValueError(f"{metric}: {bad} of {total} rows of {name} contain NaN or Inf (across the ranks)")
-    if d_x != d_y:
-        raise ValueError(
-            f"{metric}: needs d_x = d_y (the kernel compares rows of x with rows of y), got d_x={d_x}, d_y={d_y}"
-        )
-    if estimator == "unbiased" and min(n, m) < 2:
-        raise ValueError(
-            f"{metric}: the unbiased estimator needs at least 2 rows in each sample (it divides by n(n−1)), "
-            f"got n={n}, m={m}"
-        )
+    check_sizes(n, m, d_x, d_y, estimator, metric)
     # As check_sample does per sample: a sample out of float32's range is computed in float64.
     dtype = max(
         (
-            shards.compute_dtype_across(metric, n, d_x, fx, names=("x",)),
-            shards.compute_dtype_across(metric, m, d_x, fy, names=("y",)),
+            agreement.compute_dtype_across(metric, n, d_x, fx, names=("x",)),
+            agreement.compute_dtype_across(metric, m, d_x, fy, names=("y",)),
         ),
         key=lambda t: t.itemsize,
     )
     inputs = (x, y)
-    x, y = shards.as_rows(x, d_x, dtype), shards.as_rows(y, d_x, dtype)
+    x, y = agreement.as_rows(x, d_x, dtype), agreement.as_rows(y, d_x, dtype)
     x_counts, y_counts = [f["n"] for f in fx], [f["n"] for f in fy]
     if isinstance(sigma, str):
-        pooled = sharded.pooled_rows_at(x, y, x_counts, y_counts, pairwise.MEDIAN_SUBSAMPLE, dtype, group)
+        pooled = pairwise_engine.pooled_rows_at(x, y, x_counts, y_counts, pairwise.MEDIAN_SUBSAMPLE, dtype, group)
         sigmas = resolve_sigmas(sigma, pooled, pooled[:0], metric)  # the rows one process takes its median on
     else:
         sigmas = resolve_sigmas(sigma, x, y, metric)
     coefs = tuple(1.0 / (2.0 * float(s) ** 2) for s in sigmas)
     level = pairwise.kernel_level(
-        sharded.pooled_rows_at(x, y, x_counts, y_counts, pairwise.LEVEL_SUBSAMPLE, dtype, group), coefs
+        pairwise_engine.pooled_rows_at(x, y, x_counts, y_counts, pairwise.LEVEL_SUBSAMPLE, dtype, group), coefs
     )
-    mean = shards.global_mean((x, y), n + m, group)
+    mean = agreement.global_mean((x, y), n + m, group)
     x0, y0 = x - mean.to(dtype), y - mean.to(dtype)
-    s_xx, s_yy, s_xy = sharded.mmd_sums_across(x0, y0, coefs, level, x_counts, y_counts, group)
+    s_xx, s_yy, s_xy = pairwise_engine.mmd_sums_across(x0, y0, coefs, level, x_counts, y_counts, group)
     value = scale * mmd_from_sums(s_xx, s_yy, s_xy, n, m, level, len(sigmas), estimator)
     # Every rank must agree on whether the gradient pass runs (it is a collective).
-    wants_grad = any(shards.agree(lambda: torch.is_grad_enabled() and any(t.requires_grad for t in inputs), group))
+    wants_grad = any(agreement.agree(lambda: torch.is_grad_enabled() and any(t.requires_grad for t in inputs), group))
     if not wants_grad:
         return value
-    g_xx, g_xy_x, g_yy, g_xy_y = sharded.mmd_sum_grads_across(x0, y0, coefs, x_counts, y_counts, group)
+    g_xx, g_xy_x, g_yy, g_xy_y = pairwise_engine.mmd_sum_grads_across(x0, y0, coefs, x_counts, y_counts, group)
     # MMD² is linear in the sums: its gradient with respect to this rank's rows, formed now.
     a_x, a_y = (1.0 / (n * (n - 1)), 1.0 / (m * (m - 1))) if estimator == "unbiased" else (1.0 / n**2, 1.0 / m**2)
     grad_x = scale * (a_x * g_xx - 2.0 / (n * m) * g_xy_x)
@@ -228,7 +226,7 @@ class _ShardedValue(torch.autograd.Function):
     """A value computed across ranks whose gradients with respect to this rank's inputs are known already.
 
     Backward: the upstream gradient times them, without communication: each rank gets exactly ∂L/∂(its rows)
-    for a loss L every rank computes from the global value (:mod:`torchspectral.distributed`'s convention;
+    for a loss L every rank computes from the global value (:mod:`torchspectral.distributed.reduction`'s convention;
     under DistributedDataParallel multiply the loss by the world size).
     """
 

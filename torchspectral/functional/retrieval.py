@@ -28,8 +28,9 @@ from typing import Any
 import torch
 
 from torchspectral import pairwise
-from torchspectral.functional import shards
-from torchspectral.pairwise.sharded import retrieval_ranks_across
+from torchspectral.distributed import agreement
+from torchspectral.distributed.collectives import group_rank_world, sum_all
+from torchspectral.distributed.pairwise_engine import retrieval_ranks_across
 from torchspectral.validation import (
     NAN_POLICIES,
     check_matrix,
@@ -81,24 +82,62 @@ class RetrievalResult:
         return out
 
 
-def _caption_map(caption_to_image, n_img: int, n_cap: int, device: torch.device, metric: str) -> torch.Tensor:
+# The checks of the inputs below are shared by the one-process path and the group= path (retrieval_of_shards),
+# which runs them on this rank's rows (``sharded``) or on the facts the ranks agreed on: one message each.
+
+
+def check_caption_map(caption_to_image, n_img: int, n_cap: int, metric: str, sharded: bool = False) -> None:
+    """The form of the caption → image map for n_img images and n_cap captions (this rank's, ``sharded``)."""
     if caption_to_image is None:
         if n_img != n_cap:
             raise ValueError(
-                f"{metric}: x has {n_img} rows and y has {n_cap}; without caption_to_image row i of x must pair "
-                "with row i of y (pass caption_to_image to give several captions per image)"
+                f"{metric}: x has {n_img} rows and y has {n_cap}{' on this rank' if sharded else ''}; without "
+                "caption_to_image row i of x must pair with row i of y (pass caption_to_image to give several "
+                "captions per image)"
             )
-        return torch.arange(n_img, device=device)
+        return
     c = torch.as_tensor(caption_to_image)
     if c.dtype.is_floating_point or c.dtype.is_complex or c.dtype == torch.bool:
         raise TypeError(f"{metric}: caption_to_image must hold integer image indices, got dtype {c.dtype}")
     if c.dim() != 1 or c.shape[0] != n_cap:
+        index = "one global image index per caption of this rank" if sharded else "one image index per caption"
+        raise ValueError(f"{metric}: caption_to_image must have {index}, shape ({n_cap},), got {tuple(c.shape)}")
+
+
+def check_index_range(outside: int, n_img: int, metric: str, sharded: bool = False) -> None:
+    """``outside``: the number of caption → image indices outside [0, n_img) (of every rank, ``sharded``)."""
+    if outside:
         raise ValueError(
-            f"{metric}: caption_to_image must have one image index per caption, shape ({n_cap},), got {tuple(c.shape)}"
+            f"{metric}: caption_to_image holds {outside} indices outside [0, {n_img}) (there are {n_img} images"
+            f"{' across the ranks' if sharded else ''})"
         )
-    c = c.to(device=device, dtype=torch.int64)
-    if bool((c < 0).any()) or bool((c >= n_img).any()):
-        raise ValueError(f"{metric}: caption_to_image holds indices outside [0, {n_img}) (there are {n_img} images)")
+
+
+def check_orphans(captions_per_image: torch.Tensor, metric: str) -> None:
+    n_img = captions_per_image.shape[0]
+    orphans = int((captions_per_image == 0).sum())
+    if orphans:
+        raise ValueError(
+            f"{metric}: {orphans} of {n_img} images have no caption; an image→text rank needs at least one"
+        )
+
+
+def check_widths(d_x: int, d_y: int, metric: str) -> None:
+    if d_x != d_y:
+        raise ValueError(f"{metric}: needs d_x = d_y (cosine between images and captions), got d_x={d_x}, d_y={d_y}")
+
+
+def check_zero_norms(zero: int, name: str, metric: str) -> None:
+    if zero:
+        raise ValueError(f"{metric}: {zero} rows of {name} have zero norm and cannot be L2-normalised")
+
+
+def _caption_map(caption_to_image, n_img: int, n_cap: int, device: torch.device, metric: str) -> torch.Tensor:
+    check_caption_map(caption_to_image, n_img, n_cap, metric)
+    if caption_to_image is None:
+        return torch.arange(n_img, device=device)
+    c = torch.as_tensor(caption_to_image).to(device=device, dtype=torch.int64)
+    check_index_range(int(((c < 0) | (c >= n_img)).sum()), n_img, metric)
     return c
 
 
@@ -145,21 +184,14 @@ def clean_retrieval_inputs(
     if not usable_as_is(n, d, x, y):
         x, y, c = _drop_non_finite(x, y, c, caption_to_image is None, metric, nan_policy)
         x, y = within_range({"x": x, "y": y}, metric, n, d)
-    captions_per_image = torch.bincount(c, minlength=x.shape[0])
-    orphans = int((captions_per_image == 0).sum())
-    if orphans:
-        raise ValueError(
-            f"{metric}: {orphans} of {x.shape[0]} images have no caption; an image→text rank needs at least one"
-        )
+    check_orphans(torch.bincount(c, minlength=x.shape[0]), metric)  # every image keeps a caption
     return x, y, c
 
 
 def _normalised(t: torch.Tensor, dtype: torch.dtype, name: str, metric: str) -> torch.Tensor:
     t = t.detach().to(dtype)
     norms = torch.linalg.vector_norm(t, dim=1)
-    zero = int((norms == 0).sum())
-    if zero:
-        raise ValueError(f"{metric}: {zero} rows of {name} have zero norm and cannot be L2-normalised")
+    check_zero_norms(int((norms == 0).sum()), name, metric)
     return t / norms[:, None]
 
 
@@ -193,7 +225,8 @@ def retrieval(
             are then this rank's shards of the images and captions (the global sets are their concatenations
             in rank order; a shard may be empty), ``caption_to_image`` holds *global* image indices, and every
             rank gets the global result (ranks in global order), bitwise the one-process result on the
-            concatenated data (:mod:`torchspectral.pairwise.sharded`; a collective: call it on every rank).
+            concatenated data (:mod:`torchspectral.distributed.pairwise_engine`; a collective: call it on
+            every rank).
             None (default): one process.
         precision: of the score GEMMs on float32 data: None (default: ``"tf32x3"`` for the kernels on CUDA,
             ``"ieee"`` otherwise), ``"ieee"``, ``"tf32x3"``, ``"tf32"`` or ``"bf16"``. tf32/bf16 round the rows
@@ -214,10 +247,7 @@ def retrieval(
     """
     metric = "retrieval"
     if group is not None:
-        if precision is not None:
-            raise ValueError(
-                "retrieval: precision applies to one process; the sharded engine (group=) computes in ieee"
-            )
+        agreement.refuse_precision(metric, precision)
         return retrieval_of_shards(x, y, caption_to_image, ks, ties, group, nan_policy=nan_policy, backend=backend)
     ks = _check_options(ks, ties, metric)
     x_hat, y_hat, c, chosen, precision = _prepared(x, y, caption_to_image, metric, nan_policy, backend, precision)
@@ -260,10 +290,7 @@ def retrieval_under_both_ties(
 def _prepared(x, y, caption_to_image, metric, nan_policy, backend, precision):
     """Validated, L2-normalised images and captions, the caption → image map, the backend and the precision."""
     x, y, c = clean_retrieval_inputs(x, y, caption_to_image, metric, nan_policy)
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(
-            f"{metric}: needs d_x = d_y (cosine between images and captions), got d_x={x.shape[1]}, d_y={y.shape[1]}"
-        )
+    check_widths(x.shape[1], y.shape[1], metric)
     dtype = compute_dtype(x, y)
     x_hat, y_hat = _normalised(x, dtype, "x", metric), _normalised(y, dtype, "y", metric)
     chosen = pairwise.resolve_backend(backend, metric, x_hat, y_hat)
@@ -316,75 +343,49 @@ def retrieval_of_shards(
     the sharded engine; x and y may also be lists of row blocks (a metric's list states: never concatenated,
     never copied whole). ``group=None``: one process through the same engine (no collective)."""
     metric = "retrieval"
-    rank, _ = shards.group_rank_world(group)
+    rank, _ = group_rank_world(group)
 
     def local() -> dict:
-        shards.check_no_omit(nan_policy, metric)
-        shards.check_backend(backend, metric)
+        agreement.check_group_options(metric, nan_policy, backend)
         _check_options(ks, ties, metric)
-        fx, fy = shards.describe_rows(x, "x", metric), shards.describe_rows(y, "y", metric)
-        if caption_to_image is None:
-            if fx["n"] != fy["n"]:
-                raise ValueError(
-                    f"{metric}: x has {fx['n']} rows and y has {fy['n']} on this rank; without caption_to_image row "
-                    "i of x must pair with row i of y (pass caption_to_image to give several captions per image)"
-                )
-        else:
-            c = torch.as_tensor(caption_to_image)
-            if c.dtype.is_floating_point or c.dtype.is_complex or c.dtype == torch.bool:
-                raise TypeError(f"{metric}: caption_to_image must hold integer image indices, got dtype {c.dtype}")
-            if c.dim() != 1 or c.shape[0] != fy["n"]:
-                raise ValueError(
-                    f"{metric}: caption_to_image must have one global image index per caption of this rank, shape "
-                    f"({fy['n']},), got {tuple(c.shape)}"
-                )
+        fx, fy = agreement.describe_rows(x, "x", metric), agreement.describe_rows(y, "y", metric)
+        check_caption_map(caption_to_image, fx["n"], fy["n"], metric, sharded=True)
         for t, f in ((x, fx), (y, fy)):
             if f["n"] and not f["bad"]:
-                f["zero"] = sum(int((torch.linalg.vector_norm(p.detach(), dim=1) == 0).sum()) for p in shards.parts(t))
+                norms = (torch.linalg.vector_norm(p.detach(), dim=1) for p in agreement.parts(t))
+                f["zero"] = sum(int((n == 0).sum()) for n in norms)
         return {"x": fx, "y": fy}
 
-    facts = shards.agree(local, group)
+    facts = agreement.agree(local, group)
     ks = _check_options(ks, ties, metric)
     fx, fy = [f["x"] for f in facts], [f["y"] for f in facts]
     n_img, n_cap = sum(f["n"] for f in fx), sum(f["n"] for f in fy)
-    d_x, d_y = shards.width(fx, "x", metric), shards.width(fy, "y", metric)
+    d_x, d_y = agreement.width(fx, "x", metric), agreement.width(fy, "y", metric)
     bad_img, bad_cap = sum(f["bad"] for f in fx), sum(f["bad"] for f in fy)
     if bad_img or bad_cap:
         raise ValueError(
             f"{metric}: {bad_img} of {n_img} images and {bad_cap} of {n_cap} captions contain NaN or Inf"
             + (" (all ranks together)" if group is not None else "")
         )
-    if d_x != d_y:
-        raise ValueError(f"{metric}: needs d_x = d_y (cosine between images and captions), got d_x={d_x}, d_y={d_y}")
+    check_widths(d_x, d_y, metric)
     for name, parts in (("x", fx), ("y", fy)):
-        zero = sum(f.get("zero", 0) for f in parts)
-        if zero:
-            raise ValueError(f"{metric}: {zero} rows of {name} have zero norm and cannot be L2-normalised")
-    dtype = shards.compute_dtype_across(metric, max(n_img, n_cap), d_x, fx, fy)
+        check_zero_norms(sum(f.get("zero", 0) for f in parts), name, metric)
+    dtype = agreement.compute_dtype_across(metric, max(n_img, n_cap), d_x, fx, fy)
     image_counts, caption_counts = [f["n"] for f in fx], [f["n"] for f in fy]
     first_image = sum(image_counts[:rank])
-    device = shards.device_of(x, y)
+    device = agreement.device_of(x, y)
     if caption_to_image is None:
         c = first_image + torch.arange(image_counts[rank], device=device)
     else:
         c = torch.as_tensor(caption_to_image).to(device=device, dtype=torch.int64)
     # Out-of-range indices and images without a caption, counted across the ranks (the same verdict everywhere).
     inside = (c >= 0) & (c < n_img)
-    tally = torch.cat([torch.bincount(c[inside], minlength=n_img), (~inside).sum().reshape(1)])
-    tally = shards.sum_all(tally, group)
-    if int(tally[-1]):
-        raise ValueError(
-            f"{metric}: caption_to_image holds {int(tally[-1])} indices outside [0, {n_img}) (there are {n_img} "
-            "images across the ranks)"
-        )
-    orphans = int((tally[:-1] == 0).sum())
-    if orphans:
-        raise ValueError(
-            f"{metric}: {orphans} of {n_img} images have no caption; an image→text rank needs at least one"
-        )
+    tally = sum_all(torch.cat([torch.bincount(c[inside], minlength=n_img), (~inside).sum().reshape(1)]), group)
+    check_index_range(int(tally[-1]), n_img, metric, sharded=group is not None)
+    check_orphans(tally[:-1], metric)
     i2t, t2i = retrieval_ranks_across(
-        shards.detached(x),
-        shards.detached(y),
+        agreement.detached(x),
+        agreement.detached(y),
         c,
         ties == "pessimistic",
         image_counts,

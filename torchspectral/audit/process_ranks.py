@@ -1,8 +1,10 @@
-"""The audit split across torch.distributed ranks: each rank reads and analyses every W-th run, rank 0 writes.
+"""The audit split across processes (torch.distributed ranks): each rank reads and analyses every W-th run, rank 0
+writes. (The ranks of retrieval results are another thing: :mod:`torchspectral.pairwise.retrieval_counts`.)
 
 Every step that can fail on one rank only (the output location, on rank 0; reading a rank's input files) ends
 with the ranks exchanging their verdicts (``all_gather_object``), so an error anywhere is the same error on
-every rank, not a rank waiting forever in a collective. A run whose analysis fails is a
+every rank, not a rank waiting forever in a collective. The communication is that of
+:mod:`torchspectral.distributed.collectives` over the default process group. A run whose analysis fails is a
 :class:`~torchspectral.audit.records.RunFailure` on the rank that ran it and travels to rank 0 like any result,
 so the report is the one-process report: the runs in manifest order, the failed ones listed.
 """
@@ -15,6 +17,8 @@ from typing import Any
 
 from torchspectral.audit.errors import AuditInputError, AuditWriteError
 from torchspectral.audit.records import RunFailure, RunResult
+from torchspectral.distributed import require_initialised
+from torchspectral.distributed.collectives import gather_objects, group_rank_world
 
 
 class RankSplit:
@@ -22,15 +26,13 @@ class RankSplit:
 
     def __init__(self, distributed: bool) -> None:
         self.distributed = distributed
+        self.group: Any = None  # one process: no collective
         if distributed:
-            from torchspectral.distributed import require_initialised
-
             require_initialised("torchspectral audit --distributed")
             import torch.distributed as dist
 
-            self.rank, self.world = dist.get_rank(), dist.get_world_size()
-        else:
-            self.rank, self.world = 0, 1
+            self.group = dist.group.WORLD
+        self.rank, self.world = group_rank_world(self.group)
 
     def mine(self, items: Sequence[Any]) -> list[tuple[int, Any]]:
         """(manifest index, item) of the runs this rank takes: index ≡ rank (mod W)."""
@@ -38,13 +40,7 @@ class RankSplit:
 
     def everyone(self, value: Any) -> list[Any]:
         """Every rank's ``value``, in rank order."""
-        if not self.distributed:
-            return [value]
-        import torch.distributed as dist
-
-        out: list[Any] = [None] * self.world
-        dist.all_gather_object(out, value)
-        return out
+        return gather_objects(value, self.group)
 
     def agreed(self, step: Callable[[], Any]) -> Any:
         """``step()`` on this rank; if it raised on any rank, the same error on every rank: an
