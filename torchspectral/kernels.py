@@ -1,8 +1,10 @@
 """``torchspectral.kernels``: whether the fused kernels can run here, and the door to the device code.
 
-The device code (one op per file: kernel, launcher, autograd Function) lives in the repository's top-level
-``kernels/`` folder; ``kernels/README.md`` maps it. This module is what ``import torchspectral.kernels`` gives,
-and it makes that folder its package path, so ``torchspectral.kernels.tiles`` and friends import from it.
+The device code (one op per file: kernel and launcher; the autograd Functions that pair a fused forward with
+the torch backward are in :mod:`torchspectral.pairwise`, which imports these files, never the reverse) lives
+in the repository's top-level ``kernels/`` folder; ``kernels/README.md`` maps it. This module is what
+``import torchspectral.kernels`` gives, and it makes that folder its package path, so ``torchspectral.kernels.tiles``
+and friends import from it.
 
 Why a module and not ``kernels/__init__.py``: a folder with an ``__init__.py`` in the repository root is a
 regular package named ``kernels`` for any Python started there (pytest, a script, ``python -c``), and it would
