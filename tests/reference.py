@@ -490,3 +490,13 @@ def cknna(x, y, k):
         return _hsic_unbiased_dense(m * Ka, m * Kb)
 
     return float(sim(x, y, K, L) / np.sqrt(sim(x, x, K, K) * sim(y, y, L, L)))
+
+
+def procrustes_similarity(x, y):
+    """Orthogonal Procrustes similarity: nuclear norm of the cross-product of the centred, unit-Frobenius-norm
+    representations (Ding et al. 2021), computed from the n x d data directly."""
+    x, y = _as64(x), _as64(y)
+    _check_pairs(x, y)
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    xt, yt = xc / np.linalg.norm(xc), yc / np.linalg.norm(yc)
+    return float(np.linalg.svd(xt.T @ yt, compute_uv=False).sum())

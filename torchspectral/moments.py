@@ -20,6 +20,7 @@ from torchspectral.functional.gap import (
     rmg_from_moments,
     true_pair_cosine_from_moments,
 )
+from torchspectral.functional.procrustes import procrustes_from_moments
 from torchspectral.functional.report import report_from_moments
 from torchspectral.functional.sas import SpectralAlignmentResult, sas_from_moments, spectral_alignment_from_moments
 from torchspectral.functional.svcca import svcca_from_moments
@@ -71,6 +72,10 @@ class Moments(MomentStatistics):
     def coral(self, scale: str = "deep") -> torch.Tensor:
         """CORAL; see :func:`torchspectral.coral`."""
         return coral_from_moments(self, scale=scale)
+
+    def procrustes(self, kind: str = "similarity") -> torch.Tensor:
+        """Orthogonal Procrustes similarity, distance or angle; see :func:`torchspectral.procrustes`."""
+        return procrustes_from_moments(self, kind=kind)
 
     def modality_gap(self) -> torch.Tensor:
         return modality_gap_from_moments(self)

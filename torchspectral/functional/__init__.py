@@ -5,6 +5,7 @@ from torchspectral.functional.coral import coral
 from torchspectral.functional.gap import cosine_gap, l2i, modality_gap, rmg, true_pair_cosine
 from torchspectral.functional.mmd import mmd
 from torchspectral.functional.neighbours import cknna, cycle_knn, mutual_knn
+from torchspectral.functional.procrustes import procrustes
 from torchspectral.functional.report import alignment_report
 from torchspectral.functional.retrieval import RetrievalResult, retrieval
 from torchspectral.functional.sas import SpectralAlignmentResult, sas, spectral_alignment
@@ -23,6 +24,7 @@ __all__ = [
     "mmd",
     "modality_gap",
     "mutual_knn",
+    "procrustes",
     "retrieval",
     "rmg",
     "sas",
