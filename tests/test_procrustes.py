@@ -54,6 +54,12 @@ def test_streams_like_every_moment_metric() -> None:
     for a in range(0, 250, 60):
         m.update(x[a : a + 60], y[a : a + 60])
     assert float(m.procrustes()) == pytest.approx(float(ts.procrustes(x, y)), abs=1e-12)
+    metric = ts.metrics.Procrustes(5, 7, kind="angular")
+    for a in range(0, 250, 70):
+        metric.update(x[a : a + 70], y[a : a + 70])
+    assert float(metric.compute()) == pytest.approx(float(ts.procrustes(x, y, kind="angular")), abs=1e-10)
+    with pytest.raises(ValueError, match="Procrustes: kind must be one of"):
+        ts.metrics.Procrustes(5, kind="cosine")
 
 
 def test_gradient_matches_finite_differences() -> None:

@@ -9,7 +9,14 @@ except ModuleNotFoundError as error:
         "torchspectral.metrics needs torchmetrics, which is not installed: pip install 'torchspectral[metrics]'"
     ) from error
 
-from torchspectral.metrics.moment_metrics import CKA, AlignmentMetrics, ModalityGap, MomentMetric, SpectralAlignment
+from torchspectral.metrics.moment_metrics import (
+    CKA,
+    AlignmentMetrics,
+    ModalityGap,
+    MomentMetric,
+    Procrustes,
+    SpectralAlignment,
+)
 from torchspectral.metrics.pairwise_metrics import MMD, KernelCKA, Retrieval
 
 __all__ = [
@@ -19,6 +26,7 @@ __all__ = [
     "KernelCKA",
     "ModalityGap",
     "MomentMetric",
+    "Procrustes",
     "Retrieval",
     "SpectralAlignment",
 ]

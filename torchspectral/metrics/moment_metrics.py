@@ -16,6 +16,7 @@ import torch
 from torchmetrics import Metric
 
 from torchspectral.distributed import require_same_across_ranks
+from torchspectral.functional.procrustes import KINDS as PROCRUSTES_KINDS
 from torchspectral.metrics.registry_facts import class_facts, set_dict_facts
 from torchspectral.moments import Moments, merge_flat
 from torchspectral.registry import METRICS, MOMENT_METRICS, SAME_DIM_METRICS
@@ -127,6 +128,20 @@ class CKA(MomentMetric):
 
     def compute(self) -> torch.Tensor:
         return self._finite_statistics().cka(unbiased=self.unbiased)
+
+
+class Procrustes(MomentMetric):
+    """Streaming orthogonal Procrustes similarity, distance (2 − 2ρ) or angle (arccos ρ); works for d_x ≠ d_y
+    (:func:`torchspectral.procrustes`)."""
+
+    def __init__(self, d_x: int, d_y: int | None = None, kind: str = "similarity", **kwargs: Any) -> None:
+        if kind not in PROCRUSTES_KINDS:
+            raise ValueError(f"Procrustes: kind must be one of {PROCRUSTES_KINDS}, got {kind!r}")
+        super().__init__(d_x, d_y, **kwargs)
+        self.kind = kind
+
+    def compute(self) -> torch.Tensor:
+        return self._finite_statistics().procrustes(kind=self.kind)
 
 
 class ModalityGap(MomentMetric):
