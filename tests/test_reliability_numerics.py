@@ -281,7 +281,7 @@ def test_losses_of_tiny_float32_inputs_are_correct_with_float32_gradients() -> N
 
 
 def test_sharded_inputs_follow_the_same_range_rule() -> None:
-    from torchspectral.functional import shards
+    from torchspectral.distributed import agreement as shards
 
     def facts(peak: float, float64: bool) -> list[dict]:
         return [{"n": 10, "d": 4, "float64": float64, "bad": 0, "peak": peak}, {"n": 0, "d": None, "float64": False,
