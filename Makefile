@@ -14,7 +14,7 @@ EMOJI_FONTS := /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf /usr/share/font
 	/usr/share/fonts/google-noto-emoji/NotoColorEmoji.ttf
 
 .PHONY: test lint lock test-latest emoji-font demo bench bench-pairwise bench-audit aot aot-sweep bench-gpu \
-	bench-sas-replicates coverage coverage-default install clean
+	bench-sas-replicates coverage coverage-default coverage-verdict install clean
 
 $(STAMP): pyproject.toml constraints.txt $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,23 +69,25 @@ test-latest: emoji-font
 demo: $(STAMP)
 	$(VENV)/bin/torchspectral demo
 
+# The benchmarks: every script, its target and the results file it writes are listed in benchmarks/README.md.
+# The moment metrics (pytest-benchmark, benchmarks/speed/; `make test` never collects these).
 bench: $(STAMP)
-	$(PY) -m pytest benchmarks/test_moment_metrics.py -p no:cacheprovider --benchmark-only \
+	$(PY) -m pytest benchmarks/speed/test_moment_metrics.py -p no:cacheprovider --benchmark-only \
 		--benchmark-json=benchmarks/results/cpu-$$(nproc)core.json
-	$(PY) benchmarks/summarize.py benchmarks/results/cpu-$$(nproc)core.json
+	$(PY) benchmarks/speed/summarize.py benchmarks/results/cpu-$$(nproc)core.json
 
 # The pairwise metrics (n = 2,000 and 20,000, d = 768; about 10 minutes on 2 cores).
 bench-pairwise: $(STAMP)
-	$(PY) -m pytest benchmarks/test_pairwise.py -p no:cacheprovider --benchmark-only \
+	$(PY) -m pytest benchmarks/speed/test_pairwise.py -p no:cacheprovider --benchmark-only \
 		--benchmark-json=benchmarks/results/cpu-$$(nproc)core-pairwise.json
-	$(PY) benchmarks/summarize.py benchmarks/results/cpu-$$(nproc)core-pairwise.json
+	$(PY) benchmarks/speed/summarize.py benchmarks/results/cpu-$$(nproc)core-pairwise.json
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) $(LATEST_VENV) *.egg-info .pytest_cache .benchmarks
 
 # The audit: 10 runs of n = 5,000, d = 768 end to end (goal: under 2 minutes on 2 cores).
 bench-audit: $(STAMP)
-	$(PY) -m pytest benchmarks/test_audit.py -p no:cacheprovider --benchmark-only -s \
+	$(PY) -m pytest benchmarks/speed/test_audit.py -p no:cacheprovider --benchmark-only -s \
 		--benchmark-json=benchmarks/results/audit-cpu-$$(nproc)core.json
 
 # Ahead-of-time compiles of the Triton kernels for sm_80 and sm_90 (no GPU needed; TRITON_INTERPRET must be
@@ -103,23 +105,24 @@ bench-gpu: $(STAMP)
 
 # One exact SAS bootstrap replicate (float32 vs float64 eigensolves) against its floor, n = 5,000 and 20,000, d = 768.
 bench-sas-replicates: $(STAMP)
-	$(PY) -m pytest benchmarks/test_sas_replicate_cost.py -p no:cacheprovider --benchmark-only -s \
+	$(PY) -m pytest benchmarks/speed/test_sas_replicate_cost.py -p no:cacheprovider --benchmark-only -s \
 		--benchmark-json=benchmarks/results/sas-replicate-cost-cpu-$$(nproc)core.json
 
-# Coverage of the interval methods against known truth (benchmarks/coverage.py, the committed grid; about 18 minutes
-# on 2 cores, two single-thread workers). Writes benchmarks/results/coverage-cpu-2core.json and prints the table.
+# Coverage of the interval methods against known truth (benchmarks/calibration/coverage.py, the committed grid; about
+# 18 minutes on 2 cores, two single-thread workers). Writes benchmarks/results/coverage-cpu-2core.json and prints the
+# table.
 coverage: $(STAMP)
-	$(PY) benchmarks/coverage.py --workers 2 --budget-min 22
+	$(PY) benchmarks/calibration/coverage.py --workers 2 --budget-min 22
 
 # The verdict as users get it (ts.imbalance_verdict at its defaults) against planted models: every regime of
-# benchmarks/coverage_verdict.py, held-out ones included (about 40 minutes on 2 cores). Writes
+# benchmarks/calibration/coverage_verdict.py, held-out ones included (about 40 minutes on 2 cores). Writes
 # benchmarks/results/coverage-verdict-cpu-2core.json (+ raw .gz). docs/verdict.md reads it.
 coverage-verdict: $(STAMP)
-	$(PY) benchmarks/coverage_verdict.py --workers 2
+	$(PY) benchmarks/calibration/coverage_verdict.py --workers 2
 
 # The calibrated default alone, as ts.bootstrap returns it (B = 200), with 100–200 repeats per regime (d = 768
 # included; about 55 minutes on 2 cores, 13 of them the Monte-Carlo population values), then the verdict's pass
 # (coverage-verdict). Writes benchmarks/results/coverage-default-cpu-2core.json (+ raw .gz) and the digest the
 # audit quotes (torchspectral/uncertainty/calibration.json).
 coverage-default: coverage-verdict $(STAMP)
-	$(PY) benchmarks/coverage_default.py --workers 2 --budget-min 50
+	$(PY) benchmarks/calibration/coverage_default.py --workers 2 --budget-min 50

@@ -1,34 +1,27 @@
-"""Small, seeded versions of the coverage harness (benchmarks/coverage.py): the calibrated default against known truth.
+"""Small, seeded versions of the coverage harness (benchmarks/calibration/): the calibrated default against known truth.
 
 They assert only what the full harness established with margin (docs/uncertainty.md#calibration; `make coverage`): on a
 planted model whose eigenmodes are well separated the calibrated intervals cover the population values, and on one whose
-top eigenvalues are within 3% SAS gets no interval at all. The planted models, their population values and the samples
-are the harness's own functions, so the two cannot drift apart.
+top eigenvalues are within 3% SAS gets no interval at all. The planted models, their population values, the samples
+and the scoring are the harness's own functions (tests/planted_coverage.py, which the harness imports), so the two
+cannot drift apart.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
+import planted_coverage
 import pytest
 
 import torchspectral as ts
 from torchspectral.uncertainty import CALIBRATED_METHODS
 
-_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "coverage.py"
-
 
 @pytest.fixture(scope="module")
 def harness():
-    spec = importlib.util.spec_from_file_location("coverage_harness", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve the module of the Regime class through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return planted_coverage
 
 
 CLOSED_FORM = ["sas_imbalance", "cka_linear_unbiased", "coral"]
@@ -127,17 +120,15 @@ def test_the_audit_reads_the_verdict_with_the_calibrated_default(harness) -> Non
 
 
 def test_the_default_pass_scores_what_ts_bootstrap_returns(harness, monkeypatch) -> None:
-    # benchmarks/coverage_default.py (the table the issue's acceptance reads): per repeat the default's own intervals
-    # and reasons; the summary counts them and gives the exact binomial interval of the coverage.
-    spec = importlib.util.spec_from_file_location("coverage_default", _PATH.with_name("coverage_default.py"))
-    default_pass = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(default_pass)
-    monkeypatch.setattr(default_pass.harness, "GAP_POPULATION_PAIRS", 100_000)
+    # benchmarks/calibration/coverage_default.py (the table the issue's acceptance reads): per repeat the default's
+    # own intervals and reasons; the summary counts them and gives the exact binomial interval of the coverage.
+    default_pass = harness
+    monkeypatch.setattr(default_pass, "GAP_POPULATION_PAIRS", 100_000)
     regime = default_pass.ALL_REGIMES["quick-d16-n300-lossy"]
     model = default_pass.planted(regime)
     truth = default_pass.population_values(regime, model)
-    runs = [default_pass.one_repeat(regime, model, r, n_boot=30, groups=10) for r in range(6)]
-    summary = default_pass.summarise(truth, runs)
+    runs = [default_pass.default_repeat(regime, model, r, n_boot=30, groups=10) for r in range(6)]
+    summary = default_pass.summarise_default(truth, runs)
     for name, entry in summary.items():
         given = [run["metrics"][name] for run in runs if run["metrics"][name]["interval"] is not None]
         assert entry["method"] == CALIBRATED_METHODS[name] and entry["given"] == len(given) and entry["repeats"] == 6
@@ -161,17 +152,10 @@ def test_the_default_pass_scores_what_ts_bootstrap_returns(harness, monkeypatch)
     assert "cka_linear" not in pooled and "cells in [92%, 99%]" in default_pass.verdict(results)
 
 
-def _default_pass():
-    spec = importlib.util.spec_from_file_location("coverage_default", _PATH.with_name("coverage_default.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_replacing_one_metric_of_a_run_must_add_up_to_a_complete_run(harness) -> None:
-    """coverage_default.replace_metrics: a rescored metric's repeats replace the base's one by one, and the merge is
-    refused where it would not be what a complete run gives."""
-    default_pass = _default_pass()
+    """replace_metrics (coverage_default.py --replace-from): a rescored metric's repeats replace the base's one by one,
+    and the merge is refused where it would not be what a complete run gives."""
+    default_pass = harness
 
     def run(repeat, interval, method, identified=True, seconds=1.0):
         entry = {"estimate": 0.1, "method": method, "interval": interval, "reason": None if interval else "why"}

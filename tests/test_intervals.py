@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
+import planted_coverage
 import pytest
 import torch
 from scipy import stats
@@ -235,15 +233,12 @@ def test_bad_input(pairs) -> None:
     )  # groups is only read by "bca" and "jackknife"
 
 
-def test_coverage_harness_population_values() -> None:
+def test_coverage_harness_population_values(monkeypatch) -> None:
     """The harness's population values (the package's formulas on population covariances) equal its closed forms,
     ΔSAS is 0 in the "scaled" model, and one repeat runs (tiny B)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "coverage.py"
-    spec = importlib.util.spec_from_file_location("coverage_harness", path)
-    harness = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = harness  # dataclasses resolve their module by name
-    spec.loader.exec_module(harness)
-    harness.GAP_POPULATION_PAIRS = 100_000  # the gap family's Monte-Carlo truth (no closed form) kept small here
+    harness = planted_coverage
+    # the gap family's Monte-Carlo truth (no closed form) kept small here
+    monkeypatch.setattr(harness, "GAP_POPULATION_PAIRS", 100_000)
     for name in ("d64-n500-lossy", "d64-n2000-degenerate", "d64-n500-scaled", "quick-d16-n300-lossy"):
         regime = harness.ALL_REGIMES[name]
         model = harness.planted(regime)
@@ -346,11 +341,7 @@ def test_calibrated_default_bad_input(pairs) -> None:
 
 def test_coverage_harness_summary_counts() -> None:
     """The harness's coverage, misses, width/sd and bias from hand-made repeats."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "coverage.py"
-    spec = importlib.util.spec_from_file_location("coverage_harness_summary", path)
-    harness = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = harness
-    spec.loader.exec_module(harness)
+    harness = planted_coverage
     regime = harness.ALL_REGIMES["quick-d16-n300-lossy"]
     truth = dict.fromkeys(regime.metrics, 1.0)
     estimates, bounds = [0.9, 1.1, 1.3, 1.0], [(0.8, 1.2), (0.95, 1.05), (1.1, 1.5), (0.5, 0.9)]

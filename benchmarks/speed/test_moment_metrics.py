@@ -10,7 +10,7 @@
   20000×20000 hits a segfault of the multithreaded OpenBLAS 0.3.31 syrk shipped with NumPy here;
   single-threaded it runs, but timing one reference on one core would inflate the ratio).
 
-Run with ``make bench``; ``python benchmarks/summarize.py <json>`` turns the JSON into the README table.
+Run with ``make bench``; ``python benchmarks/speed/summarize.py <json>`` turns the JSON into the README table.
 """
 
 from __future__ import annotations

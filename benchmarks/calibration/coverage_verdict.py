@@ -13,7 +13,7 @@ interval (Clopper–Pearson 95% interval of that coverage), bias and sd of the e
 
 Models:
 
-- ``lossy``, ``scaled``, ``degenerate``: the models of the bootstrap harness (``benchmarks/coverage.py``), whose
+- ``lossy``, ``scaled``, ``degenerate``: the models of the bootstrap harness (``tests/planted_coverage.py``), whose
   covariances share one eigenbasis, so ΔS = ΔSAS there.
 - ``power``: ``lossy`` with the correlation of x's one-sided factors raised until ΔS = ±``target`` (a small
   imbalance: the verdict's power); ``reversed`` swaps the towers.
@@ -41,6 +41,7 @@ import gzip
 import json
 import math
 import platform
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -51,7 +52,11 @@ import numpy as np
 import torch
 from scipy import stats
 
-RESULTS = Path(__file__).resolve().parent / "results" / "coverage-verdict-cpu-2core.json"
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))  # planted_coverage: the bootstrap harness's models
+import planted_coverage  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "coverage-verdict-cpu-2core.json"
 Q_ACTIVE = 0.1
 POPULATION_PAIRS = 1_000_000
 NULL = 1e-9  # |population ΔS| below this is "no imbalance"
@@ -104,13 +109,6 @@ QUICK = (
 ALL = {r.name: r for r in REGIMES + QUICK}
 
 
-def _bootstrap_harness():
-    """``benchmarks/coverage.py`` (its planted lossy/scaled/degenerate models), loaded as coverage_default does."""
-    from coverage_default import _load_harness
-
-    return _load_harness()
-
-
 def _diagonal_loadings(alpha2, beta2, c, basis):
     """F_x, F_y of the per-coordinate model x̃_i = α_i u_i, ỹ_i = β_i (c_i u_i + sqrt(1 − c_i²) v_i) in ``basis``."""
     d = alpha2.size
@@ -129,12 +127,11 @@ def _population_delta(fx, fy) -> tuple[float, float]:
 
     cx, cy, cxy = (torch.from_numpy(m) for m in (fx @ fx.T, fy @ fy.T, fx @ fy.T))
     s_xy, s_yx = subspace_scores(cx, cy, cxy, Q_ACTIVE)
-    harness = _bootstrap_harness()
     d = cx.shape[0]
     zeros = torch.zeros(d, dtype=torch.float64)
     from torchspectral.stats import MomentStatistics
 
-    big = harness.POPULATION_N
+    big = planted_coverage.POPULATION_N
     sums = {"sum_x": zeros, "sum_y": zeros.clone(), "sum_xx": big * cx, "sum_xy": big * cxy, "sum_yy": big * cy,
             "pairs_f32": torch.zeros((), dtype=torch.float64)}  # fmt: skip
     moments = MomentStatistics(d_x=d, d_y=d, n=big, shift_x=zeros, shift_y=zeros, sums=sums)
@@ -152,11 +149,10 @@ def _reflection(d: int, top: np.ndarray, rank: int, rng) -> np.ndarray:
 def build(regime: Regime) -> dict:
     """The regime's loadings (F_x, F_y), offsets and population values (deterministic in its seed)."""
     d, rng = regime.d, np.random.default_rng([regime.seed, 0])
-    harness = _bootstrap_harness()
-    a = harness.active_count(d)
+    a = planted_coverage.active_count(d)
     if regime.model in ("lossy", "scaled", "degenerate", "power", "scales"):
         structure = {"power": "lossy", "scales": "scaled"}.get(regime.model, regime.model)
-        m = harness.planted(harness.Regime(regime.name, regime.n, d, structure, 1, regime.seed))
+        m = planted_coverage.planted(planted_coverage.Regime(regime.name, regime.n, d, structure, 1, regime.seed))
         alpha2, beta2, c = m["alpha2"], m["beta2"], m["c"].copy()
         if regime.model == "power":
             c = _tune_power(alpha2, beta2, c, m["basis"], regime.target)

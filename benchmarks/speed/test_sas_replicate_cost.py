@@ -20,11 +20,8 @@ Run: ``make bench-sas-replicates`` (writes ``benchmarks/results/sas-replicate-co
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
+import planted_coverage
 import pytest
 import torch
 from scipy.linalg import eigh as scipy_eigh
@@ -121,11 +118,7 @@ def test_floor(benchmark, pairs, part) -> None:
 
 def test_float32_accuracy_on_the_planted_model(benchmark, monkeypatch) -> None:
     """The harness's d768-n5000-lossy sample in float32: replicates with float32 and float64 eigensolves."""
-    path = Path(__file__).with_name("coverage.py")
-    spec = importlib.util.spec_from_file_location("coverage_harness", path)
-    harness = sys.modules.setdefault("coverage_harness", importlib.util.module_from_spec(spec))
-    if not hasattr(harness, "planted"):
-        spec.loader.exec_module(harness)
+    harness = planted_coverage
     regime = harness.ALL_REGIMES["d768-n5000-lossy"]
     x, y = (t.float() for t in harness.sample(regime, harness.planted(regime), 0))
     values = {}

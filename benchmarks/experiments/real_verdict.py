@@ -7,8 +7,9 @@ MiniLM text features of every emoji, two linear heads trained with the CLIP loss
 dimensions, the held-out quarter embedded) and asks every method, and the calibrated default, for ΔSAS's interval and
 the audit's reading of it (``torchspectral.audit.output._bottleneck``, the sentence the report prints).
 
-Run: ``python benchmarks/real_verdict.py`` (needs the ``examples`` extra and fonts-noto-color-emoji; a few minutes on
-2 cores, the frozen features cached in ``--cache-dir``). Writes ``benchmarks/results/real-verdict-cpu-<n>core.json``.
+Run: ``python benchmarks/experiments/real_verdict.py`` (needs the ``examples`` extra and fonts-noto-color-emoji; a
+few minutes on 2 cores, the frozen features cached in ``--cache-dir``). Writes
+``benchmarks/results/real-verdict-cpu-<n>core.json``.
 """
 
 from __future__ import annotations
@@ -28,14 +29,13 @@ from torchspectral.audit.output import _bottleneck
 from torchspectral.uncertainty import INTERVAL_METHODS, sas_identifiability
 from torchspectral.uncertainty.calibrated import IDENTIFIABILITY_RESAMPLES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAS = ["sas_x_to_y", "sas_y_to_x", "sas_imbalance"]
 
 
 def _example():
     spec = importlib.util.spec_from_file_location("close_the_gap", ROOT / "examples" / "close_the_gap.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 

@@ -8,7 +8,7 @@ ru_maxrss is not used: on Linux it carries the parent's peak across fork and exe
 
 ``what`` names the call: ``report`` (the moment metrics of ``alignment_report``) and ``floor`` (one GEMM
 and the d×d decompositions) for the moment benchmarks; ``mmd``, ``cka_rbf``, ``retrieval`` (torchspectral)
-and ``dense_mmd``, ``dense_cka_rbf``, ``dense_retrieval`` (benchmarks/dense.py) for the pairwise ones.
+and ``dense_mmd``, ``dense_cka_rbf``, ``dense_retrieval`` (benchmarks/speed/dense.py) for the pairwise ones.
 The pairwise calls take a fixed bandwidth (``sigma``) so that ours and the dense baseline do the same work.
 """
 

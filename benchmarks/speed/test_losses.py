@@ -1,6 +1,6 @@
 """Forward + backward time of every loss relative to CLIPLoss at the same size, same run (float32, CPU).
 
-Run: ``.venv/bin/python -m pytest benchmarks/test_losses.py -p no:cacheprovider --benchmark-only``.
+Run: ``.venv/bin/python -m pytest benchmarks/speed/test_losses.py -p no:cacheprovider --benchmark-only``.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@
   replicate difference and CI-endpoint difference per metric.
   SVCCA has no fast path (its 99%-variance subspaces are most of d); it is left out of the timed metric set.
 
-Run: ``.venv/bin/python -m pytest benchmarks/test_spectral_depth.py --benchmark-only``.
+Run: ``.venv/bin/python -m pytest benchmarks/speed/test_spectral_depth.py --benchmark-only``.
 """
 
 from __future__ import annotations

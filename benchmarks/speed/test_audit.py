@@ -8,7 +8,7 @@ user hands to ``torchspectral audit``. The timed call is the whole audit: every 
 The report's own timing section (stages per run) is printed and stored with the benchmark, with which metrics
 got an interval and why the others did not.
 
-Run: ``make bench-audit`` (or ``.venv/bin/python -m pytest benchmarks/test_audit.py --benchmark-only``).
+Run: ``make bench-audit`` (or ``.venv/bin/python -m pytest benchmarks/speed/test_audit.py --benchmark-only``).
 """
 
 from __future__ import annotations

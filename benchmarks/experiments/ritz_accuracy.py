@@ -5,7 +5,7 @@ noise bulk; "web-captions" balanced, "radiology-reports" with a text tower that 
 with exact SAS replicates and with ``ritz_rank = k`` on the same seed. Per metric: the largest replicate gap,
 the largest CI-endpoint gap, and the exact interval's width. This is why the audit's default is exact.
 
-Run: ``.venv/bin/python benchmarks/ritz_accuracy.py`` (about 6 minutes on 2 cores); writes
+Run: ``.venv/bin/python benchmarks/experiments/ritz_accuracy.py`` (about 6 minutes on 2 cores); writes
 ``benchmarks/results/ritz-accuracy-cpu-<cores>core.json``.
 """
 
@@ -54,7 +54,7 @@ def main() -> None:
             )
             print(f"  ritz_rank {rank}: {summary}", flush=True)
         results["datasets"][dataset] = entry
-    out = Path(__file__).parent / "results" / f"ritz-accuracy-cpu-{os.cpu_count()}core.json"
+    out = Path(__file__).resolve().parents[1] / "results" / f"ritz-accuracy-cpu-{os.cpu_count()}core.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written {out}")
 

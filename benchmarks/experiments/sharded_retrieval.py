@@ -2,8 +2,8 @@
 
 Not a timed test: run it by hand on a quiet machine (the full size takes a long time on a few cores)::
 
-    python benchmarks/sharded_retrieval.py                      # N = M = 200,000, d = 256, float32; 1 and 2 processes
-    python benchmarks/sharded_retrieval.py --n 4000 --out /tmp/x.json   # a quick check that it works
+    python benchmarks/experiments/sharded_retrieval.py          # N = M = 200,000, d = 256, float32; 1 and 2 processes
+    python benchmarks/experiments/sharded_retrieval.py --n 4000 --out /tmp/x.json   # a quick check that it works
 
 Each rank builds only its own shard (rows r·N/W … (r+1)·N/W of the global data; every block of 4096 rows has its
 own seed, so no process ever holds the whole data), streams it into the metric in batches, then calls
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noise", type=float, default=4.0, help="caption = image + noise·N(0, I); 4: cosine ≈ 0.24")
     parser.add_argument("--worlds", type=int, nargs="+", default=[1, 2], help="process counts to run")
     cores = os.cpu_count() or 1
-    default_out = Path(__file__).resolve().parent / "results" / f"sharded-retrieval-cpu-{cores}core.json"
+    default_out = Path(__file__).resolve().parents[1] / "results" / f"sharded-retrieval-cpu-{cores}core.json"
     parser.add_argument("--out", type=Path, default=default_out)
     parser.add_argument("--default-malloc", action="store_true", help="keep glibc's dynamic mmap threshold")
     args = parser.parse_args(argv)

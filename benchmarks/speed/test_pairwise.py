@@ -2,7 +2,7 @@
 
 * ``torchspectral``: ``ts.mmd`` / ``ts.cka(kernel="rbf")`` / ``ts.retrieval`` on float32 inputs (chunked
   torch path on CPU: tiles, never an n×n matrix).
-* ``dense``: ``benchmarks/dense.py``: the whole n×n kernel (cdist → exp) or similarity (x̂ŷᵀ) matrix in
+* ``dense``: ``benchmarks/speed/dense.py``: the whole n×n kernel (cdist → exp) or similarity (x̂ŷᵀ) matrix in
   torch, then sums/compares — what peer libraries do. Run at every size here (an n = 20,000 float32 matrix
   is 1.6 GB, which this machine holds).
 * ``numpy``: ``tests/reference.py`` (float64, explicit n×n matrices, Python loops for the ranks). Only at
@@ -13,9 +13,9 @@ that all three implementations do the same work; the median itself costs one 409
 Data: x ~ N(0, I), y = x + 8·N(0, I) (d = 768: true-pair cosine ≈ 0.12, so retrieval ranks are not all 0).
 Every implementation's result is checked against the others before it is timed.
 
-Run: ``.venv/bin/python -m pytest benchmarks/test_pairwise.py --benchmark-only
+Run: ``.venv/bin/python -m pytest benchmarks/speed/test_pairwise.py --benchmark-only
 --benchmark-json=benchmarks/results/cpu-2core-pairwise.json`` (``make bench-pairwise``), then
-``python benchmarks/summarize.py <json>``. ``TORCHSPECTRAL_BENCH_N=300,500`` overrides the sizes (a quick check).
+``python benchmarks/speed/summarize.py <json>``. ``TORCHSPECTRAL_BENCH_N=300,500`` overrides the sizes (a quick check).
 """
 
 from __future__ import annotations
