@@ -1,6 +1,6 @@
 """The verdict: the subspace imbalance's definition (against the float64 reference and against SAS where they must
 agree), its invariances, and imbalance_verdict's answers and refusals. Its calibration is measured against planted
-models in benchmarks/coverage_verdict.py (docs/verdict.md), not here."""
+models in benchmarks/calibration/coverage_verdict.py (docs/verdict.md), not here."""
 
 import numpy as np
 import pytest

@@ -41,7 +41,7 @@ subspace come from the whole sample. Which rows set the signs is itself random, 
   n with the exponent the quarters show (:func:`_subspace_variance`).
 
 How well it covers the population ΔS, how often a direction is claimed when there is none and how often the right
-one is claimed is measured against planted models (``benchmarks/coverage_verdict.py``, results in
+one is claimed is measured against planted models (``benchmarks/calibration/coverage_verdict.py``, results in
 ``docs/verdict.md``).
 """
 

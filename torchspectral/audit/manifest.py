@@ -60,7 +60,7 @@ __all__ = ["DEFAULT_Q_GRID", "SEED_MAX", "AuditSettings", "Manifest", "RunSpec",
 # Dense at small q, where the paper finds most of the information (its Exp. 3), and includes 0.1, the
 # paper's (and the package's) default, so the sweep always contains the headline value.
 # Bootstrap replicates per run: the count at which the calibrated intervals were measured against known truth
-# (benchmarks/coverage_default.py runs ts.bootstrap at B = 200).
+# (benchmarks/calibration/coverage_default.py runs ts.bootstrap at B = 200).
 DEFAULT_N_BOOT = 200
 DEFAULT_Q_GRID: tuple[float, ...] = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 

@@ -1,10 +1,10 @@
 """The calibrated default interval of each moment metric: ``method="calibrated"`` (issue 13).
 
 The method per metric was chosen by the coverage each one measured against known truth on planted models whose
-population covariances are exact (``benchmarks/coverage.py``, ``make coverage``; the tables are in
+population covariances are exact (``benchmarks/calibration/coverage.py``, ``make coverage``; the tables are in
 docs/uncertainty.md#calibration and ``benchmarks/results/coverage-cpu-2core.json``), not by taste. The default alone was
 then scored as ``ts.bootstrap`` returns it (B = 200) with 100–200 repeats in each of 15 regimes
-(``benchmarks/coverage_default.py``, ``make coverage-default``; 101 of 110 cells in [92, 99]%):
+(``benchmarks/calibration/coverage_default.py``, ``make coverage-default``; 101 of 110 cells in [92, 99]%):
 
 - ΔSAS (``sas_imbalance``, the audit's verdict): ``"iterated_normal"`` (estimate ± z·v*/sqrt(v**), the bootstrap
   variance corrected by an iterated bootstrap of M = C = 20), and only where :func:`sas_identifiability` calls both
@@ -94,7 +94,7 @@ def unidentified_reason(name: str, identifiability) -> str | None:
 
 
 # The harness's coverage of each metric's calibrated method per regime, shipped with the package so that a report
-# can quote it for a regime like its run's (written by ``benchmarks/coverage_default.py`` on a full run).
+# can quote it for a regime like its run's (written by ``benchmarks/calibration/coverage_default.py`` on a full run).
 DIGEST = Path(__file__).with_name("calibration.json")
 
 

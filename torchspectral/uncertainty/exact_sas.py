@@ -12,7 +12,7 @@ float64; in float32 to the eigensolver's rounding, which docs/performance.md#sas
 interval widths.
 
 This is still O(n·d² + d³) per replicate; what it costs against its floor (two Grams and two decompositions)
-is measured in ``benchmarks/test_sas_replicate_cost.py`` (docs/performance.md#bootstrap). Every
+is measured in ``benchmarks/speed/test_sas_replicate_cost.py`` (docs/performance.md#bootstrap). Every
 replicate has its own eigenvectors and we know no exact shortcut; the Rayleigh–Ritz one of
 :mod:`torchspectral.uncertainty.ritz` was measured off by about a whole interval width on spectra with a noise bulk.
 """

@@ -9,8 +9,9 @@ built on smoothness (percentile, basic, BCa, jackknife) can be trusted. Two kind
   gap between neighbours k, k+1 is resolved when ``r_k = (λ_k − λ_{k+1}) / (sqrt(2/n)·sqrt(λ_k² + λ_{k+1}²))`` is
   large (the eigenvector mixing angle is ≈ 1/(√2·r_k)). Sample eigenvalues repel, so even an exactly degenerate
   pair shows r ≈ 1–2.5 in a sample, not 0 (measured: 2.3 for two eigenvalues 1% apart at n = 1,000). The
-  threshold is 6, set by the coverage harness (``benchmarks/coverage.py``): at 3, the first choice, a planted model
-  with neighbouring eigenvalues ≈ 25% apart at n = 2,000, d = 64 (median smallest r ≈ 5) was called identified while
+  threshold is 6, set by the coverage harness (``benchmarks/calibration/coverage.py``): at 3, the first choice, a
+  planted model with neighbouring eigenvalues ≈ 25% apart at n = 2,000, d = 64 (median smallest r ≈ 5) was called
+  identified while
   its SAS intervals covered 77–93% (basic 86–92%, percentile 37% for y→x); at 6 only the n = 5,000 regimes of the
   grid are, and there every SAS interval of the calibrated method covered 94–99%. ``boundary_ratio`` is r at the
   active-set boundary
@@ -24,7 +25,7 @@ built on smoothness (percentile, basic, BCa, jackknife) can be trusted. Two kind
 resamples, ``mode_stability`` ≥ ``stability_threshold`` — all of them: resampling stability alone is a weak
 witness (resample eigenvectors scatter about the sample's, not the population's: two modes 1% apart at n = 2,000
 still kept 93% of their eigenvector under resampling). The thresholds are provisional; the coverage
-harness (``benchmarks/coverage.py``) records these quantities per repeat next to the measured coverage.
+harness (``benchmarks/calibration/coverage.py``) records these quantities per repeat next to the measured coverage.
 Sample eigenvalues at n < d are biased (Marchenko–Pastur spreading), so the gap ratios are rough there.
 """
 
