@@ -13,7 +13,7 @@ EXTRAS := test,bench,audit,examples,lint,docs
 EMOJI_FONTS := /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf /usr/share/fonts/noto/NotoColorEmoji.ttf \
 	/usr/share/fonts/google-noto-emoji/NotoColorEmoji.ttf
 
-.PHONY: test lint lock test-latest emoji-font demo bench bench-pairwise bench-audit aot aot-sweep bench-gpu \
+.PHONY: test lint lock test-latest emoji-font demo bench bench-pairwise bench-neighbours bench-audit aot aot-sweep bench-gpu \
 	bench-sas-replicates coverage coverage-default coverage-verdict install clean
 
 $(STAMP): pyproject.toml constraints.txt $(LOCK)
@@ -77,6 +77,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/speed/summarize.py benchmarks/results/cpu-$$(nproc)core.json
 
 # The pairwise metrics (n = 2,000 and 20,000, d = 768; about 10 minutes on 2 cores).
+# Mutual kNN and CKNNA against the dense formulation (n = 2,000) and the retrieval floor (n = 20,000).
+bench-neighbours: $(STAMP)
+	$(PY) -m pytest benchmarks/speed/test_neighbours.py -p no:cacheprovider --benchmark-only \
+		--benchmark-json=benchmarks/results/neighbours-cpu-$$(nproc)core.json
+
 bench-pairwise: $(STAMP)
 	$(PY) -m pytest benchmarks/speed/test_pairwise.py -p no:cacheprovider --benchmark-only \
 		--benchmark-json=benchmarks/results/cpu-$$(nproc)core-pairwise.json

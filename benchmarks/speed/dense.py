@@ -47,3 +47,31 @@ def retrieval_ranks(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, tor
     s = x_hat @ y_hat.T
     gt = s.diagonal().clone()
     return (s > gt[:, None]).sum(1), (s > gt[None, :]).sum(0)
+
+
+def _neighbour_mask(z: torch.Tensor, k: int) -> torch.Tensor:
+    """n×n 0/1 mask of each row's k largest inner products, itself excluded (the platonic-representation study's
+    formulation: the full similarity matrix, then top-k)."""
+    s = z @ z.T
+    s.fill_diagonal_(float("-inf"))
+    return torch.zeros_like(s).scatter_(1, s.topk(k, dim=1).indices, 1.0)
+
+
+def mutual_knn(x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean over rows of the shared share of the k neighbours, from two n×n masks."""
+    return (_neighbour_mask(x, k) * _neighbour_mask(y, k)).sum(1).mean() / k
+
+
+def _hsic_unbiased(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    m = a.shape[0]
+    a, b = a.clone().fill_diagonal_(0), b.clone().fill_diagonal_(0)
+    value = (a * b.T).sum() + a.sum() * b.sum() / ((m - 1) * (m - 2)) - 2 * (a @ b).sum() / (m - 2)
+    return value / (m * (m - 3))
+
+
+def cknna(x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+    """CKNNA from dense kernels and masks: the unbiased HSIC of the neighbour-masked kernels, normalised."""
+    kx, ky = x @ x.T, y @ y.T
+    mx, my = _neighbour_mask(x, k), _neighbour_mask(y, k)
+    across = _hsic_unbiased(mx * my * kx, mx * my * ky)
+    return across / torch.sqrt(_hsic_unbiased(mx * kx, mx * kx) * _hsic_unbiased(my * ky, my * ky))

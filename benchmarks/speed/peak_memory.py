@@ -8,7 +8,8 @@ ru_maxrss is not used: on Linux it carries the parent's peak across fork and exe
 
 ``what`` names the call: ``report`` (the moment metrics of ``alignment_report``) and ``floor`` (one GEMM
 and the d×d decompositions) for the moment benchmarks; ``mmd``, ``cka_rbf``, ``retrieval`` (torchspectral)
-and ``dense_mmd``, ``dense_cka_rbf``, ``dense_retrieval`` (benchmarks/speed/dense.py) for the pairwise ones.
+and ``dense_mmd``, ``dense_cka_rbf``, ``dense_retrieval`` (benchmarks/speed/dense.py) for the pairwise ones;
+``mutual_knn``, ``cknna`` (k = 10) and their ``dense_`` forms for the neighbourhood ones.
 The pairwise calls take a fixed bandwidth (``sigma``) so that ours and the dense baseline do the same work.
 """
 
@@ -45,6 +46,12 @@ elif what == "cka_rbf":
     ts.cka(x, y, kernel="rbf", sigma=sigma)
 elif what == "retrieval":
     ts.retrieval(x, y)
+elif what in ("mutual_knn", "cknna"):
+    getattr(ts, what)(x, y, 10)
+elif what == "dense_mutual_knn":
+    dense.mutual_knn(x, y, 10)
+elif what == "dense_cknna":
+    dense.cknna(x, y, 10)
 elif what == "dense_mmd":
     dense.mmd(x, y, sigma)
 elif what == "dense_cka_rbf":
