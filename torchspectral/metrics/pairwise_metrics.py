@@ -4,8 +4,8 @@
 an N×M or N×N matrix. In one process (or with ``sync_on_compute=False``) it is the functional metric on the
 rows this process holds. Under torch.distributed the rows are **never gathered**: ``sync`` only marks the
 metric as synced (nothing travels), and ``compute`` runs the sharded engine
-(:mod:`torchspectral.pairwise.sharded`) on every rank's own rows — the other ranks' rows pass by one block at a
-time — and returns the global value on every rank: the functional value on the concatenated rows (rank order,
+(:mod:`torchspectral.distributed.pairwise_engine`) on every rank's own rows — the other ranks' rows pass by one block
+at a time — and returns the global value on every rank: the functional value on the concatenated rows (rank order,
 then update order), bitwise for retrieval ranks, to float64 rounding for the kernel sums. ``compute`` is then a
 collective: call it on every rank, as torchmetrics does.
 
@@ -23,12 +23,12 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities.exceptions import TorchMetricsUserError
 
+from torchspectral.distributed import collectives
+from torchspectral.distributed.agreement import agree, parts
 from torchspectral.functional.cka import cka
 from torchspectral.functional.mmd import mmd
 from torchspectral.functional.retrieval import RetrievalResult, retrieval_of_shards
-from torchspectral.functional.shards import agree, parts
 from torchspectral.metrics.registry_facts import class_facts, set_dict_facts
-from torchspectral.pairwise import sharded
 from torchspectral.registry import METRICS
 
 
@@ -172,11 +172,11 @@ def _deduplicate_across(
     sharded retrieval, whose global image order is then the single-process order). An id held by several
     ranks is sent by the lowest of them; the others compare their row with it bitwise as it passes by.
     """
-    rank, world = sharded.group_rank_world(group)
+    rank, world = collectives.group_rank_world(group)
     if world == 1:
         return x, ids  # one process: the images are already its rows, by ascending id
-    counts = sharded.gather_objects(ids.shape[0], group)
-    all_ids = sharded.gather_rows(ids, counts, group)
+    counts = collectives.gather_objects(ids.shape[0], group)
+    all_ids = collectives.gather_rows(ids, counts, group)
     holder = torch.repeat_interleave(torch.arange(world, device=ids.device), torch.tensor(counts, device=ids.device))
     unique, inverse = torch.unique(all_ids, sorted=True, return_inverse=True)
     owner = torch.full((unique.shape[0],), world, dtype=torch.int64, device=ids.device)
@@ -187,9 +187,9 @@ def _deduplicate_across(
     sent_x, sent_ids = x[mine], ids[mine]
     copies_x, copies_ids = x[~mine], ids[~mine]
     out = x.new_empty((hi - lo, d))
-    sent = sharded.gather_objects(sent_ids.shape[0], group)
+    sent = collectives.gather_objects(sent_ids.shape[0], group)
     conflicts: list[int] = []
-    for _, _, (xb, ib) in sharded.global_blocks((sent_x, sent_ids), sent, MOVE_BLOCK, group):
+    for _, _, (xb, ib) in collectives.global_blocks((sent_x, sent_ids), sent, MOVE_BLOCK, group):
         position = torch.searchsorted(unique, ib)
         here = (position >= lo) & (position < hi)
         out[position[here] - lo] = xb[here]
