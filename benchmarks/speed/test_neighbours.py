@@ -64,5 +64,5 @@ def test_neighbours(benchmark, data, fn: str, impl: str) -> None:
     benchmark.extra_info.update(fn=fn, n=n, d=D, k=K, impl=impl)
     what = fn if impl == "torchspectral" else f"dense_{fn}"
     benchmark.extra_info.update(peak_beyond_inputs_mb(n, D, what, noise=NOISE))
-    rounds = {"rounds": 3, "warmup_rounds": 1} if n <= 5_000 else {"rounds": 1, "warmup_rounds": 0}
+    rounds = {"rounds": 3, "warmup_rounds": 1} if n <= 5_000 else {"rounds": 3, "warmup_rounds": 0}
     benchmark.pedantic(CALLS[fn][impl], args=(x, y), iterations=1, **rounds)

@@ -25,6 +25,8 @@ of the kept pairs (the masks held fixed), like any masked kernel statistic.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from torchspectral.pairwise.precision import exact_matmuls
@@ -45,32 +47,86 @@ def _check_k(k: int, n: int, metric: str, smallest: int = 1) -> None:
         )
 
 
-@torch.no_grad()
 def knn_indices(z: torch.Tensor, k: int) -> torch.Tensor:
     """(n, k) int64: the k nearest rows of each row of z by inner product, the row itself excluded, ascending
     index order within a row (a set, not a ranking). Ties at the k-th place go to the lower indices.
+
+    The inner products are symmetric, so each square block (I, J ≥ I) is formed once and serves the rows of I and
+    of J: a running top-(k + 1) per row is merged block by block (half the GEMM work of all n² products). Where the
+    k-th and (k + 1)-th values are equal the boundary is a tie: those rows (rare: duplicated rows) are ranked again
+    exactly from their whole row of products, with the tie rule.
 
     Example:
         >>> knn_indices(torch.tensor([[1.0], [2.0], [3.0], [3.0]]), 2).tolist()
         [[2, 3], [2, 3], [1, 3], [1, 2]]
     """
+    return _neighbours(z, k)[0]
+
+
+@torch.no_grad()
+def _neighbours(z: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`knn_indices` and the inner products with those neighbours (float64, aligned with the indices)."""
     n = z.shape[0]
     z = z.to(compute_dtype(z))
-    rows = max(1, CHUNK_ELEMENTS // n)
-    out = torch.empty(n, k, dtype=torch.long, device=z.device)
-    for start in range(0, n, rows):
-        stop = min(n, start + rows)
+    if k == n - 1:  # every other row
+        others = ~torch.eye(n, dtype=torch.bool, device=z.device)
         with exact_matmuls():
-            scores = z[start:stop] @ z.T
-        local = torch.arange(stop - start, device=z.device)
-        scores[local, local + start] = float("-inf")  # not its own neighbour
+            products = z @ z.T
+        return torch.arange(n, device=z.device).expand(n, n)[others].view(n, k), products[others].view(n, k).double()
+    keep = k + 1  # one more than asked: equal k-th and (k + 1)-th values flag a tie at the boundary
+    side = max(1, math.isqrt(CHUNK_ELEMENTS))
+    best = torch.full((n, keep), float("-inf"), dtype=z.dtype, device=z.device)
+    best_index = torch.zeros((n, keep), dtype=torch.long, device=z.device)
+
+    def merge(rows: slice, values: torch.Tensor, indices: torch.Tensor) -> None:
+        both = torch.cat([best[rows], values], 1)
+        top = both.topk(keep, dim=1)
+        best[rows] = top.values
+        best_index[rows] = torch.cat([best_index[rows], indices], 1).gather(1, top.indices)
+
+    for a in range(0, n, side):
+        rows = slice(a, min(n, a + side))
+        for b in range(a, n, side):
+            cols = slice(b, min(n, b + side))
+            with exact_matmuls():
+                block = z[rows] @ z[cols].T
+            if a == b:
+                block.fill_diagonal_(float("-inf"))  # not its own neighbour
+            top = block.topk(min(keep, block.shape[1]), dim=1)
+            merge(rows, top.values, top.indices + b)
+            if a != b:
+                # The columns' top-k from a transposed copy: along contiguous rows it is faster than along dim 0.
+                top = block.T.contiguous().topk(min(keep, block.shape[0]), dim=1)
+                merge(cols, top.values, top.indices + a)
+    tied = (best[:, k - 1] == best[:, k]).nonzero()[:, 0]
+    indices, order = best_index[:, :k].sort(1)
+    values = best[:, :k].gather(1, order).double()
+    if tied.numel():
+        indices[tied], values[tied] = _ranked_exactly(z, tied, k)
+    return indices, values
+
+
+def _ranked_exactly(z: torch.Tensor, which: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k nearest rows of the rows ``which`` (and the products) from their whole rows of products, ties to the
+    lower index."""
+    n = z.shape[0]
+    out = torch.empty(which.numel(), k, dtype=torch.long, device=z.device)
+    values = torch.empty(which.numel(), k, dtype=torch.float64, device=z.device)
+    rows = max(1, CHUNK_ELEMENTS // n)
+    for start in range(0, which.numel(), rows):
+        own = which[start : start + rows]
+        with exact_matmuls():
+            scores = z[own] @ z.T
+        scores[torch.arange(own.numel(), device=z.device), own] = float("-inf")  # not its own neighbour
         kth = scores.topk(k, dim=1).values[:, -1:]
         above = scores > kth
         tied = scores == kth
         # Of the values tied with the k-th, the lowest indices fill the remaining places.
         chosen = above | (tied & (tied.cumsum(1) <= k - above.sum(1, keepdim=True)))
-        out[start:stop] = chosen.nonzero()[:, 1].view(stop - start, k)
-    return out
+        picked = chosen.nonzero()[:, 1].view(own.numel(), k)
+        out[start : start + own.numel()] = picked
+        values[start : start + own.numel()] = scores.gather(1, picked).double()
+    return out, values
 
 
 def _shared(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -130,21 +186,21 @@ def _pair_products(z: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor]) ->
 
 
 def _masked_hsic(
-    a: torch.Tensor, b: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor], n: int
+    pairs: tuple[torch.Tensor, torch.Tensor], k_values: torch.Tensor, l_values: torch.Tensor, n: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unbiased HSIC (Song et al.) of the linear kernels of a and b masked to ``pairs`` (i, j), i ≠ j, unique:
+    """Unbiased HSIC (Song et al.) of two symmetric kernels masked to ``pairs`` (i, j), i ≠ j, unique, given their
+    values K_ij, L_ij on those pairs (float64):
     ``[Σ K̃_ij L̃_ji + ΣK̃ ΣL̃/((n−1)(n−2)) − 2 Σ_j colsum(K̃)_j rowsum(L̃)_j/(n−2)] / (n(n−3))``, and the same sum
     of the three terms' magnitudes (what rounding is relative to)."""
     i, j = pairs
-    k_values, l_values = _pair_products(a, pairs), _pair_products(b, pairs)
     # The transposed term needs (j, i) in the mask too; the linear kernel is symmetric, so L̃_ji = L_ij there.
     codes = i * n + j
     ordered = codes.sort().values
     position = torch.searchsorted(ordered, j * n + i).clamp_max(codes.numel() - 1)
     reciprocal = ordered[position] == j * n + i
     trace_term = (k_values * l_values * reciprocal).sum()
-    column_k = torch.zeros(n, dtype=torch.float64, device=a.device).index_add(0, j, k_values)
-    row_l = torch.zeros(n, dtype=torch.float64, device=a.device).index_add(0, i, l_values)
+    column_k = torch.zeros(n, dtype=torch.float64, device=i.device).index_add(0, j, k_values)
+    row_l = torch.zeros(n, dtype=torch.float64, device=i.device).index_add(0, i, l_values)
     terms = (
         trace_term,
         k_values.sum() * l_values.sum() / ((n - 1) * (n - 2)),
@@ -154,11 +210,16 @@ def _masked_hsic(
     return sum(terms) / (n * (n - 3)), magnitude
 
 
-def _mutual_pairs(near_a: torch.Tensor, near_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The pairs (i, j) with j among the neighbours of i in both lists."""
-    keep = _shared(near_a, near_b)
-    rows = torch.arange(near_a.shape[0], device=near_a.device)[:, None].expand_as(near_b)
-    return rows[keep], near_b[keep]
+def _mutual_pairs(
+    near_a: tuple[torch.Tensor, torch.Tensor], near_b: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """The pairs (i, j) with j among the neighbours of i in both lists (indices, products), and the two lists'
+    products on those pairs."""
+    (index_a, value_a), (index_b, value_b) = near_a, near_b
+    position = torch.searchsorted(index_a, index_b).clamp_max(index_a.shape[1] - 1)
+    keep = index_a.gather(1, position) == index_b
+    rows = torch.arange(index_a.shape[0], device=index_a.device)[:, None].expand_as(index_b)
+    return (rows[keep], index_b[keep]), value_a.gather(1, position)[keep], value_b[keep]
 
 
 def cknna(x: torch.Tensor, y: torch.Tensor, k: int = 10, *, nan_policy: str = "raise") -> torch.Tensor:
@@ -182,12 +243,20 @@ def cknna(x: torch.Tensor, y: torch.Tensor, k: int = 10, *, nan_policy: str = "r
     n = x.shape[0]
     check_min_rows(n, 4, metric, "the unbiased HSIC divides by n(n−3)")
     _check_k(k, n, metric, smallest=2)
-    near_x, near_y = knn_indices(x, k), knn_indices(y, k)
+    near_x, near_y = _neighbours(x, k), _neighbours(y, k)
     cdt = compute_dtype(x, y)
     x, y = x.to(cdt), y.to(cdt)
-    across, _ = _masked_hsic(x, y, _mutual_pairs(near_x, near_y), n)
-    own_x, scale_x = _masked_hsic(x, x, _mutual_pairs(near_x, near_x), n)
-    own_y, scale_y = _masked_hsic(y, y, _mutual_pairs(near_y, near_y), n)
+    differentiable = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
+
+    def hsic(a: torch.Tensor, b: torch.Tensor, near_a, near_b) -> tuple[torch.Tensor, torch.Tensor]:
+        pairs, a_values, b_values = _mutual_pairs(near_a, near_b)
+        if differentiable:  # the same products, formed again with their graph (the lists' are not)
+            a_values, b_values = _pair_products(a, pairs), _pair_products(b, pairs)
+        return _masked_hsic(pairs, a_values, b_values, n)
+
+    across, _ = hsic(x, y, near_x, near_y)
+    own_x, scale_x = hsic(x, x, near_x, near_x)
+    own_y, scale_y = hsic(y, y, near_y, near_y)
     # A self-similarity within rounding of 0 (constant rows, say) is 0: its sign and size are rounding.
     rounding = ROUNDING_ULPS * torch.finfo(cdt).eps
     for name, value, scale in (("x", own_x, scale_x), ("y", own_y, scale_y)):
