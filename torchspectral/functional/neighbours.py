@@ -17,8 +17,9 @@ two spaces agree on which rows are each row's nearest neighbours?
   reference code, on purpose: no ``+ 1e-6`` in the denominator (a value that small is refused with a message
   instead), and a stated tie rule.
 
-Nothing n×n is formed: the neighbour lists come from row blocks of the inner products (``CHUNK_ELEMENTS`` values
-at a time), and CKNNA's sums run over the at most n·k masked pairs. Memory O(n·(d + k)) beyond the blocks.
+Nothing n×n is formed (but the answer itself when k = n − 1): the neighbour lists come from square blocks of the
+inner products (``CHUNK_ELEMENTS`` values each) with a running top-k per row, and CKNNA's sums run over the at most
+n·k masked pairs. Memory O(n·(d + k)) beyond one block.
 The lists are discrete, so mutual and cycle kNN have no gradient; CKNNA is differentiable in the kernel values
 of the kept pairs (the masks held fixed), like any masked kernel statistic.
 """
