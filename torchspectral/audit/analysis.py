@@ -165,7 +165,7 @@ def analyse_run(
         no_interval: dict[str, str] = {}
         identifiability: dict[str, dict] = {}
         # SVCCA is left out: a pair bootstrap duplicates rows, to which its 99%-variance subspace is too
-        # sensitive for a meaningful interval (no method covers it, issue 13), and each replicate costs a d×d SVD.
+        # sensitive for a meaningful interval (no method covers it), and each replicate costs a d×d SVD.
         usable = [n for n in MOMENT_METRICS if n != "svcca" and (same_dim or n not in SAME_DIM_METRICS)]
         if interval == CALIBRATED and (n_boot or sas_n_boot):
             no_interval["svcca"] = NO_INTERVAL["svcca"]

@@ -1,30 +1,18 @@
-"""The calibrated default interval of each moment metric: ``method="calibrated"`` (issue 13).
+"""The calibrated default interval of each moment metric: ``method="calibrated"``.
 
-The method per metric was chosen by the coverage each one measured against known truth on planted models whose
-population covariances are exact (``benchmarks/calibration/coverage.py``, ``make coverage``; the tables are in
-docs/uncertainty.md#calibration and ``benchmarks/results/coverage-cpu-2core.json``), not by taste. The default alone was
-then scored as ``ts.bootstrap`` returns it (B = 200) with 100–200 repeats in each of 15 regimes
-(``benchmarks/calibration/coverage_default.py``, ``make coverage-default``; 101 of 110 cells in [92, 99]%):
+Each metric gets the interval method that covered the population value at its nominal rate against known truth
+(planted models with exact population covariances, ``make coverage`` and ``make coverage-default``), or no
+interval where no method did — with the reason, which the audit prints. The measurements behind each choice are in
+docs/uncertainty.md#calibration. The choices:
 
-- ΔSAS (``sas_imbalance``, the audit's verdict): ``"iterated_normal"`` (estimate ± z·v*/sqrt(v**), the bootstrap
-  variance corrected by an iterated bootstrap of M = C = 20), and only where :func:`sas_identifiability` calls both
-  directions identified. There the plain ``"normal"`` interval covered 98.5–100% (4.5–5.6 true sd wide: the
-  bootstrap sd of ΔSAS is too large, eigenvector leakage into the modes the other side does not see being a
-  second-order error that the bootstrap doubles); the iterated correction covered 95–100% (pooled 97.0% of 758
-  identified repeats), 3.95–4.71 true sd wide. Where the diagnostic does not call it identified, no method is
-  calibrated: with close eigenvalues the sample eigenvectors rotate from sample to sample, SAS is biased by up to
-  4 sd and every interval covered 0–72% in some such regime. There no interval is given, and the reason says why.
-- SAS x→y, y→x and symmetric: none. Even where identified they are biased by 0.3–1.4 sd (the |ρ| of active modes
-  the other side does not see is biased up, O(1/sqrt(n)) like the sd), and in the held-out regimes every method
-  fell below 92% for one of them (normal 83% and 86%, basic 88–90%). ΔSAS's biases cancel; theirs do not.
-- unbiased linear CKA: ``"jackknife"`` (the delete-a-group t-interval; also the cheapest, G evaluations): 92.5–97%.
-- biased linear CKA: none. Its upward bias is large unless n ≫ d (2.7 sd at d = 256, n = 500; 4.1 at d = 256,
-  n = 200; 4.8 at d = 768, n = 5,000; 13.7 at d = 768, n = 500), and no method covered ≥ 92% in every regime; the
-  unbiased estimator estimates the same population CKA and has a calibrated interval.
-- CORAL: ``"basic"``: 91–99.5% (the plug-in is biased by up to 7 sd where n < d; basic corrects for it).
-- SVCCA: none (every method covered 0%: at keep = 0.99 the estimator is biased by 34–41 sd).
-- the modality-gap family: ``"normal"`` (smooth functions of row means): 88–97.5%, pooled 94.0–94.8% per metric;
-  percentile covered 87–100% in the full harness.
+- ΔSAS (``sas_imbalance``): ``"iterated_normal"`` (the bootstrap variance corrected by an iterated bootstrap), and
+  only where :func:`sas_identifiability` calls both directions' eigenmodes identified; none otherwise.
+- SAS x→y, y→x and symmetric: none (biased even where identified; ΔSAS's biases cancel, theirs do not).
+- unbiased linear CKA: ``"jackknife"`` (the delete-a-group t-interval).
+- biased linear CKA: none (biased upward unless n ≫ d; the unbiased estimator has an interval).
+- CORAL: ``"basic"`` (corrects the plug-in's bias where n < d).
+- SVCCA: none (no method covers it at keep = 0.99).
+- the modality-gap family: ``"normal"`` (smooth functions of row means).
 """
 
 from __future__ import annotations

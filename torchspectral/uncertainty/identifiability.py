@@ -1,4 +1,4 @@
-"""Is the per-mode structure SAS relies on identified at this n? (``sas_identifiability``, issue 13)
+"""Is the per-mode structure SAS relies on identified at this n? (``sas_identifiability``)
 
 SAS weighs each active eigenmode's |ρ_k| by λ_k. Its sampling behaviour is smooth only when the sample eigenvectors
 it reads are those of the population: when two eigenvalues are closer than their sampling error, the sample
@@ -8,24 +8,18 @@ built on smoothness (percentile, basic, BCa, jackknife) can be trusted. Two kind
 - **Eigengaps against their sampling error.** For Gaussian data a sample eigenvalue has sd ≈ λ·sqrt(2/n), so the
   gap between neighbours k, k+1 is resolved when ``r_k = (λ_k − λ_{k+1}) / (sqrt(2/n)·sqrt(λ_k² + λ_{k+1}²))`` is
   large (the eigenvector mixing angle is ≈ 1/(√2·r_k)). Sample eigenvalues repel, so even an exactly degenerate
-  pair shows r ≈ 1–2.5 in a sample, not 0 (measured: 2.3 for two eigenvalues 1% apart at n = 1,000). The
-  threshold is 6, set by the coverage harness (``benchmarks/calibration/coverage.py``): at 3, the first choice, a
-  planted model with neighbouring eigenvalues ≈ 25% apart at n = 2,000, d = 64 (median smallest r ≈ 5) was called
-  identified while
-  its SAS intervals covered 77–93% (basic 86–92%, percentile 37% for y→x); at 6 only the n = 5,000 regimes of the
-  grid are, and there every SAS interval of the calibrated method covered 94–99%. ``boundary_ratio`` is r at the
-  active-set boundary
-  (k = |A|); ``unresolved_mass`` is the share of the active eigen-mass Σ_A λ in modes with an unresolved neighbour
-  (r < ``ratio_threshold``) inside the set.
+  pair shows r ≈ 1–2.5 in a sample, not 0. The threshold, 6, is the one at which the coverage harness found the
+  calibrated SAS intervals covering (docs/uncertainty.md#calibration). ``boundary_ratio`` is r at the active-set
+  boundary (k = |A|); ``unresolved_mass`` is the share of the active eigen-mass Σ_A λ in modes with an unresolved
+  neighbour (r < ``ratio_threshold``) inside the set.
 - **Stability under resampling** (``n_resamples`` > 0): over pair resamples, ``active_overlap`` is the mean
   ``‖V_Aᵀ V_A*‖²_F / |A|`` (1: the active subspace does not move) and ``mode_stability`` the λ-weighted mean over
   the active modes of ``(v_k·v_k*)²`` (1: every active mode keeps its own eigenvector).
 
 ``identified`` (per direction): the boundary is resolved, ``unresolved_mass`` ≤ ``mass_threshold`` and, with
 resamples, ``mode_stability`` ≥ ``stability_threshold`` — all of them: resampling stability alone is a weak
-witness (resample eigenvectors scatter about the sample's, not the population's: two modes 1% apart at n = 2,000
-still kept 93% of their eigenvector under resampling). The thresholds are provisional; the coverage
-harness (``benchmarks/calibration/coverage.py``) records these quantities per repeat next to the measured coverage.
+witness (resample eigenvectors scatter about the sample's, not the population's, so two nearly equal modes can look
+stable under resampling). The coverage harness records these quantities per repeat next to the measured coverage.
 Sample eigenvalues at n < d are biased (Marchenko–Pastur spreading), so the gap ratios are rough there.
 """
 

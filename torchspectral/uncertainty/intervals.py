@@ -17,14 +17,14 @@ Methods (central interval of mass c, tails α = (1 − c)/2; θ̂ the estimate, 
   their C second-level values: the bootstrap's variance of a resample's statistic. Where the bootstrap inflates
   the variance by a factor r (v* ≈ r·v), resampling a resample inflates it again (v** ≈ r·v*), so v*²/v** ≈ v.
   That is the multiplicative form of the iterated-bootstrap variance correction; the additive one, 2v* − v**,
-  measured unbiased too but noisier and sometimes negative (issue 13's prototype; docs/uncertainty.md#calibration).
+  is unbiased too but noisier and sometimes negative (docs/uncertainty.md#calibration).
   It is for ΔSAS, whose plain bootstrap sd is up to 1.5× too large: eigenvector leakage into modes the other side
   does not see is a second-order error, and the bootstrap, centred on a sample that is not co-diagonal, doubles it.
   Costs M·C replicates beyond the B.
 - ``"jackknife"``: the delete-a-group jackknife t-interval ``θ̂ ± t_{G−1, 1−α}·se`` with
   ``se² = (G−1)/G · Σ_g (θ_(g) − θ̄_(·))²``; it needs no bootstrap replicate at all (G metric evaluations). It is
-  centred on θ̂, not on the jackknife bias-corrected estimate: on a planted model (issue 13) that correction made
-  SAS's bias worse.
+  centred on θ̂, not on the jackknife bias-corrected estimate: on planted models that correction made SAS's bias
+  worse.
 
 Groups differ in size by at most one row when G does not divide n; the formulas above treat them as equal (the
 weighted delete-a-group forms differ by O(1/n) relative).

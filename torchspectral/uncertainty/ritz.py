@@ -12,15 +12,11 @@ eigenvalues (77 at d = 768, q = 0.1); with k = d the basis is complete, the Ritz
 eigenpairs and the quantile rule is applied to them as in the exact path.
 
 This is exact only for k = d. For k < d the replicate's eigenvectors are confined to the full sample's
-top-k span, which they leave in proportion to the resampling noise over the eigengaps: measured at
-n = 20,000, d = 768 (docs/performance.md#ritz, benchmarks/speed/test_spectral_depth.py), SAS errors of ≈3e-4 with a
-systematic sign at k = 100 on a power-law spectrum, and up to 5.8e-3 at k = 100–250 and 1.8e-3 at k = 400 on an
-isotropic one (SAS ≈ 0.025 there). On planted data with 48 factors under a noise bulk (the audit benchmark's,
-n = 5,000, d = 768; ``benchmarks/experiments/ritz_accuracy.py``), at k = 100 the 95% endpoints of SAS img→txt moved
-by 1.5–1.8e-2 for widths of 0.43–1.4e-2, and those of ΔSAS on the text-lossy run by 1.5e-2 (width 1.7e-2); k = 200
-still left 0.9–1.1e-2. Resampling reshuffles the bulk's top directions, which leave any fixed k-dimensional span. So it
-is not the default, and its intervals should be checked against the exact replicates on a few resamples
-before use.
+top-k span, which they leave in proportion to the resampling noise over the eigengaps. Small on a spectrum whose
+top modes stand well apart; on a noise bulk resampling reshuffles the bulk's top directions, which leave any fixed
+k-dimensional span, and the interval endpoints can move by about a whole interval width (measured:
+docs/performance.md#ritz, docs/audit.md#sas-intervals). So it is not the default, and its intervals should be checked against the exact
+replicates on a few resamples before use.
 """
 
 from __future__ import annotations
