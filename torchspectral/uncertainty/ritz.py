@@ -15,8 +15,8 @@ This is exact only for k = d. For k < d the replicate's eigenvectors are confine
 top-k span, which they leave in proportion to the resampling noise over the eigengaps. Small on a spectrum whose
 top modes stand well apart; on a noise bulk resampling reshuffles the bulk's top directions, which leave any fixed
 k-dimensional span, and the interval endpoints can move by about a whole interval width (measured:
-docs/performance.md#ritz, docs/audit.md#sas-intervals). So it is not the default, and its intervals should be checked against the exact
-replicates on a few resamples before use.
+docs/performance.md#ritz, docs/audit.md#sas-intervals). So it is not the default, and its intervals should be
+checked against the exact replicates on a few resamples before use.
 """
 
 from __future__ import annotations
