@@ -110,3 +110,47 @@ def test_no_n_by_n_allocation(monkeypatch) -> None:
         ts.mutual_knn(x, y, 10), ts.cycle_knn(x, y, 10), ts.cknna(x, y, 10)
     largest = max(event.cpu_memory_usage for event in prof.events())
     assert largest < n * n * 4 / 8, f"an allocation of {largest} bytes"  # < 1/8 of a float32 n×n matrix
+
+
+def test_one_pass_equals_each_measure() -> None:
+    x, y = (torch.from_numpy(t) for t in related(120, 6, 5, seed=8))
+    together = ts.neighbourhood_alignment(x, y, 7)
+    assert float(together["mutual_knn"]) == float(ts.mutual_knn(x, y, 7))
+    assert float(together["cycle_knn"]) == float(ts.cycle_knn(x, y, 7))
+    assert float(together["cknna"]) == float(ts.cknna(x, y, 7))
+    with pytest.raises(ValueError, match=r"neighbourhood_alignment: k = 1 neighbours is out of range"):
+        ts.neighbourhood_alignment(x, y, 1)
+
+
+def test_streaming_metric_equals_the_functions() -> None:
+    x, y = (torch.from_numpy(t) for t in related(130, 6, 5, seed=9))
+    metric = ts.metrics.NeighbourAlignment(k=8)
+    for start, stop in ((0, 17), (17, 90), (90, 130)):
+        metric.update(x[start:stop], y[start:stop])
+    got = metric.compute()
+    want = ts.neighbourhood_alignment(x, y, 8)
+    assert {key: float(v) for key, v in got.items()} == {key: float(v) for key, v in want.items()}
+    with pytest.raises(ValueError, match="k must be an integer ≥ 2"):
+        ts.metrics.NeighbourAlignment(k=1)
+
+
+def _ranks_worker(rank: int, world: int) -> dict:
+    x, y = (torch.from_numpy(t) for t in related(90, 5, 4, seed=10))
+    metric = ts.metrics.NeighbourAlignment(k=6)
+    cut = 31
+    if rank == 0:
+        metric.update(x[:cut], y[:cut])
+    else:
+        metric.update(x[cut:60], y[cut:60])
+        metric.update(x[60:], y[60:])
+    return {key: float(value) for key, value in metric.compute().items()}
+
+
+@pytest.mark.slow
+def test_across_two_gloo_ranks_equals_one_process() -> None:
+    from conftest import run_ranks
+
+    x, y = (torch.from_numpy(t) for t in related(90, 5, 4, seed=10))
+    want = {key: float(value) for key, value in ts.neighbourhood_alignment(x, y, 6).items()}
+    results = run_ranks(_ranks_worker, 2)
+    assert results[0] == want and results[1] == want

@@ -4,7 +4,7 @@ from torchspectral.functional.cka import cka
 from torchspectral.functional.coral import coral
 from torchspectral.functional.gap import cosine_gap, l2i, modality_gap, rmg, true_pair_cosine
 from torchspectral.functional.mmd import mmd
-from torchspectral.functional.neighbours import cknna, cycle_knn, mutual_knn
+from torchspectral.functional.neighbours import cknna, cycle_knn, mutual_knn, neighbourhood_alignment
 from torchspectral.functional.procrustes import procrustes
 from torchspectral.functional.report import alignment_report
 from torchspectral.functional.retrieval import RetrievalResult, retrieval
@@ -24,6 +24,7 @@ __all__ = [
     "mmd",
     "modality_gap",
     "mutual_knn",
+    "neighbourhood_alignment",
     "procrustes",
     "retrieval",
     "rmg",

@@ -150,8 +150,12 @@ def mutual_knn(x: torch.Tensor, y: torch.Tensor, k: int = 10, *, nan_policy: str
     metric = "mutual_knn"
     x, y = check_pair(x, y, metric, nan_policy=nan_policy)
     _check_k(k, x.shape[0], metric)
-    shared = _shared(knn_indices(x, k), knn_indices(y, k))
-    return shared.sum(dtype=torch.float64) / (x.shape[0] * k)
+    return _mutual_from(knn_indices(x, k), knn_indices(y, k))
+
+
+def _mutual_from(near_x: torch.Tensor, near_y: torch.Tensor) -> torch.Tensor:
+    n, k = near_x.shape
+    return _shared(near_x, near_y).sum(dtype=torch.float64) / (n * k)
 
 
 def cycle_knn(x: torch.Tensor, y: torch.Tensor, k: int = 10, *, nan_policy: str = "raise") -> torch.Tensor:
@@ -166,14 +170,17 @@ def cycle_knn(x: torch.Tensor, y: torch.Tensor, k: int = 10, *, nan_policy: str 
     """
     metric = "cycle_knn"
     x, y = check_pair(x, y, metric, nan_policy=nan_policy)
-    n = x.shape[0]
-    _check_k(k, n, metric)
-    near_x, near_y = knn_indices(x, k), knn_indices(y, k)
-    found = torch.zeros((), dtype=torch.long, device=x.device)
+    _check_k(k, x.shape[0], metric)
+    return _cycle_from(knn_indices(x, k), knn_indices(y, k))
+
+
+def _cycle_from(near_x: torch.Tensor, near_y: torch.Tensor) -> torch.Tensor:
+    n, k = near_x.shape
+    found = torch.zeros((), dtype=torch.long, device=near_x.device)
     rows = max(1, CHUNK_ELEMENTS // (k * k))
     for start in range(0, n, rows):
         stop = min(n, start + rows)
-        own = torch.arange(start, stop, device=x.device)
+        own = torch.arange(start, stop, device=near_x.device)
         found += (near_x[near_y[start:stop]] == own[:, None, None]).flatten(1).any(1).sum()
     return found.double() / n
 
@@ -244,7 +251,11 @@ def cknna(x: torch.Tensor, y: torch.Tensor, k: int = 10, *, nan_policy: str = "r
     n = x.shape[0]
     check_min_rows(n, 4, metric, "the unbiased HSIC divides by n(n−3)")
     _check_k(k, n, metric, smallest=2)
-    near_x, near_y = _neighbours(x, k), _neighbours(y, k)
+    return _cknna_from(x, y, _neighbours(x, k), _neighbours(y, k), metric)
+
+
+def _cknna_from(x: torch.Tensor, y: torch.Tensor, near_x, near_y, metric: str) -> torch.Tensor:
+    n, k = near_x[0].shape
     cdt = compute_dtype(x, y)
     x, y = x.to(cdt), y.to(cdt)
     differentiable = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
@@ -267,3 +278,29 @@ def cknna(x: torch.Tensor, y: torch.Tensor, k: int = 10, *, nan_policy: str = "r
                 f"so CKNNA is undefined at n = {n}, k = {k} (constant rows, or too few mutual neighbours)"
             )
     return across / (own_x.sqrt() * own_y.sqrt())
+
+
+def neighbourhood_alignment(
+    x: torch.Tensor, y: torch.Tensor, k: int = 10, *, nan_policy: str = "raise"
+) -> dict[str, torch.Tensor]:
+    """Mutual kNN, cycle kNN and CKNNA from one pair of neighbour lists (the lists are most of the cost):
+    ``{"mutual_knn", "cycle_knn", "cknna"}``, each equal to its own function. Needs n ≥ 4 and 2 ≤ k ≤ n − 1.
+
+    Example:
+        >>> import torch, torchspectral as ts
+        >>> x = torch.randn(300, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        >>> y = x + torch.randn(300, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        >>> together = ts.neighbourhood_alignment(x, y, k=10)
+        >>> bool(together["cknna"] == ts.cknna(x, y, k=10)) and bool(together["mutual_knn"] == ts.mutual_knn(x, y, 10))
+        True
+    """
+    metric = "neighbourhood_alignment"
+    x, y = check_pair(x, y, metric, nan_policy=nan_policy)
+    check_min_rows(x.shape[0], 4, metric, "CKNNA's unbiased HSIC divides by n(n−3)")
+    _check_k(k, x.shape[0], metric, smallest=2)
+    near_x, near_y = _neighbours(x, k), _neighbours(y, k)
+    return {
+        "mutual_knn": _mutual_from(near_x[0], near_y[0]),
+        "cycle_knn": _cycle_from(near_x[0], near_y[0]),
+        "cknna": _cknna_from(x, y, near_x, near_y, metric),
+    }

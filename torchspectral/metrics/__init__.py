@@ -17,7 +17,7 @@ from torchspectral.metrics.moment_metrics import (
     Procrustes,
     SpectralAlignment,
 )
-from torchspectral.metrics.pairwise_metrics import MMD, KernelCKA, Retrieval
+from torchspectral.metrics.pairwise_metrics import MMD, KernelCKA, NeighbourAlignment, Retrieval
 
 __all__ = [
     "CKA",
@@ -26,6 +26,7 @@ __all__ = [
     "KernelCKA",
     "ModalityGap",
     "MomentMetric",
+    "NeighbourAlignment",
     "Procrustes",
     "Retrieval",
     "SpectralAlignment",

@@ -27,6 +27,7 @@ from torchspectral.distributed import collectives
 from torchspectral.distributed.agreement import agree, parts
 from torchspectral.functional.cka import cka
 from torchspectral.functional.mmd import mmd
+from torchspectral.functional.neighbours import neighbourhood_alignment
 from torchspectral.functional.retrieval import RetrievalResult, retrieval_of_shards
 from torchspectral.metrics.registry_facts import class_facts, set_dict_facts
 from torchspectral.registry import METRICS
@@ -393,3 +394,58 @@ class KernelCKA(_TwoSamples):
     def compute(self) -> torch.Tensor:
         x, y, kwargs = self._samples()
         return cka(x, y, kernel="rbf", unbiased=self.unbiased, sigma=self.sigma, threshold=self.threshold, **kwargs)
+
+
+class NeighbourAlignment(_TwoSamples):
+    """Streaming mutual kNN, cycle kNN and CKNNA (:func:`torchspectral.neighbourhood_alignment`) over the paired
+    rows seen so far: ``compute()`` → ``{"mutual_knn", "cycle_knn", "cknna"}`` (float64 scalars).
+
+    Neighbourhoods need every row, so under torch.distributed ``compute`` gathers every rank's rows (rank order,
+    then update order) to every rank — O(n·d) memory per rank, unlike the tiled metrics above — and returns the
+    value of the concatenated rows, equal to one process.
+
+    Example:
+        >>> import torch
+        >>> from torchspectral.metrics import NeighbourAlignment
+        >>> x = torch.randn(300, 8, generator=torch.Generator().manual_seed(0))
+        >>> metric = NeighbourAlignment(k=10)
+        >>> for batch in x.split(100):
+        ...     metric.update(batch, 2 * batch)
+        >>> float(metric.compute()["mutual_knn"])
+        1.0
+    """
+
+    paired = True
+
+    def __init__(self, k: int = 10, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+            raise ValueError(f"NeighbourAlignment: k must be an integer ≥ 2, got {k!r}")
+        self.k = k
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        x, y, kwargs = self._samples()
+        group = kwargs.get("group")
+        if group is not None:
+            x, y = self._gathered(x, "x", group), self._gathered(y, "y", group)
+        return neighbourhood_alignment(x, y, self.k)
+
+    def _gathered(self, rows: torch.Tensor, name: str, group: Any) -> torch.Tensor:
+        """Every rank's rows, in rank order, on every rank (a rank without rows contributes none)."""
+        held = rows.shape[0] > 0
+        facts = collectives.gather_objects(
+            (rows.shape[0], rows.shape[1] if held else None, str(rows.dtype) if held else None), group
+        )
+        widths = {f[1] for f in facts if f[1] is not None}
+        dtypes = {f[2] for f in facts if f[2] is not None}
+        if len(widths) > 1 or len(dtypes) > 1:
+            raise ValueError(
+                f"NeighbourAlignment: the ranks hold {name} of different widths or dtypes: "
+                f"{[(f[1], f[2]) for f in facts]}"
+            )
+        if not widths:
+            return rows
+        if not held:
+            dtype = getattr(torch, dtypes.pop().removeprefix("torch."))
+            rows = torch.zeros(0, widths.pop(), dtype=dtype, device=self.device)
+        return collectives.gather_rows(rows, [f[0] for f in facts], group)
