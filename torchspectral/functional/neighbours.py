@@ -130,10 +130,17 @@ def _ranked_exactly(z: torch.Tensor, which: torch.Tensor, k: int) -> tuple[torch
     return out, values
 
 
-def _shared(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(n, k) bool: whether b[i, m] is in row i of a (rows of a sorted ascending)."""
+def _shared(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, k) bool: whether b[i, m] is in row i of a (rows of a sorted ascending), and where in that row."""
     position = torch.searchsorted(a, b).clamp_max(a.shape[1] - 1)
-    return a.gather(1, position) == b
+    return a.gather(1, position) == b, position
+
+
+def _lists(x: torch.Tensor, y: torch.Tensor, k: int, metric: str, nan_policy: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The checked pair's neighbour indices (mutual and cycle kNN read nothing else)."""
+    x, y = check_pair(x, y, metric, nan_policy=nan_policy)
+    _check_k(k, x.shape[0], metric)
+    return knn_indices(x, k), knn_indices(y, k)
 
 
 def mutual_knn(x: torch.Tensor, y: torch.Tensor, k: int = 10, *, nan_policy: str = "raise") -> torch.Tensor:
@@ -147,15 +154,12 @@ def mutual_knn(x: torch.Tensor, y: torch.Tensor, k: int = 10, *, nan_policy: str
         >>> float(ts.mutual_knn(x, 2 * x + 1e-3, k=5))  # the same neighbourhoods
         1.0
     """
-    metric = "mutual_knn"
-    x, y = check_pair(x, y, metric, nan_policy=nan_policy)
-    _check_k(k, x.shape[0], metric)
-    return _mutual_from(knn_indices(x, k), knn_indices(y, k))
+    return _mutual_from(*_lists(x, y, k, "mutual_knn", nan_policy))
 
 
 def _mutual_from(near_x: torch.Tensor, near_y: torch.Tensor) -> torch.Tensor:
     n, k = near_x.shape
-    return _shared(near_x, near_y).sum(dtype=torch.float64) / (n * k)
+    return _shared(near_x, near_y)[0].sum(dtype=torch.float64) / (n * k)
 
 
 def cycle_knn(x: torch.Tensor, y: torch.Tensor, k: int = 10, *, nan_policy: str = "raise") -> torch.Tensor:
@@ -168,10 +172,7 @@ def cycle_knn(x: torch.Tensor, y: torch.Tensor, k: int = 10, *, nan_policy: str 
         >>> float(ts.cycle_knn(x, 2 * x, k=5)) == float(ts.cycle_knn(x, x, k=5))  # < 1: kNN is not symmetric
         True
     """
-    metric = "cycle_knn"
-    x, y = check_pair(x, y, metric, nan_policy=nan_policy)
-    _check_k(k, x.shape[0], metric)
-    return _cycle_from(knn_indices(x, k), knn_indices(y, k))
+    return _cycle_from(*_lists(x, y, k, "cycle_knn", nan_policy))
 
 
 def _cycle_from(near_x: torch.Tensor, near_y: torch.Tensor) -> torch.Tensor:
@@ -224,8 +225,7 @@ def _mutual_pairs(
     """The pairs (i, j) with j among the neighbours of i in both lists (indices, products), and the two lists'
     products on those pairs."""
     (index_a, value_a), (index_b, value_b) = near_a, near_b
-    position = torch.searchsorted(index_a, index_b).clamp_max(index_a.shape[1] - 1)
-    keep = index_a.gather(1, position) == index_b
+    keep, position = _shared(index_a, index_b)
     rows = torch.arange(index_a.shape[0], device=index_a.device)[:, None].expand_as(index_b)
     return (rows[keep], index_b[keep]), value_a.gather(1, position)[keep], value_b[keep]
 
