@@ -86,6 +86,19 @@ def test_bad_input_is_named() -> None:
         ts.cknna(x[:3], x[:3], 2)  # the unbiased HSIC needs n ≥ 4
 
 
+@pytest.mark.parametrize("name", ["mutual_knn", "cycle_knn", "cknna", "neighbourhood_alignment"])
+def test_shapes_dtypes_and_too_few_rows_are_named(name) -> None:
+    metric = getattr(ts, name)
+    with pytest.raises(ValueError, match=rf"{name}: x must be 2-D"):
+        metric(torch.randn(10), torch.randn(10), 2)
+    with pytest.raises(TypeError, match=rf"{name}: x has dtype torch\.int64"):
+        metric(torch.randint(0, 5, (10, 3)), torch.randn(10, 3), 2)
+    with pytest.raises(ValueError, match=rf"{name}: needs at least"):
+        metric(torch.randn(1, 3), torch.randn(1, 3), 2)
+    with pytest.raises(ValueError, match=r"NeighbourAlignment\.update: x and y must hold the same number"):
+        ts.metrics.NeighbourAlignment(k=2).update(torch.randn(5, 3), torch.randn(4, 3))
+
+
 def test_cknna_refuses_a_non_positive_self_similarity() -> None:
     """Constant rows: with k = n − 1 the masked kernel is constant, whose unbiased HSIC is 0 (here 3e-15 by
     rounding): refused, not divided by."""

@@ -75,6 +75,12 @@ def test_bad_input_is_named() -> None:
         ts.procrustes(torch.ones(20, 3, dtype=torch.float64), y)
     with pytest.raises(ValueError, match="procrustes"):
         ts.procrustes(x, y[:19])
+    with pytest.raises(ValueError, match="procrustes: x must be 2-D"):
+        ts.procrustes(torch.randn(10), torch.randn(10))
+    with pytest.raises(TypeError, match=r"procrustes: x has dtype torch\.int64"):
+        ts.procrustes(torch.randint(0, 5, (10, 3)), y[:10])
+    with pytest.raises(ValueError, match="procrustes: needs at least 2 pairs"):
+        ts.procrustes(x[:1], y[:1])
     bad = x.clone()
     bad[3, 0] = float("inf")
     with pytest.raises(ValueError, match="procrustes"):

@@ -41,6 +41,7 @@ ROUNDING_ULPS = 64
 def _check_k(k: int, n: int, metric: str, smallest: int = 1) -> None:
     if isinstance(k, bool) or not isinstance(k, int):
         raise ValueError(f"{metric}: k must be an integer, got {k!r}")
+    check_min_rows(n, smallest + 1, metric, f"each row needs {smallest} other row(s) as neighbours")
     if not smallest <= k <= n - 1:
         raise ValueError(
             f"{metric}: k = {k} neighbours is out of range for n = {n} rows: it must lie in [{smallest}, {n - 1}] "
